@@ -1,0 +1,131 @@
+"""Shared test rig: a real Docker engine, a local scratch + busybox image, labelled containers.
+
+Engine tests skip when no engine answers on a developer's laptop; under CI (CI=true) or with
+AITOP_REQUIRE_ENGINE=1 that skip becomes a failure, so a green CI always means they ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tui.fleet.engine import Engine, EngineError
+
+TEST_LABEL = "aitop.test"
+TEST_IMAGE = "aitop-test-busybox:latest"
+REQUIRE_ENGINE = bool(os.environ.get("AITOP_REQUIRE_ENGINE") or os.environ.get("CI"))
+
+
+def busybox_path() -> str | None:
+    """The host's static busybox, which the test image is built from."""
+    for candidate in ("/bin/busybox", "/usr/bin/busybox", shutil.which("busybox") or ""):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def _no_engine(reason: str) -> None:
+    if REQUIRE_ENGINE:
+        pytest.fail(f"a Docker engine is required here (CI / AITOP_REQUIRE_ENGINE): {reason}")
+    pytest.skip(f"no Docker engine: {reason}")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A connection to the real engine (DOCKER_HOST or the default socket)."""
+    eng = Engine(timeout=30)
+    try:
+        eng.version()
+    except EngineError as exc:
+        _no_engine(str(exc))
+    yield eng
+    eng.close()
+
+
+def build_busybox_image(engine: Engine, tag: str) -> None:
+    """Build `tag` FROM scratch with the host's static busybox (no registry is needed)."""
+    path = busybox_path()
+    if path is None:
+        _no_engine("no static busybox on this machine (apt-get install busybox-static)")
+        return
+    dockerfile = (
+        b"FROM scratch\n"
+        b"COPY busybox /bin/busybox\n"
+        b'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        b'CMD ["sh"]\n'
+    )
+    engine.build_image(
+        tag, {"Dockerfile": (dockerfile, 0o644), "busybox": (Path(path).read_bytes(), 0o755)}
+    )
+
+
+@pytest.fixture(scope="session")
+def image(engine: Engine) -> str:
+    """The local test image's tag, built once per session if missing."""
+    if not engine.has_image(TEST_IMAGE):
+        build_busybox_image(engine, TEST_IMAGE)
+    return TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def session_tag() -> str:
+    """A value of the test label unique to this run, so parallel runs do not collide."""
+    return f"run-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def run_container(
+    engine: Engine, image: str, session_tag: str
+) -> Iterator[Callable[..., str]]:
+    """Start labelled containers from the test image; all of them are removed afterwards."""
+    made: list[str] = []
+
+    def run(command: list[str] | str = "sleep 3600", *, labels: dict | None = None, **kw) -> str:
+        cmd = ["sh", "-c", command] if isinstance(command, str) else command
+        all_labels = {TEST_LABEL: session_tag, **(labels or {})}
+        name = kw.pop("name", None) or f"aitop-test-{uuid.uuid4().hex[:8]}"
+        cid = engine.run(image, cmd, labels=all_labels, name=name, **kw)
+        made.append(cid)
+        return cid
+
+    yield run
+    for cid in made:
+        engine.remove(cid)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_leftovers(session_tag: str) -> Iterator[None]:
+    """Remove whatever this run labelled and a failing test left behind.
+
+    Only this run's label value: other runs (a second terminal, a helper) keep theirs.
+    """
+    yield
+    if shutil.which("docker") is None:
+        return
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={TEST_LABEL}={session_tag}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, step: float = 0.05) -> object:
+    """Poll until `predicate()` is truthy; returns its value or fails the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(step)

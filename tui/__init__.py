@@ -1,0 +1,3 @@
+"""aitop: top for AI model containers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,266 @@
+"""The one module that talks to a Docker engine (the only importer of `docker`).
+
+It hands out the engine's plain JSON (dicts) and turns every SDK or transport failure into an
+`EngineError` whose message says what is wrong and what to do, in words for the user.
+Every non-streaming call has a short timeout so a slow engine cannot hang a caller for long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import socket
+import tarfile
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.context import ContextAPI
+
+DEFAULT_URL = "unix:///var/run/docker.sock"
+DEFAULT_TIMEOUT = 5.0
+
+
+class EngineError(Exception):
+    """The engine cannot be used; `str()` is one line for the user."""
+
+
+class ContainerGone(EngineError):
+    """The container no longer exists (removed between two calls)."""
+
+
+def resolve_url(host: str | None = None) -> tuple[str, str]:
+    """The engine URL to use and where it came from.
+
+    Order: `--host`, then `DOCKER_HOST`, then the active docker context, then the default socket.
+    """
+    if host:
+        return host, "--host"
+    env = os.environ.get("DOCKER_HOST")
+    if env:
+        return env, "DOCKER_HOST"
+    # A broken ~/.docker/config.json or context store must not stop aitop: fall through.
+    with contextlib.suppress(Exception):
+        ctx = ContextAPI.get_current_context()
+        url = getattr(ctx, "Host", None) if ctx is not None else None
+        if url and ctx.Name != "default":
+            return url, f"context {ctx.Name}"
+    return DEFAULT_URL, "default"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        todo.extend([cur.__cause__, cur.__context__])
+        todo.extend(a for a in getattr(cur, "args", ()) if isinstance(a, BaseException))
+
+
+def explain(exc: BaseException, url: str) -> str:
+    """One line that says why `url` cannot be used and what to do about it."""
+    text = " ".join(str(c) for c in _causes(exc))
+    path = url[len("unix://") :] if url.startswith("unix://") else ""
+    for cause in _causes(exc):
+        if isinstance(cause, PermissionError) or getattr(cause, "errno", None) == errno.EACCES:
+            return (
+                f"permission denied on {path or url}: add your user to the docker group "
+                "(sudo usermod -aG docker $USER, then log in again) or run aitop with sudo"
+            )
+        if isinstance(cause, FileNotFoundError) or getattr(cause, "errno", None) == errno.ENOENT:
+            return (
+                f"no Docker engine at {url}: the socket does not exist. Is dockerd running "
+                "(sudo systemctl start docker)? Point aitop elsewhere with --host or DOCKER_HOST"
+            )
+        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) in (
+            errno.ECONNREFUSED,
+        ):
+            return (
+                f"the Docker engine at {url} refused the connection: is dockerd running and "
+                "listening there?"
+            )
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host in {url}: check --host / DOCKER_HOST"
+        if isinstance(cause, requests.exceptions.Timeout | TimeoutError | socket.timeout):
+            return f"the Docker engine at {url} did not answer within {DEFAULT_TIMEOUT:g}s"
+    if "Invalid bind address" in text or ("invalid" in text.lower() and "url" in text.lower()):
+        return (
+            f"invalid engine address {url!r}: use unix:///path, tcp://host:port or ssh://user@host"
+        )
+    if "Connection aborted" in text or "Connection reset" in text or "RemoteDisconnected" in text:
+        return f"the Docker engine at {url} closed the connection: it may be restarting"
+    if isinstance(exc, docker.errors.APIError):
+        return f"the Docker engine at {url} answered: {exc.explanation or exc}"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"cannot use the Docker engine at {url}: {first}"
+
+
+class _Translate(contextlib.AbstractContextManager["_Translate"]):
+    """Turn any SDK/transport failure inside the block into an EngineError."""
+
+    def __init__(self, url: str, container: str | None = None) -> None:
+        self.url = url
+        self.container = container
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, EngineError):
+            return
+        if isinstance(exc, docker.errors.NotFound) and self.container:
+            raise ContainerGone(f"container {self.container[:12]} no longer exists") from exc
+        if isinstance(exc, Exception):
+            raise EngineError(explain(exc, self.url)) from exc
+
+
+class Engine:
+    """A connection to one Docker engine.
+
+    Thread-safe in the way the SDK is: each call makes its own HTTP request from a pool.
+    """
+
+    def __init__(self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url, self.url_source = resolve_url(url)
+        self.timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+        self._streams: set[Any] = set()
+
+    @property
+    def is_local(self) -> bool:
+        """True when the engine runs on this machine, so its kernel files are readable here."""
+        return self.url.startswith("unix://") or self.url.startswith("npipe://")
+
+    def _api(self) -> docker.APIClient:
+        with self._lock:
+            if self._client is None:
+                with _Translate(self.url):
+                    self._client = docker.DockerClient(
+                        base_url=self.url, timeout=self.timeout, use_ssh_client=False
+                    )
+            return self._client.api
+
+    def reset(self) -> None:
+        """Drop the connection pool and open streams; the next call reconnects."""
+        with self._lock:
+            client, self._client = self._client, None
+            streams, self._streams = list(self._streams), set()
+        for stream in streams:
+            with contextlib.suppress(Exception):
+                stream.close()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    close = reset
+
+    def version(self) -> dict[str, Any]:
+        """The engine's `/version` answer; raises EngineError when it does not answer."""
+        with _Translate(self.url):
+            return self._api().version()
+
+    def container_ids(self) -> list[str]:
+        """Ids of all the engine's containers, in every state."""
+        with _Translate(self.url):
+            return [c["Id"] for c in self._api().containers(all=True, trunc=False)]
+
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        """The engine's inspect data for one container; ContainerGone if it was removed."""
+        with _Translate(self.url, container_id):
+            return self._api().inspect_container(container_id)
+
+    def stats(self, container_id: str) -> dict[str, Any]:
+        """One stats reading from the stats API (used only where cgroup files are not local)."""
+        with _Translate(self.url, container_id):
+            return self._api().stats(container_id, stream=False, one_shot=True)
+
+    def events(self, filters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Subscribe to the engine's event stream now; iterate it to receive decoded events.
+
+        Iteration ends (or raises EngineError) when the engine goes; `reset()` closes the
+        stream from another thread.
+        """
+        with _Translate(self.url):
+            stream = self._api().events(decode=True, filters=dict(filters or {}))
+        with self._lock:
+            self._streams.add(stream)
+        return self._follow(stream)
+
+    def _follow(self, stream: Any) -> Iterator[dict[str, Any]]:
+        try:
+            with _Translate(self.url):
+                yield from stream
+        finally:
+            with self._lock:
+                self._streams.discard(stream)
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    # --- used by `aitop demo` and the tests' fixtures -------------------------------------
+
+    def has_image(self, tag: str) -> bool:
+        """True when the engine holds an image with this tag."""
+        with _Translate(self.url):
+            try:
+                self._api().inspect_image(tag)
+            except docker.errors.ImageNotFound:
+                return False
+            return True
+
+    def build_image(self, tag: str, files: Mapping[str, tuple[bytes, int]]) -> None:
+        """Build `tag` from an in-memory context: {path: (content, mode)}, with a Dockerfile."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for path, (content, mode) in files.items():
+                info = tarfile.TarInfo(path)
+                info.size = len(content)
+                info.mode = mode
+                tar.addfile(info, io.BytesIO(content))
+        buf.seek(0)
+        with _Translate(self.url):
+            for chunk in self._api().build(
+                fileobj=buf, custom_context=True, tag=tag, rm=True, decode=True, timeout=120
+            ):
+                if "error" in chunk:
+                    raise EngineError(f"building {tag} failed: {chunk['error'].strip()}")
+
+    def run(self, image: str, command: list[str] | None = None, **kwargs: Any) -> str:
+        """Create and start a detached container; returns its id."""
+        with _Translate(self.url):
+            client = self._api()
+            host_keys = {
+                "mem_limit",
+                "nano_cpus",
+                "port_bindings",
+                "restart_policy",
+                "init",
+                "network_mode",
+                "device_requests",
+                "runtime",
+            }
+            host_config = client.create_host_config(
+                **{k: kwargs.pop(k) for k in list(kwargs) if k in host_keys}
+            )
+            created = client.create_container(
+                image, command=command, host_config=host_config, detach=True, **kwargs
+            )
+            client.start(created["Id"])
+            return created["Id"]
+
+    def remove(self, container_id: str, *, force: bool = True) -> None:
+        """Remove a container (force: kill it first); a vanished one is not an error."""
+        with contextlib.suppress(ContainerGone), _Translate(self.url, container_id):
+            self._api().remove_container(container_id, force=force, v=True)
+
+    def ids_with_label(self, label: str) -> list[str]:
+        """Ids of all containers carrying `label` (a key or `key=value`)."""
+        with _Translate(self.url):
+            found = self._api().containers(all=True, filters={"label": label})
+            return [c["Id"] for c in found]

@@ -1,0 +1,95 @@
+"""Turning the engine's inspect data into `ContainerInfo` (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from tui.fleet.detect import DEFAULT_RULES, DetectionRules, classify
+from tui.fleet.models import ContainerInfo
+
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_NUMBER = "com.docker.compose.container-number"
+SWARM_SERVICE = "com.docker.swarm.service.name"
+
+
+def parse_time(value: str | None) -> float | None:
+    """An engine timestamp (RFC 3339 with nanoseconds) as epoch seconds; None for the zero time."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    text = value.rstrip("Z")
+    offset = "+00:00"
+    # Keep an explicit offset, then cut nanoseconds to what fromisoformat takes on 3.10.
+    for sign in ("+", "-"):
+        pos = text.rfind(sign)
+        if pos > 10:
+            text, offset = text[:pos], text[pos:]
+            break
+    if "." in text:
+        head, frac = text.split(".", 1)
+        text = f"{head}.{frac[:6].ljust(6, '0')}"
+    try:
+        return datetime.fromisoformat(text + offset).timestamp()
+    except ValueError:
+        return None
+
+
+def format_ports(port_map: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """`NetworkSettings.Ports` as short strings, published ones first, sorted and de-duplicated."""
+    published: list[str] = []
+    exposed: list[str] = []
+    for container_port, bindings in sorted((port_map or {}).items()):
+        if not bindings:
+            exposed.append(container_port)
+            continue
+        seen: set[str] = set()
+        for binding in bindings:
+            host_port = binding.get("HostPort", "")
+            # IPv4 and IPv6 bindings of the same port read the same to a person: show one.
+            if host_port in seen:
+                continue
+            seen.add(host_port)
+            published.append(f"{host_port}->{container_port}")
+    return tuple(published + exposed)
+
+
+def container_info(
+    attrs: Mapping[str, Any], rules: DetectionRules = DEFAULT_RULES
+) -> ContainerInfo:
+    """A `ContainerInfo` from one container's inspect data."""
+    config = attrs.get("Config") or {}
+    state = attrs.get("State") or {}
+    labels: dict[str, str] = dict(config.get("Labels") or {})
+    is_model, model = classify(attrs, rules)
+    health = (state.get("Health") or {}).get("Status", "")
+    status = state.get("Status", "")
+    if state.get("Restarting"):
+        status = "restarting"
+    try:
+        number = int(labels.get(COMPOSE_NUMBER, "0"))
+    except ValueError:
+        number = 0
+    return ContainerInfo(
+        id=attrs["Id"],
+        name=(attrs.get("Name") or "").lstrip("/"),
+        image=config.get("Image") or attrs.get("Image", ""),
+        model=model,
+        is_model=is_model,
+        state=status,
+        health=health,
+        created=parse_time(attrs.get("Created")) or 0.0,
+        started_at=parse_time(state.get("StartedAt")),
+        restart_count=int(attrs.get("RestartCount") or 0),
+        ports=format_ports((attrs.get("NetworkSettings") or {}).get("Ports")),
+        labels=MappingProxyType(labels),
+        compose_project=labels.get(COMPOSE_PROJECT, ""),
+        compose_service=labels.get(COMPOSE_SERVICE, ""),
+        compose_number=number,
+        swarm_service=labels.get(SWARM_SERVICE, ""),
+        pid=int(state.get("Pid") or 0),
+        exit_code=int(state.get("ExitCode") or 0),
+        oom_killed=bool(state.get("OOMKilled")),
+    )

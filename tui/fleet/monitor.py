@@ -1,0 +1,292 @@
+"""A live picture of one engine's fleet, kept by two threads and published as snapshots.
+
+- The *watcher* thread follows the engine's event stream: containers created, started,
+  stopped, removed or changing health are re-inspected at once and a snapshot is published
+  within milliseconds. When the engine goes away it marks it unreachable, retries with
+  backoff and, once the engine answers again, resynchronises the whole inventory.
+- The *sampler* thread reads CPU, memory, network and block I/O on a drift-free schedule,
+  from the kernel's cgroup files when the engine is local, else from the stats API.
+
+Nothing here knows about the UI: snapshots go to an `on_snapshot` callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from tui.fleet.cgroups import CgroupPaths, CgroupReader, RawSample
+from tui.fleet.detect import DEFAULT_RULES, DetectionRules
+from tui.fleet.engine import ContainerGone, Engine, EngineError
+from tui.fleet.host import HostSampler
+from tui.fleet.inventory import container_info
+from tui.fleet.metrics import compute_stats, raw_from_api
+from tui.fleet.models import (
+    NO_STATS,
+    ContainerInfo,
+    ContainerSnapshot,
+    ContainerStats,
+    EngineStatus,
+    FleetSnapshot,
+    HostSnapshot,
+)
+
+# Event actions that change what the table shows. Health checks also emit exec_* events
+# every interval; those change nothing we show and are ignored.
+RELEVANT_ACTIONS = frozenset(
+    {
+        "create",
+        "start",
+        "restart",
+        "stop",
+        "die",
+        "kill",
+        "pause",
+        "unpause",
+        "rename",
+        "update",
+        "oom",
+        "destroy",
+        "health_status",
+    }
+)
+
+FIRST_INTERVAL = 0.25
+"""Gap between the first two samples, so CPU figures appear well within a second."""
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
+INSPECT_WORKERS = 8
+
+
+class FleetMonitor:
+    """Keeps the inventory and figures of one engine and publishes `FleetSnapshot`s."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        rules: DetectionRules = DEFAULT_RULES,
+        interval: float = 1.0,
+        on_snapshot: Callable[[FleetSnapshot], None] | None = None,
+        cgroups: CgroupReader | None = None,
+        host: HostSampler | None = None,
+    ) -> None:
+        self.engine = engine
+        self.rules = rules
+        self.interval = interval
+        self.on_snapshot = on_snapshot
+        self._cgroups = cgroups if cgroups is not None else CgroupReader()
+        self._host_sampler = host if host is not None else HostSampler()
+        self._mem_total = self._host_sampler.mem_total()
+        self._lock = threading.Lock()
+        self._containers: dict[str, ContainerInfo] = {}
+        self._stats: dict[str, ContainerStats] = {}
+        self._host = HostSnapshot()
+        self._status = EngineStatus(url=engine.url)
+        self._sampled = False
+        # Sampler-thread state: previous readings and where each container's files are.
+        self._raw: dict[str, RawSample] = {}
+        self._paths: dict[str, CgroupPaths | None] = {}
+        self._pool = ThreadPoolExecutor(INSPECT_WORKERS, thread_name_prefix="aitop-engine")
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._online = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- public API -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the watcher and sampler threads (daemon threads; `stop()` ends them)."""
+        for target, name in ((self._watch, "aitop-events"), (self._sample_loop, "aitop-sampler")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop both threads and close the engine's streams."""
+        self._stop.set()
+        self._wake.set()
+        self._online.set()
+        self.engine.reset()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def connect(self) -> EngineStatus:
+        """Ask the engine for its version; raises EngineError when it does not answer."""
+        version = self.engine.version()
+        local = self.engine.is_local and self._cgroups.available
+        status = EngineStatus(
+            url=self.engine.url,
+            reachable=True,
+            version=str(version.get("Version", "")),
+            api_version=str(version.get("ApiVersion", "")),
+            stats_source="cgroup" if local else "api",
+        )
+        with self._lock:
+            self._status = status
+        return status
+
+    def resync(self) -> None:
+        """Replace the whole inventory with what the engine lists now."""
+        ids = self.engine.container_ids()
+        infos = [i for i in self._pool.map(self._inspect, ids) if i is not None]
+        with self._lock:
+            self._containers = {info.id: info for info in infos}
+            self._stats = {k: v for k, v in self._stats.items() if k in self._containers}
+
+    def sample(self) -> None:
+        """Take one reading of the host and of every running container."""
+        host = self._host_sampler.sample()
+        with self._lock:
+            running = [c for c in self._containers.values() if c.running]
+            status = self._status
+        now = time.monotonic()
+        readings: dict[str, RawSample] = {}
+        remote: list[ContainerInfo] = []
+        for info in running:
+            paths = self._locate(info) if status.stats_source == "cgroup" else None
+            if paths is None:
+                remote.append(info)
+                continue
+            readings[info.id] = self._cgroups.read(paths, now)
+        if remote and status.reachable:
+            for cid, raw in zip(
+                (c.id for c in remote), self._pool.map(self._api_reading, remote), strict=True
+            ):
+                if raw is not None:
+                    readings[cid] = raw
+        stats: dict[str, ContainerStats] = {}
+        for cid, raw in readings.items():
+            source = "api" if any(c.id == cid for c in remote) else "cgroup"
+            prev = self._raw.get(cid)
+            stats[cid] = compute_stats(raw, prev, mem_total=self._mem_total, source=source)
+        sampled = bool(self._raw) or not readings
+        self._raw = readings
+        self._paths = {k: v for k, v in self._paths.items() if k in readings}
+        with self._lock:
+            self._host = host
+            self._stats = stats
+            self._sampled = self._sampled or sampled
+
+    def snapshot(self) -> FleetSnapshot:
+        """The current picture, as an immutable snapshot."""
+        with self._lock:
+            containers = tuple(
+                ContainerSnapshot(info, self._stats.get(cid, NO_STATS))
+                for cid, info in sorted(self._containers.items(), key=lambda kv: kv[1].name)
+            )
+            return FleetSnapshot(
+                engine=self._status,
+                host=self._host,
+                containers=containers,
+                taken_at=time.time(),
+                sampled=self._sampled,
+            )
+
+    def apply_event(self, event: dict) -> bool:
+        """Bring the inventory up to date with one engine event; True if anything changed."""
+        if event.get("Type") != "container":
+            return False
+        action = str(event.get("Action") or event.get("status") or "")
+        if action.split(":", 1)[0] not in RELEVANT_ACTIONS:
+            return False
+        cid = (event.get("Actor") or {}).get("ID") or event.get("id")
+        if not cid:
+            return False
+        info = None if action == "destroy" else self._inspect(cid)
+        with self._lock:
+            if info is None:
+                self._containers.pop(cid, None)
+                self._stats.pop(cid, None)
+            else:
+                self._containers[cid] = info
+                if not info.running:
+                    self._stats.pop(cid, None)
+        return True
+
+    # --- threads -----------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        if self.on_snapshot is not None and not self._stop.is_set():
+            self.on_snapshot(self.snapshot())
+
+    def _watch(self) -> None:
+        backoff = BACKOFF_START
+        while not self._stop.is_set():
+            try:
+                self.connect()
+                # Subscribe before listing, so nothing that happens in between is missed.
+                events = self.engine.events(filters={"type": "container"})
+                self.resync()
+                self._online.set()
+                self._wake.set()
+                self._publish()
+                backoff = BACKOFF_START
+                for event in events:
+                    if self._stop.is_set():
+                        return
+                    if self.apply_event(event):
+                        self._publish()
+                raise EngineError(f"the Docker engine at {self.engine.url} closed its event stream")
+            except EngineError as exc:
+                if self._stop.is_set():
+                    return
+                self._online.clear()
+                self.engine.reset()
+                with self._lock:
+                    self._status = replace(
+                        self._status, reachable=False, error=str(exc), retry_in=backoff
+                    )
+                    self._stats = {}
+                self._raw = {}
+                self._publish()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _sample_loop(self) -> None:
+        while not self._stop.is_set():
+            self._online.wait()
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            first = not self._raw
+            with contextlib.suppress(Exception):
+                self.sample()
+            self._publish()
+            if first:
+                self._stop.wait(FIRST_INTERVAL)
+                continue
+            # Drift-free: the next tick is a fixed time after this one started, not after it
+            # ended; a tick that ran late is skipped rather than piled up.
+            deadline = time.monotonic() + self.interval
+            while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if self._wake.wait(left):
+                    self._wake.clear()
+                    if not self._raw:
+                        break
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _inspect(self, cid: str) -> ContainerInfo | None:
+        try:
+            return container_info(self.engine.inspect(cid), self.rules)
+        except ContainerGone:
+            return None
+
+    def _locate(self, info: ContainerInfo) -> CgroupPaths | None:
+        paths = self._paths.get(info.id)
+        if paths is None or paths.pid != info.pid:
+            paths = self._cgroups.locate(info.pid, info.id)
+            self._paths[info.id] = paths
+        return paths
+
+    def _api_reading(self, info: ContainerInfo) -> RawSample | None:
+        try:
+            return raw_from_api(self.engine.stats(info.id), time.monotonic())
+        except EngineError:
+            return None
