@@ -264,3 +264,5 @@ class Engine:
         with _Translate(self.url):
             found = self._api().containers(all=True, filters={"label": label})
             return [c["Id"] for c in found]
+
+    # --- logs: this block is owned by the log-pane work; add log-stream methods here -------
