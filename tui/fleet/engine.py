@@ -143,7 +143,10 @@ class Engine:
             if self._client is None:
                 with _Translate(self.url):
                     self._client = docker.DockerClient(
-                        base_url=self.url, timeout=self.timeout, use_ssh_client=False
+                        base_url=self.url,
+                        timeout=self.timeout,
+                        # The system ssh client honours ~/.ssh/config; no paramiko needed.
+                        use_ssh_client=self.url.startswith("ssh://"),
                     )
             return self._client.api
 

@@ -1,0 +1,73 @@
+"""The layering holds: the headless layer never imports Textual or Rich, each outside-world
+library has exactly one importer, and widgets never reach around the headless layer's data."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FLEET = ROOT / "tui" / "fleet"
+
+OWNERS = {"docker": "engine.py", "pynvml": "gpu.py", "psutil": "host.py", "requests": "engine.py"}
+UI_LIBS = ("textual", "rich")
+# What widgets may import from the application package: plain data, never I/O.
+WIDGET_ALLOWED = ("tui.fleet.models", "tui.fleet.gpu_types", "tui.fleet.logtypes")
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def python_files(*dirs: Path) -> list[Path]:
+    return [p for d in dirs for p in sorted(d.rglob("*.py"))]
+
+
+def test_each_outside_library_has_one_importer():
+    for path in python_files(ROOT / "tui", ROOT / "widgets"):
+        for module in imports_of(path):
+            top = module.split(".")[0]
+            if top in OWNERS:
+                assert path.parent == FLEET and path.name == OWNERS[top], (
+                    f"{path.relative_to(ROOT)} imports {module}; only tui/fleet/{OWNERS[top]} may"
+                )
+
+
+def test_headless_layer_never_imports_the_ui():
+    for path in python_files(FLEET):
+        for module in imports_of(path):
+            assert module.split(".")[0] not in UI_LIBS, f"{path.name} imports {module}"
+            assert not module.startswith(("widgets", "tui.app", "tui.screens")), (
+                f"{path.name} imports {module}"
+            )
+
+
+def test_widgets_only_receive_data():
+    for path in python_files(ROOT / "widgets"):
+        for module in imports_of(path):
+            if module.startswith("tui"):
+                assert module in WIDGET_ALLOWED, f"widgets/{path.name} imports {module}"
+
+
+def test_importing_the_headless_layer_loads_no_ui_in_a_fresh_interpreter():
+    modules = [f"tui.fleet.{p.stem}" for p in python_files(FLEET) if p.stem != "__init__"]
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        + "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == ""
+    assert "Warning" not in out.stderr

@@ -1,0 +1,115 @@
+"""The `aitop` command line: the TUI, `aitop snapshot --json` and `aitop demo up|down`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+
+from tui import __version__
+from tui.fleet.engine import Engine, EngineError
+
+EXIT_ENGINE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render `aitop --help`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's own --host must not reset one given before it.
+    common.add_argument(
+        "--host",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="engine to watch (unix:///path, tcp://host:port, ssh://user@host); default: "
+        "DOCKER_HOST, else the active docker context, else the local socket",
+    )
+    parser = argparse.ArgumentParser(
+        prog="aitop",
+        description="top for AI model containers: see and steer the model containers "
+        "on this machine.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"aitop {__version__}")
+    parser.add_argument(
+        "--all", action="store_true", help="start showing all containers, not only models"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="sampling interval (default 1.0)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    snap = sub.add_parser(
+        "snapshot", parents=[common], help="print the fleet once, as JSON, and exit"
+    )
+    snap.add_argument("--json", action="store_true", required=True, help="JSON output")
+    snap.add_argument(
+        "--all", action="store_true", default=argparse.SUPPRESS, help="include non-model containers"
+    )
+    demo = sub.add_parser("demo", parents=[common], help="start or remove a demo fleet")
+    demo.add_argument("action", choices=["up", "down"])
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    engine = Engine(getattr(args, "host", None))
+    if args.command == "snapshot":
+        from tui.fleet.snapshot import snapshot_json
+
+        json.dump(
+            snapshot_json(engine, include_all=getattr(args, "all", False)), sys.stdout, indent=2
+        )
+        sys.stdout.write("\n")
+        return 0
+    if args.command == "demo":
+        from tui.fleet.demo import demo_down, demo_up
+
+        if args.action == "up":
+            demo_up(engine)
+            print("demo fleet is up: run `aitop` to see it, `aitop demo down` to remove it")
+        else:
+            demo_down(engine)
+        return 0
+    if args.interval <= 0:
+        print("aitop: --interval must be a positive number of seconds", file=sys.stderr)
+        return EXIT_ENGINE
+    if not sys.stdout.isatty():
+        print(
+            "aitop: the interactive view needs a terminal; try `aitop snapshot --json`",
+            file=sys.stderr,
+        )
+        return EXIT_ENGINE
+    # Fail fast, before the screen switches, with one readable line.
+    engine.version()
+    from tui.app import AitopApp
+
+    AitopApp(engine, interval=args.interval, show_all=args.all).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `aitop` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except EngineError as exc:
+        print(f"aitop: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `aitop snapshot --json | head` closed the pipe: nothing to report.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        fd, path = tempfile.mkstemp(prefix="aitop-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exc(file=fh)
+        print(f"aitop: internal error: {exc!r} (details in {path})", file=sys.stderr)
+        return 1

@@ -1,0 +1,73 @@
+"""`aitop snapshot --json`: the same data the screen shows, as plain JSON for scripts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tui.fleet.engine import Engine
+from tui.fleet.models import ContainerSnapshot, FleetSnapshot
+from tui.fleet.monitor import FIRST_INTERVAL, FleetMonitor
+
+
+def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
+    """One container as the JSON snapshot's `containers[]` entry."""
+    info, stats = c.info, c.stats
+    return {
+        "id": info.id,
+        "name": info.name,
+        "image": info.image,
+        "model": info.model,
+        "is_model": info.is_model,
+        "state": info.state,
+        "health": info.health,
+        "restart_count": info.restart_count,
+        "started_at": info.started_at,
+        "ports": list(info.ports),
+        "cpu_percent": None if stats.cpu_percent is None else round(stats.cpu_percent, 2),
+        "mem_bytes": stats.mem_bytes,
+        "mem_limit_bytes": stats.mem_limit_bytes,
+        "net_rx_bytes": stats.net_rx_bytes,
+        "net_tx_bytes": stats.net_tx_bytes,
+        "blk_read_bytes": stats.blk_read_bytes,
+        "blk_write_bytes": stats.blk_write_bytes,
+        "compose_project": info.compose_project,
+        "compose_service": info.compose_service,
+        "swarm_service": info.swarm_service,
+        "labels": dict(info.labels),
+    }
+
+
+def host_to_json(snap: FleetSnapshot, *, include_all: bool) -> dict[str, Any]:
+    """One engine's entry of the JSON snapshot's `hosts[]`."""
+    host = snap.host
+    return {
+        "url": snap.engine.url,
+        "engine_version": snap.engine.version,
+        "stats_source": snap.engine.stats_source,
+        "host": {
+            "cpu_percent": round(host.cpu_percent, 2),
+            "mem_used_bytes": host.mem_used_bytes,
+            "mem_total_bytes": host.mem_total_bytes,
+            "load_average": list(host.load_average),
+        },
+        "containers": [
+            container_to_json(c) for c in snap.containers if include_all or c.info.is_model
+        ],
+    }
+
+
+def collect(engine: Engine, *, settle: float = FIRST_INTERVAL) -> FleetSnapshot:
+    """Connect, list and sample twice `settle` seconds apart; raises EngineError."""
+    monitor = FleetMonitor(engine)
+    monitor.connect()
+    monitor.resync()
+    monitor.sample()
+    time.sleep(settle)
+    monitor.sample()
+    return monitor.snapshot()
+
+
+def snapshot_json(engine: Engine, *, include_all: bool = False) -> dict[str, Any]:
+    """The whole JSON document for one engine."""
+    return {"hosts": [host_to_json(collect(engine), include_all=include_all)]}

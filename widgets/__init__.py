@@ -1,0 +1,1 @@
+"""Reusable Textual widgets of aitop: they receive data and post messages; they never fetch."""
