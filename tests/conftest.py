@@ -81,9 +81,7 @@ def session_tag() -> str:
 
 
 @pytest.fixture
-def run_container(
-    engine: Engine, image: str, session_tag: str
-) -> Iterator[Callable[..., str]]:
+def run_container(engine: Engine, image: str, session_tag: str) -> Iterator[Callable[..., str]]:
     """Start labelled containers from the test image; all of them are removed afterwards."""
     made: list[str] = []
 

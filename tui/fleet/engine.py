@@ -246,6 +246,9 @@ class Engine:
                 "init",
                 "network_mode",
                 "device_requests",
+                "shm_size",
+                "cap_add",
+                "pid_mode",
                 "runtime",
             }
             host_config = client.create_host_config(

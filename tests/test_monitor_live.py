@@ -1,0 +1,146 @@
+"""The monitor against the real engine: figures match what the kernel accounts, and events
+reach the published snapshots within a second."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.conftest import wait_for
+from tui.fleet.engine import Engine
+from tui.fleet.models import FleetSnapshot
+from tui.fleet.monitor import FleetMonitor
+
+pytestmark = pytest.mark.engine
+
+
+class Recorder:
+    """Collects published snapshots; `until()` waits for one that satisfies a predicate."""
+
+    def __init__(self) -> None:
+        self.latest: FleetSnapshot | None = None
+        self.changed = threading.Condition()
+
+    def __call__(self, snap: FleetSnapshot) -> None:
+        with self.changed:
+            self.latest = snap
+            self.changed.notify_all()
+
+    def until(self, predicate, timeout: float = 5.0) -> float:
+        """Seconds until a snapshot satisfied `predicate`; fails after `timeout`."""
+        start = time.monotonic()
+        with self.changed:
+            while self.latest is None or not predicate(self.latest):
+                left = timeout - (time.monotonic() - start)
+                if left <= 0:
+                    pytest.fail(f"no snapshot satisfied the condition within {timeout}s")
+                self.changed.wait(left)
+        return time.monotonic() - start
+
+
+def find(snap: FleetSnapshot, cid: str):
+    return next((c for c in snap.containers if c.info.id == cid), None)
+
+
+@pytest.fixture
+def live(engine: Engine):
+    rec = Recorder()
+    mon = FleetMonitor(Engine(engine.url), on_snapshot=rec)
+    mon.start()
+    rec.until(lambda s: s.engine.reachable)
+    yield rec
+    mon.stop()
+
+
+def docker(*args: str) -> None:
+    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=60)
+
+
+def test_a_container_burning_one_core_reads_about_100_percent(engine, run_container):
+    cid = run_container("while :; do :; done")
+    mon = FleetMonitor(engine)
+    mon.connect()
+    mon.resync()
+    mon.sample()
+    time.sleep(2.0)
+    mon.sample()
+    stats = find(mon.snapshot(), cid).stats
+    assert stats.source == "cgroup"
+    assert 80.0 <= stats.cpu_percent <= 110.0
+
+
+def test_memory_of_a_container_holding_48_mib_reads_48_mib(engine, run_container):
+    # tmpfs pages are charged to the container and are not inactive file cache.
+    cid = run_container("dd if=/dev/zero of=/dev/shm/hold bs=1M count=48 && sleep 600")
+    mon = FleetMonitor(engine)
+    mon.connect()
+
+    def measured():
+        mon.resync()
+        mon.sample()
+        c = find(mon.snapshot(), cid)
+        return c.stats.mem_bytes if c and (c.stats.mem_bytes or 0) >= 48 << 20 else None
+
+    mem = wait_for(measured, timeout=10)
+    assert 48 << 20 <= mem <= (48 << 20) + (8 << 20)
+
+
+def test_idle_container_reads_near_zero_cpu_and_has_network_counters(engine, run_container):
+    cid = run_container("sleep 600")
+    mon = FleetMonitor(engine)
+    mon.connect()
+    mon.resync()
+    mon.sample()
+    time.sleep(1.0)
+    mon.sample()
+    stats = find(mon.snapshot(), cid).stats
+    assert stats.cpu_percent is not None and stats.cpu_percent < 5.0
+    assert stats.net_rx_bytes is not None and stats.net_rx_rate is not None
+
+
+def test_start_stop_and_remove_reach_the_snapshot_within_a_second(live, run_container):
+    cid = run_container("sleep 600")
+    assert live.until(lambda s: (c := find(s, cid)) is not None and c.info.state == "running") < 1
+    docker("kill", cid)
+    assert live.until(lambda s: find(s, cid).info.state == "exited") < 1
+    docker("start", cid)
+    assert live.until(lambda s: find(s, cid).info.state == "running") < 1
+    docker("rm", "-f", cid)
+    assert live.until(lambda s: find(s, cid) is None) < 1
+
+
+def test_health_changes_reach_the_snapshot(live, run_container):
+    cid = run_container(
+        "sleep 600",
+        healthcheck={
+            "test": ["CMD", "test", "-f", "/ok"],
+            "interval": 500_000_000,
+            "timeout": 500_000_000,
+            "retries": 1,
+        },
+    )
+    live.until(lambda s: (c := find(s, cid)) is not None and c.info.health == "unhealthy", 10)
+    docker("exec", cid, "touch", "/ok")
+    live.until(lambda s: find(s, cid).info.health == "healthy", 10)
+
+
+def test_restart_count_and_model_label_are_read(engine, run_container):
+    cid = run_container(
+        "exit 3",
+        labels={"aitop.model": "tiny-model"},
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 2},
+    )
+    mon = FleetMonitor(engine)
+    mon.connect()
+
+    def restarted():
+        mon.resync()
+        c = find(mon.snapshot(), cid)
+        return c if c and c.info.restart_count == 2 and c.info.state == "exited" else None
+
+    c = wait_for(restarted, timeout=20)
+    assert c.info.is_model and c.info.model == "tiny-model"
+    assert c.info.exit_code == 3
