@@ -1,0 +1,152 @@
+"""The `aitop` command as a user runs it: --version, --help, snapshot --json, demo, and every
+engine error ending in one clear line and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TEST_LABEL
+
+AITOP = [sys.executable, "-m", "tui"]
+
+
+def aitop(*args: str, env: dict | None = None, timeout: float = 60, **kw):
+    return subprocess.run(
+        [*AITOP, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )
+
+
+def test_version_and_help():
+    from tui import __version__
+
+    out = aitop("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"aitop {__version__}"
+    helped = aitop("--help")
+    assert helped.returncode == 0
+    for word in ("snapshot", "demo", "--host", "--all"):
+        assert word in helped.stdout
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("unix:///nonexistent/docker.sock", "socket does not exist"),
+        ("tcp://127.0.0.1:1", "refused the connection"),
+        ("bogus://x", "invalid engine address"),
+        ("tcp://no-such-host.invalid:2375", "cannot resolve"),
+    ],
+)
+def test_engine_errors_are_one_line_and_exit_2(host, says):
+    for args in (("--host", host, "snapshot", "--json"), ("snapshot", "--json", "--host", host)):
+        out = aitop(*args)
+        assert out.returncode == 2
+        assert says in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_docker_host_variable_is_honoured():
+    out = aitop("snapshot", "--json", env={"DOCKER_HOST": "unix:///nonexistent/d.sock"})
+    assert out.returncode == 2 and "unix:///nonexistent/d.sock" in out.stderr
+
+
+def test_interactive_view_without_a_terminal_says_so():
+    out = aitop(stdin=subprocess.DEVNULL)
+    assert out.returncode == 2
+    assert "needs a terminal" in out.stderr
+
+
+@pytest.mark.engine
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not installed")
+def test_permission_denied_socket_says_join_the_docker_group(engine, tmp_path):
+    sock = engine.url.removeprefix("unix://")
+    if os.stat(sock).st_mode & 0o006:
+        pytest.skip("the engine's socket is world-accessible here")
+    code = "import sys; from tui.cli import main; sys.exit(main(['snapshot', '--json']))"
+    out = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=os.getcwd(),
+        env={**os.environ, "HOME": str(tmp_path), "PYTHONPATH": os.getcwd()},
+    )
+    assert out.returncode == 2, out.stderr
+    assert "permission denied" in out.stderr and "docker group" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.engine
+def test_snapshot_json_lists_model_containers_and_all_with_all(engine, run_container, session_tag):
+    model = run_container("sleep 600", labels={"aitop.model": "org/model-a"})
+    plain = run_container("sleep 600")
+    burner = run_container("while :; do :; done", labels={"aitop.model": "burner"})
+
+    out = aitop("snapshot", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    (host,) = doc["hosts"]
+    assert {"url", "engine_version", "host", "containers"} <= host.keys()
+    assert {"cpu_percent", "mem_used_bytes", "mem_total_bytes"} <= host["host"].keys()
+    ids = {c["id"] for c in host["containers"]}
+    assert model in ids and burner in ids and plain not in ids
+
+    everything = json.loads(aitop("snapshot", "--json", "--all").stdout)["hosts"][0]
+    mine = {
+        c["id"]: c for c in everything["containers"] if c["labels"].get(TEST_LABEL) == session_tag
+    }
+    assert set(mine) >= {model, plain, burner}
+    entry = mine[model]
+    keys = {
+        "id",
+        "name",
+        "image",
+        "model",
+        "is_model",
+        "state",
+        "health",
+        "cpu_percent",
+        "mem_bytes",
+        "mem_limit_bytes",
+        "net_rx_bytes",
+        "net_tx_bytes",
+        "compose_project",
+        "compose_service",
+        "swarm_service",
+        "labels",
+    }
+    assert keys <= entry.keys()
+    assert entry["model"] == "org/model-a" and entry["is_model"] is True
+    assert entry["state"] == "running" and entry["mem_bytes"] > 0
+    assert mine[plain]["is_model"] is False
+    assert mine[burner]["cpu_percent"] > 50
+
+
+@pytest.mark.engine
+def test_demo_up_and_down(engine):
+    from tui.fleet.demo import DEMO_LABEL, demo_fleet
+
+    if engine.ids_with_label(DEMO_LABEL):
+        pytest.skip("a demo fleet is running here; the test would replace it")
+    try:
+        up = aitop("demo", "up", timeout=180)
+        assert up.returncode == 0, up.stderr
+        ids = engine.ids_with_label(DEMO_LABEL)
+        assert len(ids) == len(demo_fleet())
+        names = {engine.inspect(i)["Name"].lstrip("/") for i in ids}
+        assert "aitop-demo-llama-3" in names and "aitop-demo-burner" in names
+    finally:
+        down = aitop("demo", "down")
+    assert down.returncode == 0
+    assert engine.ids_with_label(DEMO_LABEL) == []
