@@ -1,0 +1,173 @@
+"""The app driven with keys (Textual's Pilot), on a recorded fleet and on the real engine."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.conftest import TEST_LABEL
+from tests.fleet_fixtures import ReplayMonitor, demo_fleet, unreachable
+from tui.app import AitopApp
+from tui.fleet.engine import Engine
+from widgets.container_table import GROUP_PREFIX, ContainerTable
+from widgets.status_line import StatusLine
+
+
+def names(table: ContainerTable, snap) -> list[str]:
+    by_id = {c.info.id: c.info.name for c in snap.containers}
+    return [by_id.get(k, k) for k in table.row_keys]
+
+
+async def test_rows_are_grouped_by_compose_service_with_replica_counts():
+    snap = demo_fleet()
+    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        rows = names(table, snap)
+        assert rows[:4] == [
+            "aitop-demo-burner",
+            f"{GROUP_PREFIX}aitop-demo/llama",
+            "aitop-demo-llama-1",
+            "aitop-demo-llama-2",
+        ]
+        assert "aitop-demo-redis" not in rows  # not a model container
+        header = table.get_row(f"{GROUP_PREFIX}aitop-demo/llama")
+        assert str(header[3]) == "3/3 running"
+
+
+async def test_a_toggles_all_containers_and_slash_filters():
+    snap = demo_fleet()
+    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        await pilot.press("a")
+        assert "aitop-demo-redis" in names(table, snap)
+        await pilot.press("a")
+        assert "aitop-demo-redis" not in names(table, snap)
+        await pilot.press("slash", *"mistral")
+        await pilot.pause()
+        assert names(table, snap) == [
+            f"{GROUP_PREFIX}aitop-demo/mistral",
+            "aitop-demo-mistral-1",
+            "aitop-demo-mistral-2",
+        ]
+        assert "filter: 'mistral'" in str(app.query_one(StatusLine).render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(names(table, snap)) > 3
+
+
+async def test_filter_matches_labels_and_images():
+    snap = demo_fleet()
+    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        await pilot.press("slash", *"com.docker.compose.service=llama", "enter")
+        await pilot.pause()
+        assert [n for n in names(table, snap) if not n.startswith(GROUP_PREFIX)] == [
+            "aitop-demo-llama-1",
+            "aitop-demo-llama-2",
+            "aitop-demo-llama-3",
+        ]
+        assert table.has_focus
+
+
+async def test_sorting_by_cpu_puts_the_burner_first_and_i_reverses():
+    snap = demo_fleet()
+    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        while table.sort_column != "cpu":
+            await pilot.press("greater_than_sign")
+        await pilot.pause()
+        assert table.sort_reverse is False
+        assert names(table, snap)[-1] == "aitop-demo-burner"
+        await pilot.press("I")
+        await pilot.pause()
+        assert names(table, snap)[0] == "aitop-demo-burner"
+        assert "CPU% ▼" in str(table.columns["cpu"].label)  # type: ignore[index]
+
+
+async def test_selection_survives_refreshes_and_a_removed_container_leaves():
+    snap = demo_fleet()
+    monitor = ReplayMonitor(snap)
+    app = AitopApp(None, monitor=monitor)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        await pilot.press("down", "down", "down")
+        selected = table.selected_container_id
+        assert selected is not None
+        monitor.publish(snap)
+        await pilot.pause()
+        assert table.selected_container_id == selected
+        gone = snap.__class__(
+            engine=snap.engine,
+            host=snap.host,
+            containers=tuple(c for c in snap.containers if c.info.id != selected),
+            taken_at=snap.taken_at,
+            sampled=True,
+        )
+        monitor.publish(gone)
+        await pilot.pause()
+        assert selected not in table.row_keys
+        assert table.cursor_row < len(table.row_keys)
+
+
+async def test_an_unreachable_engine_is_said_on_the_status_line():
+    snap = demo_fleet()
+    app = AitopApp(None, monitor=ReplayMonitor(snap, unreachable(snap)))
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        status = app.query_one(StatusLine)
+        assert "engine unreachable" in str(status.render())
+        assert status.has_class("-unreachable")
+
+
+@pytest.mark.engine
+async def test_the_table_lists_exactly_what_docker_ps_lists(engine, run_container, session_tag):
+    run_container("sleep 600", labels={"aitop.model": "m1"})
+    run_container("sleep 600", labels={"aitop.model": "m2"})
+    run_container("sleep 600")
+    stopped = run_container("true")
+    app = AitopApp(Engine(engine.url))
+    async with app.run_test(size=(200, 40)) as pilot:
+        table = app.query_one(ContainerTable)
+        await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")
+
+        def docker_ps(*extra: str) -> set[str]:
+            out = subprocess.run(
+                [
+                    "docker",
+                    "ps",
+                    "-a",
+                    "-q",
+                    "--no-trunc",
+                    "--filter",
+                    f"label={TEST_LABEL}={session_tag}",
+                    *extra,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return set(out.stdout.split())
+
+        async def shown() -> set[str]:
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if table.row_keys:
+                    break
+            return {k for k in table.row_keys if not k.startswith(GROUP_PREFIX)}
+
+        models = docker_ps("--filter", "label=aitop.model")
+        assert await shown() == models
+        await pilot.press("a")
+        everything = docker_ps()
+        assert stopped in everything
+        assert await shown() == everything

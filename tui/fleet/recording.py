@@ -1,0 +1,62 @@
+"""Fleet snapshots to and from plain JSON-able dicts: recorded fleets for snapshot tests,
+screenshots and bug reports, replayed exactly as the monitor published them."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+from typing import Any
+
+from tui.fleet.models import (
+    ContainerInfo,
+    ContainerSnapshot,
+    ContainerStats,
+    EngineStatus,
+    FleetSnapshot,
+    HostSnapshot,
+)
+
+
+def dump(snapshot: FleetSnapshot) -> dict[str, Any]:
+    """A snapshot as nested dicts and lists (labels become a plain dict)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, MappingProxyType | dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(snapshot)
+
+
+def _tuples(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {**data, **{n: tuple(data[n]) for n in names if n in data}}
+
+
+def load(data: dict[str, Any]) -> FleetSnapshot:
+    """The snapshot `dump()` produced."""
+    containers = tuple(
+        ContainerSnapshot(
+            info=ContainerInfo(
+                **{
+                    **_tuples(c["info"], "ports"),
+                    "labels": MappingProxyType(dict(c["info"].get("labels", {}))),
+                }
+            ),
+            stats=ContainerStats(**c["stats"]),
+        )
+        for c in data.get("containers", ())
+    )
+    host = HostSnapshot(
+        **_tuples(data["host"], "per_cpu_percent", "load_average", "cpu_history", "mem_history")
+    )
+    return FleetSnapshot(
+        engine=EngineStatus(**data["engine"]),
+        host=host,
+        containers=containers,
+        taken_at=data.get("taken_at", 0.0),
+        sampled=data.get("sampled", False),
+    )
