@@ -1,0 +1,54 @@
+"""SVG snapshots pinning the look. Each docstring says what a person should see.
+
+The fleet is the demo fleet recorded from a real engine (tests/fixtures/demo_fleet.json);
+update the SVGs with `pytest tests/test_snapshots.py --snapshot-update` and look at them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fleet_fixtures import ReplayMonitor, demo_fleet, unreachable
+from tui.app import AitopApp
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_fleet_table(snap_compare):
+    """Host gauges on top (CPU and memory sparklines, two core bars, load); the fleet table
+    with the CPU burner at 100 %, the llama group (3/3 running) and mistral group (2/2)
+    under bold header rows with their replicas indented, the unhealthy server in red; the
+    status line names the engine and says 7 model containers of 8 are shown."""
+    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
+    assert snap_compare(app, terminal_size=(200, 30))
+
+
+def test_all_containers_filtered_and_sorted_by_memory(snap_compare):
+    """All containers (the plain redis one too) filtered by "demo-", sorted by memory,
+    largest first (MEM / LIMIT ▼); the filter box stays open at the bottom with "demo-"."""
+    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
+    keys = ["a", "slash", *"demo-", "enter", *[">"] * 7, "I"]
+    assert snap_compare(app, terminal_size=(200, 30), press=keys)
+
+
+def test_engine_unreachable(snap_compare):
+    """The last known fleet stays on screen while the status line, in the error colour,
+    says the engine is unreachable and when aitop retries."""
+    snap = demo_fleet()
+    app = AitopApp(None, monitor=ReplayMonitor(snap, unreachable(snap)))
+    assert snap_compare(app, terminal_size=(200, 30))
+
+
+def test_small_terminal(snap_compare):
+    """At 80x24 the table scrolls horizontally; nothing overlaps and the footer stays."""
+    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
+    assert snap_compare(app, terminal_size=(80, 24))
