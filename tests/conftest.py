@@ -127,3 +127,108 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, step: float
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         time.sleep(step)
+
+
+class SecondEngine:
+    """A second dockerd on its own socket, data, exec directories and bridge.
+
+    Its own bridge matters: a dockerd started with `--bridge none` deletes the first engine's
+    docker0. Tests may stop and start it (an engine restart) without touching the main engine.
+    """
+
+    BRIDGE = "aitopbr0"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"unix://{root}/docker.sock"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - lives as long as dockerd
+        self.proc = subprocess.Popen(
+            [
+                "dockerd",
+                "--host",
+                self.url,
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "docker.pid"),
+                "--bridge",
+                self.BRIDGE,
+                "--iptables=false",
+                "--ip6tables=false",
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        eng = Engine(self.url, timeout=5)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                eng.version()
+                break
+            except EngineError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    tail = (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
+                    pytest.fail(f"second dockerd did not start:\n{tail}")
+                time.sleep(0.2)
+            finally:
+                eng.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def second_engine(engine: Engine) -> Iterator[SecondEngine]:
+    """A second, private engine (session-wide) with the test image built in it."""
+    if shutil.which("dockerd") is None or shutil.which("ip") is None or os.geteuid() != 0:
+        _no_engine("a second dockerd needs root, dockerd and iproute2")
+    # Short path: unix socket paths are limited to 108 bytes.
+    root = Path(f"/tmp/aitop-engine2-{uuid.uuid4().hex[:6]}")
+    root.mkdir()
+    made_bridge = (
+        subprocess.run(
+            ["ip", "link", "add", "name", SecondEngine.BRIDGE, "type", "bridge"],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    if made_bridge:
+        subprocess.run(
+            ["ip", "addr", "add", "192.168.213.1/24", "dev", SecondEngine.BRIDGE], check=True
+        )
+        subprocess.run(["ip", "link", "set", SecondEngine.BRIDGE, "up"], check=True)
+    second = SecondEngine(root)
+    second.start()
+    eng = Engine(second.url, timeout=60)
+    build_busybox_image(eng, TEST_IMAGE)
+    eng.close()
+    try:
+        yield second
+    finally:
+        leftovers = subprocess.run(
+            ["docker", "-H", second.url, "ps", "-aq"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if leftovers:
+            subprocess.run(
+                ["docker", "-H", second.url, "rm", "-f", *leftovers],
+                capture_output=True,
+                check=False,
+            )
+        second.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        if made_bridge:
+            subprocess.run(["ip", "link", "del", SecondEngine.BRIDGE], check=False)

@@ -1,0 +1,54 @@
+"""An engine that restarts while aitop runs: the screen says so, aitop retries with backoff and
+recovers by itself with a full resync once the engine is back."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tui.app import AitopApp
+from tui.fleet.engine import Engine
+from widgets.container_table import ContainerTable
+from widgets.status_line import StatusLine
+
+pytestmark = pytest.mark.engine
+
+
+def docker(url: str, *args: str) -> str:
+    out = subprocess.run(
+        ["docker", "-H", url, *args], capture_output=True, text=True, check=True, timeout=60
+    )
+    return out.stdout.strip()
+
+
+async def test_engine_restart_is_shown_and_recovered(second_engine):
+    from tests.conftest import TEST_IMAGE
+
+    url = second_engine.url
+    before = docker(url, "run", "-d", "--label", "aitop.model=before", TEST_IMAGE, "sleep", "600")
+    app = AitopApp(Engine(url), interval=0.5)
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(ContainerTable)
+        status = app.query_one(StatusLine)
+
+        async def until(predicate, timeout: float = 30.0) -> None:
+            for _ in range(int(timeout / 0.1)):
+                if predicate():
+                    return
+                await pilot.pause(0.1)
+            pytest.fail(f"not reached within {timeout}s: {status.render()}")
+
+        await until(lambda: before in table.row_keys)
+        second_engine.stop()
+        await until(lambda: "engine unreachable" in str(status.render()))
+        assert status.has_class("-unreachable")
+        second_engine.start()
+        after = docker(url, "run", "-d", "--label", "aitop.model=after", TEST_IMAGE, "sleep", "600")
+        # Reconnected and resynchronised: the new container is there, the old one exited.
+        await until(lambda: after in table.row_keys and not status.has_class("-unreachable"))
+        snap = app.last_snapshot
+        assert snap is not None and snap.engine.reachable
+        states = {c.info.id: c.info.state for c in snap.containers}
+        assert states[before] == "exited"
+        assert "engine unreachable" not in str(status.render())
