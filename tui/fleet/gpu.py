@@ -1,0 +1,1140 @@
+"""GPUs through NVML (the only importer of `pynvml`): device gauges and who uses which GPU.
+
+`GpuSampler.sample()` takes one batched reading of every device and returns an immutable
+`GpuReport`. Everything that can go wrong is a labelled state of that report, never an
+exception or a line on stderr: no Python bindings, no NVML library, no driver, no GPU, no
+permission, a GPU fallen off the bus, MIG mode, and any single NVML call failing.
+
+Rules of the data:
+
+- Every NVML call goes through one wrapper (`_Nvml.query`) that turns an NVML error into
+  None. None means "N/A" everywhere: it is shown as N/A and serialised as null, never as 0.
+- NVML reports host PIDs. A GPU process belongs to the container whose id appears in its
+  `/proc/<pid>/cgroup`; a process whose cgroup names no container is a host process.
+- Per-process memory and utilisation are not available on MIG-enabled GPUs: they are None.
+- Attribution needs our `/proc` to show the host's processes. The sound test is the PID
+  namespace: the kernel's initial PID namespace always has inode 0xEFFFFFFC (4026531836,
+  PROC_PID_INIT_INO), so `/proc/self/ns/pid` reading `pid:[4026531836]` means aitop sees host
+  PIDs (on the host, or in a container run with `--pid=host`). Any other namespace means
+  NVML's PIDs cannot be mapped from here, and the report says so instead of guessing. Where
+  the namespace link cannot be read, attribution is refused when none of NVML's PIDs exists
+  in our `/proc`.
+
+Sampling cost: `sample()` is meant to run on a thread of its own (see `GpuPoller`), at most
+once per `min_interval` seconds; the time spent inside NVML is measured per tick and per GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+NA = "N/A"
+"""How a missing value reads."""
+
+HISTORY = 120
+"""Samples kept per GPU for the utilisation and memory sparklines."""
+MIN_INTERVAL = 1.0
+"""Default shortest gap between two NVML readings, in seconds."""
+INIT_RETRY = 10.0
+"""Seconds between attempts to initialise NVML after it failed (a driver may be loaded later)."""
+
+MEM_WARNING_PERCENT = 80.0
+"""Memory use above this share of a GPU's memory is shown as a warning."""
+MEM_CRITICAL_PERCENT = 90.0
+"""Memory use above this share is critical and raises a pressure warning."""
+TEMP_WARNING_MARGIN_C = 5
+"""A temperature this close to the driver's slowdown threshold is shown as a warning."""
+
+INIT_PID_NAMESPACE = "pid:[4026531836]"
+"""`readlink /proc/self/ns/pid` in the kernel's initial PID namespace (PROC_PID_INIT_INO)."""
+
+STATE_OK = "ok"
+STATE_NO_LIBRARY = "no-library"
+STATE_NO_DRIVER = "no-driver"
+STATE_NO_GPU = "no-gpu"
+STATE_PERMISSION_DENIED = "permission-denied"
+STATE_ERROR = "error"
+
+STATE_LABELS: Mapping[str, str] = {
+    STATE_OK: "GPUs",
+    STATE_NO_LIBRARY: "no NVML library",
+    STATE_NO_DRIVER: "no NVIDIA driver",
+    STATE_NO_GPU: "no GPU",
+    STATE_PERMISSION_DENIED: "permission denied",
+    STATE_ERROR: "NVML error",
+}
+"""A short label for each report state, for a status line."""
+
+ORIGIN_CONTAINER = "container"
+ORIGIN_HOST = "host"
+ORIGIN_UNKNOWN = "unknown"
+
+# NVML's return codes (nvml.h); read from the module when it has them.
+_ERROR_CODES = {
+    "NVML_ERROR_UNINITIALIZED": 1,
+    "NVML_ERROR_NOT_SUPPORTED": 3,
+    "NVML_ERROR_NO_PERMISSION": 4,
+    "NVML_ERROR_NOT_FOUND": 6,
+    "NVML_ERROR_DRIVER_NOT_LOADED": 9,
+    "NVML_ERROR_LIBRARY_NOT_FOUND": 12,
+    "NVML_ERROR_FUNCTION_NOT_FOUND": 13,
+    "NVML_ERROR_GPU_IS_LOST": 15,
+    "NVML_ERROR_RESET_REQUIRED": 16,
+    "NVML_ERROR_LIB_RM_VERSION_MISMATCH": 18,
+}
+# Errors that only mean "this value does not exist here": N/A, not a problem to report.
+_QUIET_ERRORS = frozenset({"NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_FUNCTION_NOT_FOUND"})
+
+# What each NVML call reads, for per-device error texts.
+_CALL_LABELS: Mapping[str, str] = {
+    "nvmlDeviceGetHandleByIndex": "device handle",
+    "nvmlDeviceGetUUID": "uuid",
+    "nvmlDeviceGetName": "name",
+    "nvmlDeviceGetMemoryInfo": "memory",
+    "nvmlDeviceGetUtilizationRates": "utilisation",
+    "nvmlDeviceGetTemperature": "temperature",
+    "nvmlDeviceGetTemperatureThreshold": "slowdown threshold",
+    "nvmlDeviceGetPowerUsage": "power",
+    "nvmlDeviceGetEnforcedPowerLimit": "power limit",
+    "nvmlDeviceGetFanSpeed": "fan",
+    "nvmlDeviceGetClockInfo": "clocks",
+    "nvmlDeviceGetMigMode": "MIG mode",
+    "nvmlDeviceGetComputeRunningProcesses": "compute processes",
+    "nvmlDeviceGetGraphicsRunningProcesses": "graphics processes",
+    "nvmlDeviceGetProcessUtilization": "process utilisation",
+}
+
+
+# --- snapshots ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """One process NVML lists on one GPU, with the container it belongs to."""
+
+    pid: int
+    """Host PID, as NVML reports it."""
+    container_id: str | None
+    """Full id of the container holding the process; None for a host or unknown process."""
+    mem_bytes: int | None
+    """GPU memory the process holds; None where NVML cannot tell (MIG mode, WDDM)."""
+    util_percent: float | None
+    """Its SM utilisation over the last interval; None where the driver does not report it."""
+    gpu_index: int
+    command: str = ""
+    """The command line from /proc, "" when it cannot be read."""
+    origin: str = ORIGIN_UNKNOWN
+    """Who owns it: "container", "host", or "unknown" (no attribution, /proc unreadable)."""
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """One GPU at one instant. Every figure is None when NVML cannot give it."""
+
+    index: int
+    uuid: str | None = None
+    name: str | None = None
+    util_percent: float | None = None
+    """SM utilisation over the driver's last sample period."""
+    mem_used_bytes: int | None = None
+    mem_total_bytes: int | None = None
+    temp_c: int | None = None
+    temp_slowdown_c: int | None = None
+    """The temperature at which the driver starts to slow the GPU down."""
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    """The enforced power limit."""
+    fan_percent: int | None = None
+    clock_sm_mhz: int | None = None
+    clock_mem_mhz: int | None = None
+    mig_enabled: bool = False
+    lost: bool = False
+    """True when the GPU has fallen off the bus (NVML: GPU is lost)."""
+    error: str = ""
+    """What failed on this device in words, "" when nothing did (unsupported values are N/A)."""
+    util_history: tuple[float, ...] = ()
+    """Utilisation in percent, oldest first."""
+    mem_history: tuple[float, ...] = ()
+    """Memory use in percent of total, oldest first."""
+    nvml_seconds: float = 0.0
+    """Time spent inside NVML for this device in this tick."""
+
+    @property
+    def label(self) -> str:
+        """`GPU 0`, the name users know a device by."""
+        return f"GPU {self.index}"
+
+    @property
+    def mem_percent(self) -> float | None:
+        """Memory use in percent of total; None when either figure is unknown."""
+        if self.mem_used_bytes is None or not self.mem_total_bytes:
+            return None
+        return 100.0 * self.mem_used_bytes / self.mem_total_bytes
+
+    @property
+    def mem_level(self) -> str:
+        """Memory level: "critical" above 90 %, "warning" above 80 % (see the constants)."""
+        pct = self.mem_percent
+        if pct is None:
+            return ""
+        if pct > MEM_CRITICAL_PERCENT:
+            return "critical"
+        return "warning" if pct > MEM_WARNING_PERCENT else ""
+
+    @property
+    def temp_level(self) -> str:
+        """Temperature level: "critical" at or above the slowdown threshold, "warning" near it.
+
+        Without a threshold from the driver there is no level: it is not guessed.
+        """
+        if self.temp_c is None or self.temp_slowdown_c is None:
+            return ""
+        if self.temp_c >= self.temp_slowdown_c:
+            return "critical"
+        return "warning" if self.temp_c >= self.temp_slowdown_c - TEMP_WARNING_MARGIN_C else ""
+
+    @property
+    def power_level(self) -> str:
+        """Power level: "warning" when the draw reaches the enforced limit (power-capped)."""
+        if self.power_w is None or not self.power_limit_w:
+            return ""
+        return "warning" if self.power_w >= self.power_limit_w else ""
+
+
+@dataclass(frozen=True)
+class GpuReport:
+    """Everything one NVML tick found: a state, the devices and their processes."""
+
+    state: str
+    """One of "ok", "no-library", "no-driver", "no-gpu", "permission-denied", "error"."""
+    message: str = ""
+    """What the state means and what to do, in words for the user; "" when all is well."""
+    devices: tuple[GpuDevice, ...] = ()
+    processes: tuple[GpuProcess, ...] = ()
+    attribution_possible: bool = True
+    """False when NVML's host PIDs cannot be mapped to containers from where aitop runs."""
+    attribution_reason: str = ""
+    """Why attribution is impossible, "" when it is possible."""
+    driver_version: str | None = None
+    nvml_seconds: float = 0.0
+    """Time spent inside NVML in this tick, all devices together."""
+    taken_at: float = 0.0
+    """Wall-clock time of the reading, seconds since the epoch."""
+
+    @property
+    def ok(self) -> bool:
+        """True when NVML answered and listed the devices."""
+        return self.state == STATE_OK
+
+    @property
+    def label(self) -> str:
+        """A short label of the state ("no NVIDIA driver")."""
+        return STATE_LABELS.get(self.state, self.state)
+
+    def device(self, index: int) -> GpuDevice | None:
+        """The device with this NVML index, if listed."""
+        return next((d for d in self.devices if d.index == index), None)
+
+    def processes_on(self, index: int) -> tuple[GpuProcess, ...]:
+        """The processes NVML lists on GPU `index`."""
+        return tuple(p for p in self.processes if p.gpu_index == index)
+
+
+@dataclass(frozen=True)
+class ContainerGpu:
+    """What one container holds on one GPU."""
+
+    index: int
+    uuid: str | None
+    mem_bytes: int | None
+    """Sum over its processes; None when any of them is unknown (never a partial sum)."""
+    util_percent: float | None
+    """Sum of its processes' SM utilisation; None when any of them is unknown."""
+
+
+# --- the NVML boundary -------------------------------------------------------------------------
+
+
+def load_pynvml() -> Any | None:
+    """The `pynvml` module, or None when it is not installed. Import warnings are silenced.
+
+    (The deprecated PyPI package named `pynvml` warns on import; `nvidia-ml-py` provides the
+    same module name without the warning.)
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pynvml
+        except ImportError:
+            return None
+    return pynvml
+
+
+class _Nvml:
+    """Every NVML call goes through `query`: an NVML error becomes None and is noted."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.error_type: type[BaseException] = getattr(module, "NVMLError", Exception)
+        self.codes = {name: getattr(module, name, code) for name, code in _ERROR_CODES.items()}
+        self._names = {code: name for name, code in self.codes.items()}
+        self.errors: list[tuple[str, str, str]] = []
+        """(call, error name or "", message) of each failed call since the last `take()`."""
+        self.seconds = 0.0
+
+    def const(self, name: str, default: int) -> int:
+        """A constant of the bindings (`NVML_CLOCK_SM`), or NVML's documented value."""
+        value = getattr(self.module, name, default)
+        return value if isinstance(value, int) else default
+
+    def query(self, call: str, *args: Any) -> Any:
+        """`pynvml.<call>(*args)`, or None when it fails (the failure is noted in `errors`)."""
+        fn = getattr(self.module, call, None)
+        if fn is None:
+            self.errors.append((call, "NVML_ERROR_FUNCTION_NOT_FOUND", "Function Not Found"))
+            return None
+        start = time.perf_counter()
+        try:
+            value = fn(*args)
+        except self.error_type as exc:
+            code = getattr(exc, "value", None)
+            self.errors.append((call, self._names.get(code, ""), _error_text(exc)))
+            return None
+        except (UnicodeDecodeError, OSError) as exc:
+            self.errors.append((call, "", _error_text(exc)))
+            return None
+        finally:
+            self.seconds += time.perf_counter() - start
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return value
+
+    def take(self) -> list[tuple[str, str, str]]:
+        """The errors noted since the last call, and forget them."""
+        errors, self.errors = self.errors, []
+        return errors
+
+    def failed_with(self, errors: Iterable[tuple[str, str, str]], name: str) -> bool:
+        """True when one of `errors` is the NVML error `name` (`NVML_ERROR_GPU_IS_LOST`)."""
+        return any(err == name for _, err, _ in errors)
+
+
+def _error_text(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return text or type(exc).__name__
+
+
+def _num(value: Any) -> int | None:
+    """An NVML integer, or None for NVML's "not available" sentinels (all bits set)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    if number < 0 or number in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF):
+        return None
+    return number
+
+
+def _percent(value: Any) -> float | None:
+    number = _num(value)
+    return float(number) if number is not None and number <= 100 else None
+
+
+# --- attribution -------------------------------------------------------------------------------
+
+_CONTAINER_COMPONENT = re.compile(r"^(?:[\w.-]*?[-_:])?([0-9a-f]{64})(?:\.scope|\.slice)?$")
+
+
+def container_id_from_cgroup(text: str) -> str | None:
+    """The 64-hex container id in the text of a `/proc/<pid>/cgroup`, or None.
+
+    Understands the cgroupfs layout (`/docker/<id>`), systemd scopes (`docker-<id>.scope`),
+    podman (`libpod-<id>.scope`, `/libpod_parent/libpod-<id>`), containerd and CRI-O under
+    Kubernetes (`/kubepods/.../<id>`, `cri-containerd-<id>.scope`, `crio-<id>.scope`).
+    Monitor processes (`libpod-conmon-<id>`) are not containers. When containers nest
+    (`/docker/<outer>/docker/<inner>`), the innermost id is returned.
+    """
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        found = None
+        for component in path.split("/"):
+            if "conmon" in component:
+                continue
+            match = _CONTAINER_COMPONENT.match(component)
+            if match:
+                found = match.group(1)
+        if found:
+            return found
+    return None
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+# --- the sampler -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Static:
+    """What does not change while a GPU stays on the bus; read once per device."""
+
+    name: str | None
+    slowdown: int | None
+
+
+class GpuSampler:
+    """Takes batched NVML readings and attributes GPU processes to containers.
+
+    `nvml` is the `pynvml` module or an object that behaves like it (tests build one from
+    recorded readings); None loads the real bindings lazily on the first `sample()`.
+    `proc_root` is where `/proc` is read. `host_pid_namespace` overrides the detection of
+    whether that `/proc` shows host PIDs (None: detect, see the module docstring).
+
+    Not meant for the event loop: the first call initialises NVML (up to seconds on a large
+    machine) and a failing GPU can make NVML calls slow. Thread-safe; calls closer together
+    than `min_interval` return the previous report without touching NVML.
+    """
+
+    def __init__(
+        self,
+        nvml: Any | None = None,
+        *,
+        proc_root: str = "/proc",
+        min_interval: float = MIN_INTERVAL,
+        history: int = HISTORY,
+        host_pid_namespace: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.proc_root = proc_root
+        self.min_interval = min_interval
+        self._module = nvml
+        self._history = history
+        self._host_pidns = host_pid_namespace
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._nvml: _Nvml | None = None
+        self._initialised = False
+        self._failure: tuple[str, str] | None = None
+        self._failed_at = 0.0
+        self._driver_version: str | None = None
+        self._static: dict[str, _Static] = {}
+        self._known: dict[int, tuple[str | None, str | None]] = {}
+        self._util_history: dict[str, deque[float]] = {}
+        self._mem_history: dict[str, deque[float]] = {}
+        self._util_seen: dict[str, int] = {}
+        self._last: GpuReport | None = None
+        self._last_at = 0.0
+
+    # --- public API -----------------------------------------------------------------------
+
+    def sample(self) -> GpuReport:
+        """One reading of every GPU; never raises, every failure is a state of the report."""
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last_at < self.min_interval * 0.95:
+                return self._last
+            try:
+                report = self._sample(now)
+            except Exception as exc:  # a bug must not kill the sampling thread
+                report = GpuReport(
+                    state=STATE_ERROR,
+                    message=f"reading the GPUs failed unexpectedly: {_error_text(exc)}",
+                    taken_at=time.time(),
+                )
+            self._last, self._last_at = report, now
+            return report
+
+    @property
+    def latest(self) -> GpuReport | None:
+        """The last report taken, without touching NVML."""
+        return self._last
+
+    def close(self) -> None:
+        """Shut NVML down if this sampler initialised it."""
+        with self._lock:
+            if self._initialised and self._nvml is not None:
+                self._nvml.query("nvmlShutdown")
+            self._initialised = False
+
+    # --- one tick -------------------------------------------------------------------------
+
+    def _sample(self, now: float) -> GpuReport:
+        taken_at = time.time()
+        if self._nvml is not None:
+            self._nvml.seconds = 0.0
+        failure = self._ensure_init(now)
+        nvml = self._nvml
+        if failure is not None or nvml is None:
+            state, message = failure or (STATE_ERROR, "NVML is not initialised")
+            seconds = nvml.seconds if nvml is not None else 0.0
+            return GpuReport(state=state, message=message, nvml_seconds=seconds, taken_at=taken_at)
+        nvml.take()
+        count = nvml.query("nvmlDeviceGetCount")
+        errors = nvml.take()
+        if count is None:
+            state, message = self._count_failure(nvml, errors)
+            return GpuReport(
+                state=state,
+                message=message,
+                driver_version=self._driver_version,
+                nvml_seconds=nvml.seconds,
+                taken_at=taken_at,
+            )
+        if count == 0:
+            return GpuReport(
+                state=STATE_NO_GPU,
+                message="the NVIDIA driver is loaded but lists no GPU",
+                driver_version=self._driver_version,
+                nvml_seconds=nvml.seconds,
+                taken_at=taken_at,
+            )
+        devices: list[GpuDevice] = []
+        raw_procs: list[tuple[int, int, int | None, float | None]] = []
+        denied = 0
+        for index in range(int(count)):
+            device, procs, was_denied = self._device(nvml, index)
+            devices.append(device)
+            raw_procs.extend(procs)
+            denied += was_denied
+        if denied == len(devices):
+            return GpuReport(
+                state=STATE_PERMISSION_DENIED,
+                message=(
+                    f"NVML lists {len(devices)} GPU(s) but denies access to them: run aitop as "
+                    "a user who may open /dev/nvidia* (the video group, or root)"
+                ),
+                driver_version=self._driver_version,
+                nvml_seconds=nvml.seconds,
+                taken_at=taken_at,
+            )
+        possible, reason = self._attribution_possible(pid for _, pid, _, _ in raw_procs)
+        processes = tuple(self._process(raw, possible) for raw in raw_procs)
+        return GpuReport(
+            state=STATE_OK,
+            devices=tuple(devices),
+            processes=processes,
+            attribution_possible=possible,
+            attribution_reason=reason,
+            driver_version=self._driver_version,
+            nvml_seconds=nvml.seconds,
+            taken_at=taken_at,
+        )
+
+    def _ensure_init(self, now: float) -> tuple[str, str] | None:
+        """None once NVML is initialised, else the (state, message) of why it is not."""
+        if self._initialised:
+            return None
+        if self._failure is not None:
+            bindings_missing = self._nvml is None
+            if bindings_missing or now - self._failed_at < INIT_RETRY:
+                return self._failure
+        if self._nvml is None:
+            module = self._module if self._module is not None else load_pynvml()
+            if module is None:
+                self._failure = (
+                    STATE_NO_LIBRARY,
+                    "the Python NVML bindings are not installed (pip install nvidia-ml-py): "
+                    "GPUs cannot be read",
+                )
+                self._failed_at = now
+                return self._failure
+            self._nvml = _Nvml(module)
+        nvml = self._nvml
+        nvml.take()
+        nvml.query("nvmlInit")
+        errors = nvml.take()
+        if errors:
+            self._failure = _init_failure(errors[0])
+            self._failed_at = now
+            return self._failure
+        self._initialised = True
+        self._failure = None
+        self._driver_version = nvml.query("nvmlSystemGetDriverVersion")
+        nvml.take()
+        return None
+
+    def _count_failure(self, nvml: _Nvml, errors: list[tuple[str, str, str]]) -> tuple[str, str]:
+        if nvml.failed_with(errors, "NVML_ERROR_NO_PERMISSION"):
+            return STATE_PERMISSION_DENIED, _PERMISSION_MESSAGE
+        if nvml.failed_with(errors, "NVML_ERROR_DRIVER_NOT_LOADED"):
+            self._initialised = False
+            return STATE_NO_DRIVER, _NO_DRIVER_MESSAGE
+        if nvml.failed_with(errors, "NVML_ERROR_UNINITIALIZED"):
+            self._initialised = False
+        text = errors[0][2] if errors else "unknown error"
+        return STATE_ERROR, f"NVML cannot count the GPUs: {text}"
+
+    def _device(
+        self, nvml: _Nvml, index: int
+    ) -> tuple[GpuDevice, list[tuple[int, int, int | None, float | None]], bool]:
+        """One device's figures and its raw processes (index, pid, mem, util)."""
+        start = nvml.seconds
+        nvml.take()
+        handle = nvml.query("nvmlDeviceGetHandleByIndex", index)
+        if handle is None:
+            errors = nvml.take()
+            lost = nvml.failed_with(errors, "NVML_ERROR_GPU_IS_LOST")
+            denied = nvml.failed_with(errors, "NVML_ERROR_NO_PERMISSION")
+            uuid, name = self._known.get(index, (None, None))
+            device = GpuDevice(
+                index=index,
+                uuid=uuid,
+                name=name,
+                lost=lost,
+                error=_LOST_MESSAGE if lost else _device_error(errors),
+                nvml_seconds=nvml.seconds - start,
+                **self._histories(uuid, index),
+            )
+            return device, [], denied
+        uuid = nvml.query("nvmlDeviceGetUUID", handle)
+        if nvml.failed_with(nvml.errors, "NVML_ERROR_GPU_IS_LOST"):
+            return self._lost(nvml, index, start), [], False
+        key = uuid or f"index:{index}"
+        static = self._static.get(key)
+        if static is None:
+            threshold = nvml.const("NVML_TEMPERATURE_THRESHOLD_SLOWDOWN", 1)
+            static = _Static(
+                name=nvml.query("nvmlDeviceGetName", handle),
+                slowdown=_num(nvml.query("nvmlDeviceGetTemperatureThreshold", handle, threshold)),
+            )
+            if static.name is not None:
+                self._static[key] = static
+        self._known[index] = (uuid, static.name)
+        memory = nvml.query("nvmlDeviceGetMemoryInfo", handle)
+        rates = nvml.query("nvmlDeviceGetUtilizationRates", handle)
+        temp = nvml.query("nvmlDeviceGetTemperature", handle, nvml.const("NVML_TEMPERATURE_GPU", 0))
+        power = _num(nvml.query("nvmlDeviceGetPowerUsage", handle))
+        limit = _num(nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle))
+        fan = nvml.query("nvmlDeviceGetFanSpeed", handle)
+        clock_sm = nvml.query("nvmlDeviceGetClockInfo", handle, nvml.const("NVML_CLOCK_SM", 1))
+        clock_mem = nvml.query("nvmlDeviceGetClockInfo", handle, nvml.const("NVML_CLOCK_MEM", 2))
+        mig = nvml.query("nvmlDeviceGetMigMode", handle)
+        mig_enabled = bool(mig) and mig[0] == nvml.const("NVML_DEVICE_MIG_ENABLE", 1)
+        if nvml.failed_with(nvml.errors, "NVML_ERROR_GPU_IS_LOST"):
+            return self._lost(nvml, index, start), [], False
+        util = _percent(getattr(rates, "gpu", None))
+        used = _num(getattr(memory, "used", None))
+        total = _num(getattr(memory, "total", None))
+        procs = self._processes(nvml, handle, index, key, mig_enabled, util)
+        errors = nvml.take()
+        self._remember(key, util, used, total)
+        device = GpuDevice(
+            index=index,
+            uuid=uuid,
+            name=static.name,
+            util_percent=util,
+            mem_used_bytes=used,
+            mem_total_bytes=total,
+            temp_c=_num(temp),
+            temp_slowdown_c=static.slowdown,
+            power_w=power / 1000.0 if power is not None else None,
+            power_limit_w=limit / 1000.0 if limit is not None else None,
+            fan_percent=_num(fan),
+            clock_sm_mhz=_num(clock_sm),
+            clock_mem_mhz=_num(clock_mem),
+            mig_enabled=mig_enabled,
+            error=_device_error(errors),
+            nvml_seconds=nvml.seconds - start,
+            **self._histories(uuid, index),
+        )
+        return device, procs, False
+
+    def _lost(self, nvml: _Nvml, index: int, start: float) -> GpuDevice:
+        nvml.take()
+        uuid, name = self._known.get(index, (None, None))
+        return GpuDevice(
+            index=index,
+            uuid=uuid,
+            name=name,
+            lost=True,
+            error=_LOST_MESSAGE,
+            nvml_seconds=nvml.seconds - start,
+            **self._histories(uuid, index),
+        )
+
+    def _processes(
+        self,
+        nvml: _Nvml,
+        handle: Any,
+        index: int,
+        key: str,
+        mig_enabled: bool,
+        device_util: float | None,
+    ) -> list[tuple[int, int, int | None, float | None]]:
+        """(index, pid, mem, util) of each process on one device, compute and graphics merged."""
+        mems: dict[int, int | None] = {}
+        for call in (
+            "nvmlDeviceGetComputeRunningProcesses",
+            "nvmlDeviceGetGraphicsRunningProcesses",
+        ):
+            for proc in nvml.query(call, handle) or ():
+                pid = _num(getattr(proc, "pid", None))
+                if pid is None:
+                    continue
+                mem = None if mig_enabled else _num(getattr(proc, "usedGpuMemory", None))
+                if pid in mems and mems[pid] is not None:
+                    # Listed as compute and graphics: the same memory, not twice as much.
+                    mem = max(mems[pid] or 0, mem or 0)
+                mems[pid] = mem
+        if not mems:
+            return []
+        utils: dict[int, float | None] = dict.fromkeys(mems)
+        if not mig_enabled:
+            utils = self._process_utilisation(nvml, handle, key, mems, device_util)
+        return [(index, pid, mem, utils.get(pid)) for pid, mem in mems.items()]
+
+    def _process_utilisation(
+        self,
+        nvml: _Nvml,
+        handle: Any,
+        key: str,
+        pids: Iterable[int],
+        device_util: float | None,
+    ) -> dict[int, float | None]:
+        """SM utilisation per PID from the samples NVML took since the last tick."""
+        pids = list(pids)
+        samples = nvml.query("nvmlDeviceGetProcessUtilization", handle, self._util_seen.get(key, 0))
+        # An idle GPU has no samples to give: its processes provably used nothing.
+        idle = 0.0 if device_util == 0 else None
+        if samples is None:
+            # NOT_FOUND: no sample since the last tick. Anything else: not reported here.
+            no_samples = nvml.failed_with(nvml.errors[-1:], "NVML_ERROR_NOT_FOUND")
+            return dict.fromkeys(pids, idle if no_samples else None)
+        latest: dict[int, tuple[int, float | None]] = {}
+        newest = self._util_seen.get(key, 0)
+        for sample in samples:
+            pid = _num(getattr(sample, "pid", None))
+            stamp = _num(getattr(sample, "timeStamp", None)) or 0
+            newest = max(newest, stamp)
+            if pid is None or (pid in latest and latest[pid][0] > stamp):
+                continue
+            latest[pid] = (stamp, _percent(getattr(sample, "smUtil", None)))
+        self._util_seen[key] = newest
+        return {pid: latest[pid][1] if pid in latest else idle for pid in pids}
+
+    def _remember(self, key: str, util: float | None, used: int | None, total: int | None) -> None:
+        util_hist = self._util_history.setdefault(key, deque(maxlen=self._history))
+        mem_hist = self._mem_history.setdefault(key, deque(maxlen=self._history))
+        if util is not None:
+            util_hist.append(util)
+        if used is not None and total:
+            mem_hist.append(100.0 * used / total)
+
+    def _histories(self, uuid: str | None, index: int) -> dict[str, tuple[float, ...]]:
+        key = uuid or f"index:{index}"
+        return {
+            "util_history": tuple(self._util_history.get(key, ())),
+            "mem_history": tuple(self._mem_history.get(key, ())),
+        }
+
+    # --- attribution ----------------------------------------------------------------------
+
+    def _attribution_possible(self, pids: Iterable[int]) -> tuple[bool, str]:
+        host = self._host_pidns
+        if host is None:
+            try:
+                link = os.readlink(os.path.join(self.proc_root, "self", "ns", "pid"))
+            except OSError:
+                link = None
+            if link is not None:
+                host = link == INIT_PID_NAMESPACE
+                self._host_pidns = host
+        if host is True:
+            return True, ""
+        if host is False:
+            return False, _NO_HOST_PIDS_MESSAGE
+        pids = list(pids)
+        if pids and not any(os.path.exists(os.path.join(self.proc_root, str(p))) for p in pids):
+            return False, _NO_HOST_PIDS_MESSAGE
+        return True, ""
+
+    def _process(
+        self, raw: tuple[int, int, int | None, float | None], possible: bool
+    ) -> GpuProcess:
+        index, pid, mem, util = raw
+        base = os.path.join(self.proc_root, str(pid))
+        command = ""
+        origin = ORIGIN_UNKNOWN
+        container_id = None
+        if possible:
+            cmdline = _read_text(os.path.join(base, "cmdline"))
+            if not cmdline or not cmdline.strip("\0"):
+                cmdline = _read_text(os.path.join(base, "comm")) or ""
+            # Untrusted text: no control characters (escape sequences) reach the UI.
+            printable = "".join(c if c.isprintable() else " " for c in cmdline)
+            command = " ".join(printable.split())[:200]
+            cgroup = _read_text(os.path.join(base, "cgroup"))
+            if cgroup is not None:
+                container_id = container_id_from_cgroup(cgroup)
+                origin = ORIGIN_CONTAINER if container_id else ORIGIN_HOST
+        return GpuProcess(
+            pid=pid,
+            container_id=container_id,
+            mem_bytes=mem,
+            util_percent=util,
+            gpu_index=index,
+            command=command,
+            origin=origin,
+        )
+
+
+_LOST_MESSAGE = "GPU has fallen off the bus (NVML: GPU is lost); a reset or reboot is needed"
+_NO_DRIVER_MESSAGE = (
+    "the NVIDIA kernel driver is not loaded (NVML: Driver Not Loaded): is the nvidia module "
+    "installed and loaded (nvidia-smi)?"
+)
+_PERMISSION_MESSAGE = (
+    "no permission to use the NVIDIA devices (/dev/nvidia*): run aitop as a user in the "
+    "video group, or as root"
+)
+_NO_HOST_PIDS_MESSAGE = (
+    "aitop runs in a PID namespace of its own (a container without --pid=host): NVML's host "
+    "PIDs cannot be mapped to containers from here; run aitop on the host or with --pid=host"
+)
+
+
+def _init_failure(error: tuple[str, str, str]) -> tuple[str, str]:
+    _, name, text = error
+    if name == "NVML_ERROR_LIBRARY_NOT_FOUND":
+        return (
+            STATE_NO_LIBRARY,
+            "the NVML library (libnvidia-ml.so.1) was not found: no NVIDIA driver is installed "
+            "on this machine",
+        )
+    if name == "NVML_ERROR_DRIVER_NOT_LOADED":
+        return STATE_NO_DRIVER, _NO_DRIVER_MESSAGE
+    if name == "NVML_ERROR_NO_PERMISSION":
+        return STATE_PERMISSION_DENIED, _PERMISSION_MESSAGE
+    if name == "NVML_ERROR_LIB_RM_VERSION_MISMATCH":
+        return (
+            STATE_ERROR,
+            "the NVIDIA driver and its NVML library differ in version (a driver upgrade "
+            "without a reboot?): reload the nvidia module or reboot",
+        )
+    return STATE_ERROR, f"NVML failed to start: {text}"
+
+
+def _device_error(errors: Iterable[tuple[str, str, str]]) -> str:
+    parts: list[str] = []
+    for call, name, text in errors:
+        if name in _QUIET_ERRORS:
+            continue
+        if name == "NVML_ERROR_NOT_FOUND" and call == "nvmlDeviceGetProcessUtilization":
+            continue  # no sample since the last tick: not a failure
+        if name == "NVML_ERROR_NO_PERMISSION":
+            text = "no permission"
+        part = f"{_CALL_LABELS.get(call, call)}: {text}"
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts)
+
+
+# --- pure helpers for the UI and JSON ----------------------------------------------------------
+
+
+def container_gpu_usage(report: GpuReport) -> dict[str, tuple[ContainerGpu, ...]]:
+    """What each container holds on each GPU, from the processes of one report.
+
+    Host and unattributed processes are left out. Memory and utilisation are sums over the
+    container's processes on that GPU, or None as soon as one of them is unknown.
+    """
+    sums: dict[str, dict[int, tuple[int | None, float | None]]] = {}
+    for proc in report.processes:
+        if proc.container_id is None:
+            continue
+        per_gpu = sums.setdefault(proc.container_id, {})
+        if proc.gpu_index not in per_gpu:
+            per_gpu[proc.gpu_index] = (proc.mem_bytes, proc.util_percent)
+            continue
+        mem, util = per_gpu[proc.gpu_index]
+        per_gpu[proc.gpu_index] = (
+            None if mem is None or proc.mem_bytes is None else mem + proc.mem_bytes,
+            None if util is None or proc.util_percent is None else util + proc.util_percent,
+        )
+    usage: dict[str, tuple[ContainerGpu, ...]] = {}
+    for cid, per_gpu in sums.items():
+        entries = []
+        for index in sorted(per_gpu):
+            mem, util = per_gpu[index]
+            device = report.device(index)
+            entries.append(
+                ContainerGpu(
+                    index=index,
+                    uuid=device.uuid if device is not None else None,
+                    mem_bytes=mem,
+                    util_percent=min(util, 100.0) if util is not None else None,
+                )
+            )
+        usage[cid] = tuple(entries)
+    return usage
+
+
+def _env(attrs: Mapping[str, Any], key: str) -> str | None:
+    for item in (attrs.get("Config") or {}).get("Env") or ():
+        name, sep, value = str(item).partition("=")
+        if sep and name == key:
+            return value
+    return None
+
+
+def _split_ids(values: Iterable[str]) -> list[str]:
+    ids: list[str] = []
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            # CDI names (Docker 25+ with CDI): nvidia.com/gpu=0, nvidia.com/gpu=all.
+            if "=" in part and "/" in part.split("=", 1)[0]:
+                part = part.split("=", 1)[1]
+            if part and part not in ids:
+                ids.append(part)
+    return ids
+
+
+def _is_gpu_request(request: Mapping[str, Any]) -> bool:
+    driver = str(request.get("Driver") or "")
+    if driver == "nvidia":
+        return True
+    if driver == "cdi":
+        return any(str(d).startswith("nvidia.com/gpu") for d in request.get("DeviceIDs") or ())
+    caps = request.get("Capabilities") or ()
+    return any("gpu" in (group or ()) for group in caps)
+
+
+def gpus_assigned(inspect_attrs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The GPUs a container was given, from the engine's inspect data.
+
+    `("all",)` for every GPU, `("0", "1")` for host indices, UUIDs (`"GPU-..."`) or MIG ids as
+    they were given, `()` for none. Sources, in the engine's order of precedence: GPU device
+    requests (`--gpus`: `Count` -1 is all, `Count` n is GPUs 0..n-1 as Docker picks them,
+    `DeviceIDs` as listed, CDI names `nvidia.com/gpu=<id>`), then, only under the nvidia
+    runtime, `NVIDIA_VISIBLE_DEVICES` ("all", a list, "none"/"void" for none). Without the
+    nvidia runtime that variable does nothing (CUDA images set it to "all" for everyone).
+    """
+    host = inspect_attrs.get("HostConfig") or {}
+    requested: list[str] = []
+    gpu_request = False
+    for request in host.get("DeviceRequests") or ():
+        if not _is_gpu_request(request):
+            continue
+        gpu_request = True
+        ids = _split_ids(request.get("DeviceIDs") or ())
+        count = int(request.get("Count") or 0)
+        if ids:
+            requested.extend(i for i in ids if i not in requested)
+        elif count < 0:
+            return ("all",)
+        elif count > 0:
+            requested.extend(str(i) for i in range(count) if str(i) not in requested)
+    if gpu_request:
+        return ("all",) if "all" in requested else tuple(requested)
+    if str(host.get("Runtime") or "").startswith("nvidia"):
+        visible = _env(inspect_attrs, "NVIDIA_VISIBLE_DEVICES")
+        if visible is None or visible.strip() in ("", "none", "void"):
+            return ()
+        ids = _split_ids([visible])
+        return ("all",) if "all" in ids else tuple(ids)
+    return ()
+
+
+def assigned_indices(assigned: tuple[str, ...], report: GpuReport) -> tuple[int, ...] | None:
+    """Host indices of the GPUs in `assigned` (as `gpus_assigned` gives them), via `report`.
+
+    UUIDs are matched against the report's devices and MIG ids (`0:1`) name their parent
+    GPU; None when an id cannot be resolved (the report lacks that device).
+    """
+    if assigned == ("all",):
+        return tuple(d.index for d in report.devices)
+    by_uuid = {d.uuid: d.index for d in report.devices if d.uuid}
+    indices: list[int] = []
+    for item in assigned:
+        head = item.split(":", 1)[0]
+        if head.isdigit():
+            index: int | None = int(head)
+        else:
+            index = by_uuid.get(item)
+        if index is None:
+            return None
+        if index not in indices:
+            indices.append(index)
+    return tuple(indices)
+
+
+def format_assigned(assigned: tuple[str, ...]) -> str:
+    """`("0", "1")` -> "0,1"; `("all",)` -> "all"; `()` -> "none"."""
+    return ",".join(assigned) if assigned else "none"
+
+
+def format_bytes(value: int | None) -> str:
+    """GPU memory the way `docker stats` prints memory: 19541180416 -> "18.2G"; None -> N/A."""
+    if value is None:
+        return NA
+    size = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            if unit == "B":
+                return f"{int(size)}B"
+            return f"{size:.1f}{unit}" if size < 100 else f"{size:.0f}{unit}"
+        size /= 1024
+    return NA  # pragma: no cover - the loop always returns
+
+
+def format_gpu_usage(usage: Iterable[ContainerGpu]) -> str:
+    """`index:memory` per GPU: "0:18.2G 1:18.1G"; an unknown amount reads "0:N/A"."""
+    return " ".join(f"{u.index}:{format_bytes(u.mem_bytes)}" for u in usage)
+
+
+def pressure_warnings(report: GpuReport, container_names: Mapping[str, str]) -> list[str]:
+    """One line per GPU whose memory use is above `MEM_CRITICAL_PERCENT`.
+
+    Each names the GPU and the biggest holder of its memory: a container (by name from
+    `container_names`, else its short id) or a host process; or says why it cannot tell.
+    """
+    lines: list[str] = []
+    for device in report.devices:
+        pct = device.mem_percent
+        if pct is None or pct <= MEM_CRITICAL_PERCENT:
+            continue
+        head = (
+            f"{device.label} ({device.name or NA}) memory at {pct:.0f}% "
+            f"({format_bytes(device.mem_used_bytes)} of {format_bytes(device.mem_total_bytes)})"
+        )
+        lines.append(f"{head}: {_biggest_holder(report, device, container_names)}")
+    return lines
+
+
+def _biggest_holder(report: GpuReport, device: GpuDevice, names: Mapping[str, str]) -> str:
+    procs = report.processes_on(device.index)
+    if not procs:
+        return "no process is listed on it"
+    if not report.attribution_possible:
+        return "its holders cannot be attributed from here (aitop lacks the host's PIDs)"
+    if any(p.mem_bytes is None for p in procs):
+        why = "MIG mode" if device.mig_enabled else "the driver does not report it"
+        return f"per-process memory is N/A ({why})"
+    holders: dict[str, int] = {}
+    for proc in procs:
+        if proc.container_id is not None:
+            who = f"container {names.get(proc.container_id) or proc.container_id[:12]}"
+        else:
+            kind = "host" if proc.origin == ORIGIN_HOST else "unattributed"
+            command = proc.command.split(" ", 1)[0].rsplit("/", 1)[-1]
+            who = f"{kind} process {proc.pid}" + (f" ({command})" if command else "")
+        holders[who] = holders.get(who, 0) + (proc.mem_bytes or 0)
+    who, mem = max(holders.items(), key=lambda kv: kv[1])
+    return f"most is held by {who}: {format_bytes(mem)}"
+
+
+def report_to_json(report: GpuReport) -> list[dict[str, Any]]:
+    """The per-host `"gpus"` list of `aitop snapshot --json`; unknown values are null."""
+    return [
+        {
+            "index": d.index,
+            "uuid": d.uuid,
+            "name": d.name,
+            "util_percent": d.util_percent,
+            "mem_used_bytes": d.mem_used_bytes,
+            "mem_total_bytes": d.mem_total_bytes,
+            "temp_c": d.temp_c,
+            "power_w": d.power_w,
+            "power_limit_w": d.power_limit_w,
+            "processes": [
+                {"pid": p.pid, "container_id": p.container_id, "mem_bytes": p.mem_bytes}
+                for p in report.processes_on(d.index)
+            ],
+        }
+        for d in report.devices
+    ]
+
+
+def report_status_json(report: GpuReport) -> dict[str, Any]:
+    """The state of the GPU layer for JSON output: state, message and attribution."""
+    return {
+        "state": report.state,
+        "message": report.message,
+        "driver_version": report.driver_version,
+        "attribution_possible": report.attribution_possible,
+        "attribution_reason": report.attribution_reason,
+        "lost": [d.index for d in report.devices if d.lost],
+    }
+
+
+def container_gpus_json(usage: Iterable[ContainerGpu]) -> list[dict[str, Any]]:
+    """A container's `"gpus"` list in JSON: index, uuid, mem_bytes, util_percent."""
+    return [
+        {"index": u.index, "uuid": u.uuid, "mem_bytes": u.mem_bytes, "util_percent": u.util_percent}
+        for u in usage
+    ]
+
+
+# --- a thread of its own -----------------------------------------------------------------------
+
+
+class GpuPoller:
+    """Runs a `GpuSampler` on a daemon thread on a drift-free schedule.
+
+    Each report goes to `on_report` (from the poller's thread: post a message from there,
+    do not touch widgets). `stop()` ends the thread and shuts NVML down.
+    """
+
+    def __init__(
+        self,
+        sampler: GpuSampler,
+        *,
+        on_report: Callable[[GpuReport], None],
+        interval: float = MIN_INTERVAL,
+    ) -> None:
+        self.sampler = sampler
+        self.on_report = on_report
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start sampling (idempotent)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="aitop-gpu", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop sampling and wait for the thread (at most `timeout` seconds)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self.sampler.close()
+
+    def _run(self) -> None:
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            report = self.sampler.sample()
+            if self._stop.is_set():
+                return
+            with contextlib.suppress(Exception):
+                self.on_report(report)
+            # Drift-free: the next tick is a fixed time after this one started; a tick that
+            # ran late is skipped rather than piled up.
+            deadline += self.interval
+            now = time.monotonic()
+            if deadline < now:
+                deadline = now
+            self._stop.wait(deadline - now)
