@@ -100,7 +100,7 @@ def quiet(capsys, recwarn):
 
 def test_importing_the_module_loads_neither_nvml_nor_the_ui():
     code = (
-        "import sys, tui.fleet.gpu; "
+        "import sys, tui.fleet.gpu, tui.fleet.gpu_types; "
         "bad = {'pynvml', 'textual', 'rich'} & set(sys.modules); "
         "assert not bad, bad"
     )
