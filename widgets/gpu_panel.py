@@ -1,0 +1,310 @@
+"""GPU pane: one block per device with gauges, sparklines and who holds its memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+
+from tui.fleet.gpu_types import (
+    NA,
+    GpuDevice,
+    GpuProcess,
+    GpuReport,
+    format_bytes,
+    pressure_warnings,
+)
+
+HOLDERS_SHOWN = 3
+"""How many holders of a GPU's memory its block names."""
+
+
+def _na(value: float | None, fmt: str) -> str:
+    return NA if value is None else fmt.format(value)
+
+
+def _pair(first: float | None, second: float | None, fmt: str, unit: str) -> str:
+    """ "612/700W"; "N/A/700W" when one side is unknown; "N/A" when both are."""
+    if first is None and second is None:
+        return NA
+    return f"{_na(first, fmt)}/{_na(second, fmt)}{unit}"
+
+
+@dataclass(frozen=True)
+class _Block:
+    """The widgets of one device's block, kept so a tick updates them in place."""
+
+    root: Vertical
+    title: Static
+    util: Static
+    util_spark: Sparkline
+    mem: Static
+    mem_spark: Sparkline
+    temp: Static
+    power: Static
+    fan: Static
+    clocks: Static
+    note: Static
+
+
+class GpuPanel(Widget):
+    """The machine's GPUs, one block per device. Feed it with `update_report()`; it never fetches.
+
+    A block shows the device's name and index, SM utilisation and memory with short
+    histories, temperature against the driver's slowdown threshold, power against its limit,
+    fan and clocks, and who holds the memory. A figure NVML cannot give reads N/A. When NVML
+    cannot be used at all, a labelled state line says why instead.
+    """
+
+    DEFAULT_CSS = """
+    GpuPanel {
+        height: auto;
+        background: $panel;
+        padding: 0 1;
+    }
+    GpuPanel #gpu-state {
+        height: auto;
+        color: $text-muted;
+    }
+    GpuPanel #gpu-state.-problem {
+        color: $warning;
+    }
+    GpuPanel #gpu-devices {
+        height: auto;
+    }
+    GpuPanel .gpu-block {
+        height: auto;
+        margin-top: 1;
+    }
+    GpuPanel .gpu-title {
+        text-style: bold;
+        color: $text;
+    }
+    GpuPanel .gpu-block.-lost .gpu-title {
+        color: $error;
+    }
+    GpuPanel .gpu-row {
+        height: 1;
+    }
+    GpuPanel .gpu-metric {
+        width: auto;
+        margin-right: 2;
+        color: $text;
+    }
+    GpuPanel .gpu-util {
+        width: 9;
+        margin-right: 1;
+    }
+    GpuPanel .gpu-mem {
+        width: 23;
+        margin-right: 1;
+    }
+    GpuPanel Sparkline {
+        width: 1fr;
+        height: 1;
+        margin-right: 2;
+    }
+    GpuPanel Sparkline > .sparkline--max-color {
+        color: $warning;
+    }
+    GpuPanel Sparkline > .sparkline--min-color {
+        color: $success;
+    }
+    GpuPanel .gpu-metric.-warning {
+        color: $warning;
+    }
+    GpuPanel .gpu-metric.-critical {
+        color: $error;
+        text-style: bold;
+    }
+    GpuPanel .gpu-note {
+        height: auto;
+        color: $text-muted;
+    }
+    GpuPanel .gpu-note.-critical {
+        color: $error;
+    }
+    """
+
+    report: reactive[GpuReport | None] = reactive(None)
+    """The GPU report on show; None until the first one arrives."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._names: Mapping[str, str] = {}
+        self._blocks: dict[int, _Block] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("GPUs: waiting for the first reading", id="gpu-state", markup=False)
+        yield Vertical(id="gpu-devices")
+
+    def on_mount(self) -> None:
+        self._show(self.report)
+
+    def update_report(
+        self, report: GpuReport, container_names: Mapping[str, str] | None = None
+    ) -> None:
+        """Show this report; `container_names` maps container ids to the names to show."""
+        if container_names is not None:
+            self._names = dict(container_names)
+        self.report = report
+
+    def watch_report(self, report: GpuReport | None) -> None:
+        if self.is_mounted:
+            self._show(report)
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def _show(self, report: GpuReport | None) -> None:
+        state = self.query_one("#gpu-state", Static)
+        state.update(self._state_line(report))
+        state.set_class(
+            report is not None and (not report.ok or not report.attribution_possible), "-problem"
+        )
+        devices = report.devices if report is not None and report.ok else ()
+        if tuple(d.index for d in devices) != tuple(self._blocks):
+            self._rebuild(devices)
+        warnings = pressure_warnings(report, self._names) if report is not None else []
+        for device in devices:
+            self._fill(self._blocks[device.index], device, report, warnings)
+
+    def _state_line(self, report: GpuReport | None) -> str:
+        if report is None:
+            return "GPUs: waiting for the first reading"
+        if not report.ok:
+            return f"GPU: {report.label}: {report.message}"
+        count = len(report.devices)
+        parts = [f"{count} GPU{'s' if count != 1 else ''}"]
+        if report.driver_version:
+            parts.append(f"driver {report.driver_version}")
+        parts.append(f"NVML {report.nvml_seconds * 1000:.1f} ms")
+        if not report.attribution_possible:
+            parts.append(f"no per-container figures: {report.attribution_reason}")
+        return " · ".join(parts)
+
+    def _rebuild(self, devices: tuple[GpuDevice, ...]) -> None:
+        holder = self.query_one("#gpu-devices", Vertical)
+        holder.remove_children()
+        self._blocks = {d.index: self._new_block() for d in devices}
+        if self._blocks:
+            holder.mount_all(block.root for block in self._blocks.values())
+
+    @staticmethod
+    def _new_block() -> _Block:
+        def metric(kind: str) -> Static:
+            return Static("", classes=f"gpu-metric {kind}", markup=False)
+
+        title = Static("", classes="gpu-title", markup=False)
+        util, mem = metric("gpu-util"), metric("gpu-mem")
+        util_spark = Sparkline([], classes="gpu-util-spark")
+        mem_spark = Sparkline([], classes="gpu-mem-spark")
+        temp, power, fan, clocks = (
+            metric("gpu-temp"),
+            metric("gpu-power"),
+            metric("gpu-fan"),
+            metric("gpu-clocks"),
+        )
+        note = Static("", classes="gpu-note", markup=False)
+        root = Vertical(
+            title,
+            Horizontal(util, util_spark, mem, mem_spark, classes="gpu-row"),
+            Horizontal(temp, power, fan, clocks, classes="gpu-row"),
+            note,
+            classes="gpu-block",
+        )
+        return _Block(root, title, util, util_spark, mem, mem_spark, temp, power, fan, clocks, note)
+
+    def _fill(
+        self, block: _Block, device: GpuDevice, report: GpuReport, warnings: list[str]
+    ) -> None:
+        title = f"{device.label} · {device.name or NA}"
+        if device.mig_enabled:
+            title += " · MIG"
+        if device.lost:
+            title += " · LOST"
+        block.title.update(title)
+        block.root.set_class(device.lost, "-lost")
+
+        block.util.update(f"SM {_na(device.util_percent, '{:.0f}%')}")
+        _history(block.util_spark, device.util_history)
+        if device.mem_used_bytes is None and device.mem_total_bytes is None:
+            mem = f"MEM {NA}"
+        else:
+            mem = (
+                f"MEM {format_bytes(device.mem_used_bytes)}/{format_bytes(device.mem_total_bytes)}"
+            )
+        if device.mem_percent is not None:
+            mem += f" {device.mem_percent:.0f}%"
+        block.mem.update(mem)
+        _history(block.mem_spark, device.mem_history)
+        _level(block.mem, device.mem_level)
+
+        temp = f"TEMP {_na(device.temp_c, '{}°C')}"
+        if device.temp_slowdown_c is not None:
+            temp += f" (slowdown {device.temp_slowdown_c}°C)"
+        block.temp.update(temp)
+        _level(block.temp, device.temp_level)
+        block.power.update(f"POWER {_pair(device.power_w, device.power_limit_w, '{:.0f}', 'W')}")
+        _level(block.power, device.power_level)
+        block.fan.update(f"FAN {_na(device.fan_percent, '{}%')}")
+        clocks = _pair(device.clock_sm_mhz, device.clock_mem_mhz, "{}", " MHz")
+        block.clocks.update(f"CLK {clocks}")
+
+        prefix = f"{device.label} "
+        pressure = [w for w in warnings if w.startswith(prefix)]
+        lines = list(pressure)
+        if device.lost or device.error:
+            lines.append(device.error)
+        if not device.lost:
+            lines.append(self._holders(report, device))
+        block.note.update("\n".join(line for line in lines if line))
+        block.note.set_class(bool(pressure) or device.lost, "-critical")
+
+    def _holders(self, report: GpuReport, device: GpuDevice) -> str:
+        procs = report.processes_on(device.index)
+        if not procs:
+            return "no processes"
+        if not report.attribution_possible:
+            return f"{len(procs)} process{'es' if len(procs) != 1 else ''}, owners unknown"
+        held: dict[str, int | None] = {}
+        for proc in procs:
+            who = self._who(proc)
+            if who in held:
+                mem = held[who]
+                held[who] = None if mem is None or proc.mem_bytes is None else mem + proc.mem_bytes
+            else:
+                held[who] = proc.mem_bytes
+        ranked = sorted(held.items(), key=lambda kv: -(kv[1] or 0))
+        shown = [f"{who} {format_bytes(mem)}" for who, mem in ranked[:HOLDERS_SHOWN]]
+        if len(ranked) > HOLDERS_SHOWN:
+            shown.append(f"+{len(ranked) - HOLDERS_SHOWN} more")
+        return " · ".join(shown)
+
+    def _who(self, proc: GpuProcess) -> str:
+        if proc.container_id is not None:
+            return self._names.get(proc.container_id) or proc.container_id[:12]
+        command = proc.command.split(" ", 1)[0].rsplit("/", 1)[-1] or str(proc.pid)
+        return f"host:{command}" if proc.origin == "host" else f"pid {proc.pid}"
+
+
+def _history(spark: Sparkline, history: tuple[float, ...]) -> None:
+    # An empty sparkline draws a floor line that reads as zero: hide it instead.
+    spark.data = list(history)
+    spark.display = bool(history)
+
+
+def _level(widget: Static, level: str) -> None:
+    widget.set_class(level == "warning", "-warning")
+    widget.set_class(level == "critical", "-critical")
