@@ -1,0 +1,120 @@
+"""The real `aitop` command in a real terminal (tmux): what a person sees and types."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
+]
+
+
+class Tmux:
+    def __init__(self, command: str, width: int = 200, height: int = 40) -> None:
+        self.name = f"aitop-{uuid.uuid4().hex[:6]}"
+        # Textual draws on stderr, so nothing is redirected: the pane is the whole truth.
+        # `; sleep` keeps the pane open after aitop exits, so its last words can be read.
+        wrapped = f"{command}; echo EXIT=$?; sleep 30"
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                wrapped,
+            ],
+            check=True,
+            env={**os.environ, "TERM": "xterm-256color"},
+        )
+
+    def screen(self) -> str:
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                pytest.fail(f"{text!r} not on screen within {timeout}s:\n{screen}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
+
+
+@pytest.fixture
+def tmux():
+    sessions: list[Tmux] = []
+
+    def start(command: str, **kw) -> Tmux:
+        session = Tmux(command, **kw)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.close()
+
+
+def test_aitop_shows_the_fleet_and_quits_cleanly(tmux, run_container):
+    model_name = f"tmux-model-{uuid.uuid4().hex[:6]}"
+    run_container("sleep 600", labels={"aitop.model": model_name}, name=f"m-{model_name}")
+    run_container("sleep 600")
+    term = tmux(f"{sys.executable} -m tui")
+    screen = term.wait_for("updated ")
+    assert "CPU" in screen and "MEM" in screen and "docker" in screen
+    # Other containers may fill the screen: filter down to ours, as a person would.
+    term.keys("/")
+    term.keys(*model_name)
+    term.keys("Enter")
+    screen = term.wait_for(f"filter: '{model_name}'")
+    assert "· 1 shown ·" in screen
+    # Figures arrive: the model's row gets a CPU percentage.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = next((line for line in term.screen().splitlines() if f"m-{model_name}" in line), "")
+        if "%" in row:
+            break
+        time.sleep(0.2)
+    assert "%" in row
+    term.keys("a")
+    term.wait_for("all containers")
+    term.keys("/")
+    term.keys("Escape")
+    # A key right after Escape would read as Alt+key: wait until Escape took effect.
+    deadline = time.monotonic() + 10
+    while "filter: " in term.screen() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    term.keys("q")
+    screen = term.wait_for("EXIT=0")
+    assert "Traceback" not in screen
+
+
+def test_a_missing_engine_is_one_line_in_the_terminal(tmux):
+    term = tmux(f"{sys.executable} -m tui --host unix:///nonexistent.sock")
+    screen = term.wait_for("EXIT=2")
+    assert "Traceback" not in screen
+    assert "no Docker engine at unix:///nonexistent.sock" in screen
