@@ -435,6 +435,29 @@ def test_calls_missing_from_old_bindings_are_na(tmp_path, quiet):
     assert {p.util_percent for p in report.processes} == {None}
 
 
+def test_process_lists_fall_back_to_the_v2_entry_points(tmp_path, quiet):
+    sampler, fake = sampler_for("h100_a100.json", tmp_path)
+    # An older driver: the bindings' default (_v3) entry point is missing, _v2 answers.
+    fake.nvmlDeviceGetComputeRunningProcesses_v2 = fake.nvmlDeviceGetComputeRunningProcesses
+    fake.nvmlDeviceGetComputeRunningProcesses = None
+    report = sampler.sample()
+    assert report.devices[0].error == "" and report.devices[0].processes_known
+    assert len(report.processes) == 4
+
+
+def test_an_unreadable_process_list_is_not_an_empty_one(tmp_path, quiet):
+    sampler, fake = sampler_for("h100_a100.json", tmp_path)
+    dev = fake.reading["devices"][1]
+    dev["errors"] = {"nvmlDeviceGetComputeRunningProcesses": "NOT_SUPPORTED"}
+    report = sampler.sample()
+    a100 = report.devices[1]
+    assert a100.processes_known is False
+    assert a100.error == "compute processes: Not Supported"
+    assert report.processes_on(1) == ()
+    (line,) = pressure_warnings(report, {})
+    assert line.endswith("its processes cannot be listed (see the GPU's error)")
+
+
 def test_a_bug_below_becomes_an_error_state_not_a_crash(tmp_path, quiet):
     sampler, fake = sampler_for("h100_a100.json", tmp_path)
     fake.reading["devices"][0]["errors"] = {"nvmlDeviceGetMemoryInfo": "RAISE_PYTHON"}

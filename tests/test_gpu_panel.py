@@ -171,3 +171,17 @@ async def test_names_and_commands_are_shown_literally(tmp_path):
         panel.update_report(report, {CID_A: "[red]evil[/red]"})
         await pilot.pause()
         assert block_texts(panel)[0]["note"] == "[red]evil[/red] 18.2G · host:[bold]x 1.0G"
+
+
+async def test_an_unreadable_process_list_reads_na(tmp_path):
+    fake = FakeNvml.from_fixture("h100_a100.json", PIDS)
+    fake.reading["devices"][0]["errors"] = {"nvmlDeviceGetComputeRunningProcesses": "UNKNOWN"}
+    report = GpuSampler(fake, proc_root=fake_proc(tmp_path)).sample()
+    async with PanelApp().run_test(size=(120, 30)) as pilot:
+        panel = pilot.app.query_one(GpuPanel)
+        panel.update_report(report)
+        await pilot.pause()
+        assert block_texts(panel)[0]["note"].splitlines() == [
+            "compute processes: Unknown Error",
+            "processes N/A",
+        ]

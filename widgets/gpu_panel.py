@@ -274,6 +274,8 @@ class GpuPanel(Widget):
 
     def _holders(self, report: GpuReport, device: GpuDevice) -> str:
         procs = report.processes_on(device.index)
+        if not device.processes_known and not procs:
+            return f"processes {NA}"
         if not procs:
             return "no processes"
         if not report.attribution_possible:

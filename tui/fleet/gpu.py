@@ -137,6 +137,16 @@ _ERROR_CODES = {
 # Errors that only mean "this value does not exist here": N/A, not a problem to report.
 _QUIET_ERRORS = frozenset({"NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_FUNCTION_NOT_FOUND"})
 
+# A process list that cannot be read is never a quiet N/A: "no processes" would be a lie.
+_PROCESS_LISTS = frozenset(
+    {
+        "nvmlDeviceGetComputeRunningProcesses",
+        "nvmlDeviceGetGraphicsRunningProcesses",
+        "nvmlDeviceGetComputeRunningProcesses_v2",
+        "nvmlDeviceGetGraphicsRunningProcesses_v2",
+    }
+)
+
 # What each NVML call reads, for per-device error texts.
 _CALL_LABELS: Mapping[str, str] = {
     "nvmlDeviceGetHandleByIndex": "device handle",
@@ -153,6 +163,8 @@ _CALL_LABELS: Mapping[str, str] = {
     "nvmlDeviceGetMigMode": "MIG mode",
     "nvmlDeviceGetComputeRunningProcesses": "compute processes",
     "nvmlDeviceGetGraphicsRunningProcesses": "graphics processes",
+    "nvmlDeviceGetComputeRunningProcesses_v2": "compute processes",
+    "nvmlDeviceGetGraphicsRunningProcesses_v2": "graphics processes",
     "nvmlDeviceGetProcessUtilization": "process utilisation",
 }
 
@@ -529,7 +541,7 @@ class GpuSampler:
         util = _percent(getattr(rates, "gpu", None))
         used = _num(getattr(memory, "used", None))
         total = _num(getattr(memory, "total", None))
-        procs = self._processes(nvml, handle, index, key, mig_enabled, util)
+        procs, procs_known = self._processes(nvml, handle, index, key, mig_enabled, util)
         errors = nvml.take()
         self._remember(key, util, used, total)
         device = GpuDevice(
@@ -547,6 +559,7 @@ class GpuSampler:
             clock_sm_mhz=_num(clock_sm),
             clock_mem_mhz=_num(clock_mem),
             mig_enabled=mig_enabled,
+            processes_known=procs_known,
             error=_device_error(errors),
             nvml_seconds=nvml.seconds - start,
             **self._histories(uuid, index),
@@ -574,14 +587,28 @@ class GpuSampler:
         key: str,
         mig_enabled: bool,
         device_util: float | None,
-    ) -> list[tuple[int, int, int | None, float | None]]:
-        """(index, pid, mem, util) of each process on one device, compute and graphics merged."""
+    ) -> tuple[list[tuple[int, int, int | None, float | None]], bool]:
+        """(index, pid, mem, util) of each process on one device, compute and graphics merged,
+        and whether both lists could be read."""
         mems: dict[int, int | None] = {}
+        known = True
         for call in (
             "nvmlDeviceGetComputeRunningProcesses",
             "nvmlDeviceGetGraphicsRunningProcesses",
         ):
-            for proc in nvml.query(call, handle) or ():
+            mark = len(nvml.errors)
+            listed = nvml.query(call, handle)
+            if listed is None and nvml.failed_with(
+                nvml.errors[mark:], "NVML_ERROR_FUNCTION_NOT_FOUND"
+            ):
+                # A driver older than the bindings lacks the _v3 entry point: ask for _v2.
+                listed = nvml.query(f"{call}_v2", handle)
+                if listed is not None:
+                    del nvml.errors[mark:]
+            if listed is None:
+                known = False
+                continue
+            for proc in listed:
                 pid = _num(getattr(proc, "pid", None))
                 if pid is None:
                     continue
@@ -591,11 +618,11 @@ class GpuSampler:
                     mem = max(mems[pid] or 0, mem or 0)
                 mems[pid] = mem
         if not mems:
-            return []
+            return [], known
         utils: dict[int, float | None] = dict.fromkeys(mems)
         if not mig_enabled:
             utils = self._process_utilisation(nvml, handle, key, mems, device_util)
-        return [(index, pid, mem, utils.get(pid)) for pid, mem in mems.items()]
+        return [(index, pid, mem, utils.get(pid)) for pid, mem in mems.items()], known
 
     def _process_utilisation(
         self,
@@ -731,7 +758,7 @@ def _init_failure(error: tuple[str, str, str]) -> tuple[str, str]:
 def _device_error(errors: Iterable[tuple[str, str, str]]) -> str:
     parts: list[str] = []
     for call, name, text in errors:
-        if name in _QUIET_ERRORS:
+        if name in _QUIET_ERRORS and call not in _PROCESS_LISTS:
             continue
         if name == "NVML_ERROR_NOT_FOUND" and call == "nvmlDeviceGetProcessUtilization":
             continue  # no sample since the last tick: not a failure

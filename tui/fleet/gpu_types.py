@@ -83,6 +83,8 @@ class GpuDevice:
     mig_enabled: bool = False
     lost: bool = False
     """True when the GPU has fallen off the bus (NVML: GPU is lost)."""
+    processes_known: bool = True
+    """False when NVML could not list the device's processes: the list may be incomplete."""
     error: str = ""
     """What failed on this device in words, "" when nothing did (unsupported values are N/A)."""
     util_history: tuple[float, ...] = ()
@@ -357,6 +359,8 @@ def pressure_warnings(report: GpuReport, container_names: Mapping[str, str]) -> 
 
 def _biggest_holder(report: GpuReport, device: GpuDevice, names: Mapping[str, str]) -> str:
     procs = report.processes_on(device.index)
+    if not device.processes_known:
+        return "its processes cannot be listed (see the GPU's error)"
     if not procs:
         return "no process is listed on it"
     if not report.attribution_possible:
