@@ -6,6 +6,7 @@ with readings built from NVML's documented structures and raises NVML's errors.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -456,6 +457,36 @@ def test_an_unreadable_process_list_is_not_an_empty_one(tmp_path, quiet):
     assert report.processes_on(1) == ()
     (line,) = pressure_warnings(report, {})
     assert line.endswith("its processes cannot be listed (see the GPU's error)")
+
+
+def test_the_newer_temperature_call_is_preferred(tmp_path, quiet):
+    sampler, fake = sampler_for("h100_a100.json", tmp_path)
+    fake.nvmlDeviceGetTemperatureV = lambda handle, sensor: 55
+    report = sampler.sample()
+    assert [d.temp_c for d in report.devices] == [55, 55]
+    assert "nvmlDeviceGetTemperature" not in fake.calls
+    assert report.devices[0].error == ""
+
+
+def test_the_names_the_sampler_calls_exist_in_the_real_bindings():
+    """The fake mirrors the real `pynvml`: same functions, arities, constants, error codes."""
+    real = gpu.load_pynvml()
+    if real is None:
+        pytest.skip("nvidia-ml-py is not installed")
+    fake = FakeNvml({})
+    for name in dir(FakeNvml):
+        if name.startswith("nvml"):
+            ours = inspect.signature(getattr(fake, name)).parameters
+            theirs = inspect.signature(getattr(real, name)).parameters
+            required = [p for p in theirs.values() if p.default is inspect.Parameter.empty]
+            assert len(ours) == len(required), name
+        elif name.startswith("NVML_"):
+            assert getattr(real, name) == getattr(fake, name), name
+    for name in dir(fake):
+        if name.startswith("NVML_ERROR_"):
+            assert getattr(real, name) == getattr(fake, name), name
+    for name in ("nvmlDeviceGetTemperatureV", "nvmlDeviceGetComputeRunningProcesses_v2"):
+        assert callable(getattr(real, name))
 
 
 def test_a_bug_below_becomes_an_error_state_not_a_crash(tmp_path, quiet):

@@ -155,6 +155,7 @@ _CALL_LABELS: Mapping[str, str] = {
     "nvmlDeviceGetMemoryInfo": "memory",
     "nvmlDeviceGetUtilizationRates": "utilisation",
     "nvmlDeviceGetTemperature": "temperature",
+    "nvmlDeviceGetTemperatureV": "temperature",
     "nvmlDeviceGetTemperatureThreshold": "slowdown threshold",
     "nvmlDeviceGetPowerUsage": "power",
     "nvmlDeviceGetEnforcedPowerLimit": "power limit",
@@ -224,6 +225,23 @@ class _Nvml:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         return value
+
+    def query_first(self, *calls: tuple[str, tuple[Any, ...]]) -> Any:
+        """The first of `calls` the driver has: a newer entry point, then older ones.
+
+        Only a missing function moves on to the next call; the misses are forgotten once one
+        answers. Any other failure ends the search with None, as `query` does.
+        """
+        mark = len(self.errors)
+        for call, args in calls:
+            before = len(self.errors)
+            value = self.query(call, *args)
+            if value is not None:
+                del self.errors[mark:before]
+                return value
+            if not self.failed_with(self.errors[before:], "NVML_ERROR_FUNCTION_NOT_FOUND"):
+                return None
+        return None
 
     def take(self) -> list[tuple[str, str, str]]:
         """The errors noted since the last call, and forget them."""
@@ -318,7 +336,8 @@ class GpuSampler:
 
     Not meant for the event loop: the first call initialises NVML (up to seconds on a large
     machine) and a failing GPU can make NVML calls slow. Thread-safe; calls closer together
-    than `min_interval` return the previous report without touching NVML.
+    than `min_interval` (less 5 %, for timer jitter) return the previous report without
+    touching NVML, so several callers together still read NVML at most once per interval.
     """
 
     def __init__(
@@ -528,7 +547,12 @@ class GpuSampler:
         self._known[index] = (uuid, static.name)
         memory = nvml.query("nvmlDeviceGetMemoryInfo", handle)
         rates = nvml.query("nvmlDeviceGetUtilizationRates", handle)
-        temp = nvml.query("nvmlDeviceGetTemperature", handle, nvml.const("NVML_TEMPERATURE_GPU", 0))
+        sensor = nvml.const("NVML_TEMPERATURE_GPU", 0)
+        # nvmlDeviceGetTemperature is deprecated (to go in CUDA 14): prefer the V form.
+        temp = nvml.query_first(
+            ("nvmlDeviceGetTemperatureV", (handle, sensor)),
+            ("nvmlDeviceGetTemperature", (handle, sensor)),
+        )
         power = _num(nvml.query("nvmlDeviceGetPowerUsage", handle))
         limit = _num(nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle))
         fan = nvml.query("nvmlDeviceGetFanSpeed", handle)
@@ -596,15 +620,8 @@ class GpuSampler:
             "nvmlDeviceGetComputeRunningProcesses",
             "nvmlDeviceGetGraphicsRunningProcesses",
         ):
-            mark = len(nvml.errors)
-            listed = nvml.query(call, handle)
-            if listed is None and nvml.failed_with(
-                nvml.errors[mark:], "NVML_ERROR_FUNCTION_NOT_FOUND"
-            ):
-                # A driver older than the bindings lacks the _v3 entry point: ask for _v2.
-                listed = nvml.query(f"{call}_v2", handle)
-                if listed is not None:
-                    del nvml.errors[mark:]
+            # A driver older than the bindings lacks their (_v3) entry point: ask for _v2.
+            listed = nvml.query_first((call, (handle,)), (f"{call}_v2", (handle,)))
             if listed is None:
                 known = False
                 continue
