@@ -82,6 +82,8 @@ def test_permission_denied_socket_says_join_the_docker_group(engine, tmp_path):
         cwd=os.getcwd(),
         env={**os.environ, "HOME": str(tmp_path), "PYTHONPATH": os.getcwd()},
     )
+    if out.returncode == 127 or "error while loading shared libraries" in out.stderr:
+        pytest.skip(f"this interpreter cannot run as an unprivileged user: {out.stderr[:200]}")
     assert out.returncode == 2, out.stderr
     assert "permission denied" in out.stderr and "docker group" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
