@@ -152,3 +152,29 @@ def test_demo_up_and_down(engine):
         down = aitop("demo", "down")
     assert down.returncode == 0
     assert engine.ids_with_label(DEMO_LABEL) == []
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed")
+def test_the_active_docker_context_is_used_when_no_host_is_given(tmp_path):
+    env = {"DOCKER_CONFIG": str(tmp_path)}
+    env.pop("DOCKER_HOST", None)
+    full_env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"} | env
+    for args in (
+        ["context", "create", "aitopctx", "--docker", "host=unix:///nonexistent-ctx.sock"],
+        ["context", "use", "aitopctx"],
+    ):
+        subprocess.run(["docker", *args], env=full_env, check=True, capture_output=True)
+    out = subprocess.run(
+        [*AITOP, "snapshot", "--json"], env=full_env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "unix:///nonexistent-ctx.sock" in out.stderr
+    # --host still wins over the context.
+    out = subprocess.run(
+        [*AITOP, "--host", "unix:///nonexistent-flag.sock", "snapshot", "--json"],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "nonexistent-flag.sock" in out.stderr
