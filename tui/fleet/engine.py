@@ -271,4 +271,264 @@ class Engine:
             found = self._api().containers(all=True, filters={"label": label})
             return [c["Id"] for c in found]
 
+    # --- actions: this block is owned by the actions/scaling work; add lifecycle methods here
+
     # --- logs: this block is owned by the log-pane work; add log-stream methods here -------
+
+    def container_tty(self, container_id: str) -> bool:
+        """True when the container runs with a TTY: its logs are raw bytes, not 8-byte frames."""
+        return bool((self.inspect(container_id).get("Config") or {}).get("Tty"))
+
+    def open_logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = True,
+        tail: int | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        timestamps: bool = True,
+        stdout: bool = True,
+        stderr: bool = True,
+        tty: bool | None = None,
+    ) -> LogStream:
+        """Open the engine's log stream of one container (`GET /containers/{id}/logs`).
+
+        `tail` is the number of last lines (None: all of them); `since_ns` / `until_ns` bound
+        the messages' timestamps in nanoseconds since the epoch (`since` is inclusive, at full
+        nanosecond precision). `tty` says how the body is framed (None: ask the engine).
+        Raises ContainerGone when the container does not exist and LogsUnavailable when the
+        engine answers with an error (a logging driver that cannot be read, for instance).
+        """
+        if tty is None:
+            tty = self.container_tty(container_id)
+        params: dict[str, Any] = {
+            "stdout": int(stdout),
+            "stderr": int(stderr),
+            "timestamps": int(timestamps),
+            "follow": int(follow),
+            "tail": "all" if tail is None else str(max(0, int(tail))),
+        }
+        if since_ns:
+            params["since"] = _api_time(since_ns)
+        if until_ns:
+            params["until"] = _api_time(until_ns)
+        with _Translate(self.url, container_id):
+            api = self._api()
+            response = api._get(
+                api._url("/containers/{0}/logs", container_id), params=params, stream=True
+            )
+            try:
+                api._raise_for_status(response)
+            except docker.errors.NotFound:
+                response.close()
+                raise
+            except docker.errors.APIError as exc:
+                response.close()
+                raise LogsUnavailable(
+                    f"the engine cannot read the logs of {container_id[:12]}: "
+                    f"{exc.explanation or exc}"
+                ) from exc
+        stream = LogStream(
+            response,
+            tty=tty,
+            url=self.url,
+            container_id=container_id,
+            on_close=self._forget_stream,
+        )
+        with self._lock:
+            self._streams.add(stream)
+        return stream
+
+    def _forget_stream(self, stream: Any) -> None:
+        with self._lock:
+            self._streams.discard(stream)
+
+
+class LogsUnavailable(EngineError):
+    """The engine answered a logs request with an error (e.g. a logging driver it cannot read)."""
+
+
+LOG_READ_SIZE = 256 * 1024
+"""Bytes asked of the socket per read: large, so a flood costs few system calls."""
+
+
+def _api_time(ns: int) -> str:
+    """Nanoseconds since the epoch as the engine's `seconds.nanoseconds` query value."""
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def _response_reader(response: Any) -> tuple[Any, Any]:
+    """The buffered reader under an HTTP response and the socket to shut down to unblock it."""
+    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    if fp is None or not hasattr(fp, "read1"):
+        return None, None
+    raw = getattr(fp, "raw", None)
+    sock = None
+    for candidate in (getattr(raw, "_sock", None), getattr(raw, "sock", None), raw):
+        if candidate is not None and hasattr(candidate, "shutdown"):
+            sock = candidate
+            break
+    if sock is not None:
+        # The client's timeout would end a quiet follow stream; close() unblocks reads instead.
+        with contextlib.suppress(Exception):
+            sock.settimeout(None)
+    return fp, sock
+
+
+class LogStream:
+    """One open container log stream, read in large chunks.
+
+    `read()` returns the messages that arrived, as `(stream, payload)`: stream 1 is stdout,
+    2 stderr, 3 an error the engine reports in the stream, 0 a TTY container's output (which
+    has no frames: each HTTP chunk the engine sends is one message). It blocks until at least
+    one message arrived and returns `[]` once the stream ended or was closed.
+    `close()` may be called from any thread; it unblocks a `read()` in progress.
+    """
+
+    def __init__(
+        self,
+        response: Any,
+        *,
+        tty: bool,
+        url: str,
+        container_id: str,
+        on_close: Any = None,
+    ) -> None:
+        self.tty = tty
+        self.container_id = container_id
+        self.reads = 0
+        """Socket reads so far (with `bytes_read`, shows the stream is read in big chunks)."""
+        self.bytes_read = 0
+        self._response = response
+        self._url = url
+        self._on_close = on_close
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self._eof = False
+        self._chunked = (response.headers.get("Transfer-Encoding") or "").lower() == "chunked"
+        self._fp, self._sock = _response_reader(response)
+        if self._fp is None:
+            # No buffered reader to reach: let urllib3 undo the chunking.
+            self._chunked = False
+        self._wire = bytearray()
+        self._body = bytearray()
+        self._ready: list[tuple[int, bytes]] = []
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called."""
+        return self._closed
+
+    def __enter__(self) -> LogStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the stream now (idempotent, thread-safe); a blocked `read()` returns `[]`."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._sock is not None:
+            with contextlib.suppress(Exception):
+                self._sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self._response.close()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def read(self) -> list[tuple[int, bytes]]:
+        """The next messages; `[]` at the end of the stream. Raises EngineError if it breaks."""
+        while True:
+            if self._ready:
+                out, self._ready = self._ready, []
+                return out
+            if self._eof or self._closed:
+                self.close()
+                return []
+            data = self._recv()
+            if not data:
+                self._eof = True
+                if self.tty and self._body:
+                    self._ready.append((0, bytes(self._body)))
+                    self._body.clear()
+                continue
+            self.reads += 1
+            self.bytes_read += len(data)
+            if self._chunked:
+                self._wire += data
+                for chunk in self._dechunk():
+                    self._take(chunk)
+            else:
+                self._take(data)
+
+    def _recv(self) -> bytes:
+        try:
+            if self._fp is not None:
+                return self._fp.read1(LOG_READ_SIZE)
+            return self._response.raw.read1(LOG_READ_SIZE)
+        except Exception as exc:
+            if self._closed:
+                return b""
+            raise EngineError(
+                f"the log stream of {self.container_id[:12]} broke: {explain(exc, self._url)}"
+            ) from exc
+
+    def _take(self, data: bytes) -> None:
+        if self.tty:
+            # One HTTP chunk is one log message; without chunks, what arrived is one unit.
+            self._ready.append((0, bytes(data)))
+            return
+        self._body += data
+        self._frames()
+
+    def _dechunk(self) -> list[bytes]:
+        buf = self._wire
+        pos = 0
+        out: list[bytes] = []
+        while True:
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                break
+            try:
+                size = int(bytes(buf[pos:nl]).split(b";", 1)[0], 16)
+            except ValueError:
+                raise EngineError(
+                    f"the log stream of {self.container_id[:12]} is not valid HTTP chunking"
+                ) from None
+            if size == 0:
+                self._eof = True
+                pos = len(buf)
+                break
+            end = nl + 2 + size
+            if len(buf) < end + 2:
+                break
+            out.append(bytes(buf[nl + 2 : end]))
+            pos = end + 2
+        if pos:
+            del buf[:pos]
+        return out
+
+    def _frames(self) -> None:
+        buf = self._body
+        n = len(buf)
+        pos = 0
+        ready = self._ready
+        while n - pos >= 8:
+            kind = buf[pos]
+            if kind > 3 or buf[pos + 1] or buf[pos + 2] or buf[pos + 3]:
+                # Not the multiplexed format after all: hand the rest over as raw output.
+                self.tty = True
+                ready.append((0, bytes(buf[pos:])))
+                pos = n
+                break
+            end = pos + 8 + int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            if end > n:
+                break
+            ready.append((kind, bytes(buf[pos + 8 : end])))
+            pos = end
+        if pos:
+            del buf[:pos]
