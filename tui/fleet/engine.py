@@ -273,6 +273,165 @@ class Engine:
 
     # --- actions: this block is owned by the actions/scaling work; add lifecycle methods here
 
+    read_only: bool = False
+    """When True every method that would change the engine refuses before any call is made."""
+    action_timeout: float = 120.0
+    """Read timeout of lifecycle and scaling calls, in seconds (a stop waits its grace period)."""
+    _actions_client: docker.APIClient | None = None
+    _actions_base: docker.APIClient | None = None
+
+    def check_writable(self, what: str) -> None:
+        """Raise EngineError when the engine is read-only: `what` names the refused change."""
+        if self.read_only:
+            raise EngineError(f"read-only mode: {what} refused (aitop runs with --read-only)")
+
+    def _actions_api(self) -> docker.APIClient:
+        """A client for actions, with a long timeout: a stop may wait its grace period.
+
+        It shares the engine's URL and API version and is replaced after `reset()`.
+        """
+        base = self._api()
+        with self._lock:
+            current = self._actions_client
+            if current is not None and self._actions_base is base:
+                return current
+            if current is not None:
+                with contextlib.suppress(Exception):
+                    current.close()
+            with _Translate(self.url):
+                client = docker.APIClient(
+                    base_url=self.url,
+                    version=base.api_version,
+                    timeout=self.action_timeout,
+                    use_ssh_client=self.url.startswith("ssh://"),
+                )
+            self._actions_client = client
+            self._actions_base = base
+            return client
+
+    def start_container(self, container_id: str) -> None:
+        """Start a created or stopped container (`docker start`)."""
+        self.check_writable(f"start {container_id[:12]}")
+        with _Translate(self.url, container_id):
+            self._actions_api().start(container_id)
+
+    def stop_container(self, container_id: str, *, timeout: int | None = None) -> None:
+        """Stop a container (`docker stop`): its stop signal, then SIGKILL after `timeout` s.
+
+        None: the container's own stop timeout (10 s unless it was created with another).
+        """
+        self.check_writable(f"stop {container_id[:12]}")
+        with _Translate(self.url, container_id):
+            api = self._actions_api()
+            if timeout is None:
+                config = api.inspect_container(container_id).get("Config") or {}
+                timeout = int(config.get("StopTimeout") or 10)
+            api.stop(container_id, timeout=timeout)
+
+    def restart_container(self, container_id: str, *, timeout: int | None = None) -> None:
+        """Restart a container (`docker restart`), stopping it as `stop_container` does."""
+        self.check_writable(f"restart {container_id[:12]}")
+        with _Translate(self.url, container_id):
+            api = self._actions_api()
+            if timeout is None:
+                config = api.inspect_container(container_id).get("Config") or {}
+                timeout = int(config.get("StopTimeout") or 10)
+            api.restart(container_id, timeout=timeout)
+
+    def pause_container(self, container_id: str) -> None:
+        """Freeze every process of a running container (`docker pause`)."""
+        self.check_writable(f"pause {container_id[:12]}")
+        with _Translate(self.url, container_id):
+            self._actions_api().pause(container_id)
+
+    def unpause_container(self, container_id: str) -> None:
+        """Thaw a paused container (`docker unpause`)."""
+        self.check_writable(f"unpause {container_id[:12]}")
+        with _Translate(self.url, container_id):
+            self._actions_api().unpause(container_id)
+
+    def kill_container(self, container_id: str, signal: str = "SIGKILL") -> None:
+        """Send `signal` (a name such as "SIGTERM" or a number) to the container's main process."""
+        self.check_writable(f"kill {container_id[:12]} with {signal}")
+        with _Translate(self.url, container_id):
+            self._actions_api().kill(container_id, signal=signal)
+
+    def remove_container(
+        self, container_id: str, *, volumes: bool = False, force: bool = False
+    ) -> None:
+        """Remove a container (`docker rm`): `volumes` also removes its anonymous volumes,
+        `force` kills it first if it runs. Raises ContainerGone when it no longer exists."""
+        self.check_writable(f"remove {container_id[:12]}")
+        with _Translate(self.url, container_id):
+            self._actions_api().remove_container(container_id, v=volumes, force=force)
+
+    def list_containers(self, labels: tuple[str, ...] | list[str] = ()) -> list[dict[str, Any]]:
+        """The engine's list entries (`docker ps -a`) of containers carrying all `labels`
+        (each a key or `key=value`)."""
+        with _Translate(self.url):
+            filters = {"label": list(labels)} if labels else {}
+            return self._actions_api().containers(all=True, trunc=False, filters=filters)
+
+    def create_container(
+        self,
+        body: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        networks: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> str:
+        """Create (not start) a container from a raw `POST /containers/create` body.
+
+        `networks` are further networks to join before it starts, `{name: {"Aliases": [...],
+        "Links": [...]}}` (the engine takes one network at creation). If joining one fails, the
+        new container is removed again and the error raised. Returns the new container's id.
+        """
+        self.check_writable(f"create {name or 'a container'}")
+        with _Translate(self.url):
+            api = self._actions_api()
+            created = api.create_container_from_config(dict(body), name=name)
+            new_id = created["Id"]
+            try:
+                for network, endpoint in (networks or {}).items():
+                    api.connect_container_to_network(
+                        new_id,
+                        network,
+                        aliases=list(endpoint.get("Aliases") or []) or None,
+                        links=list(endpoint.get("Links") or []) or None,
+                    )
+            except Exception:
+                with contextlib.suppress(Exception):
+                    api.remove_container(new_id, v=True, force=True)
+                raise
+            return new_id
+
+    def swarm_state(self) -> str:
+        """This engine's swarm membership: "inactive", "active", "pending", "error", "locked"."""
+        with _Translate(self.url):
+            return str((self._api().info().get("Swarm") or {}).get("LocalNodeState", ""))
+
+    def inspect_service(self, service: str) -> dict[str, Any]:
+        """The swarm's inspect data for one service (by name or id)."""
+        with _Translate(self.url):
+            return self._actions_api().inspect_service(service)
+
+    def service_tasks(self, service: str) -> list[dict[str, Any]]:
+        """The swarm's tasks of one service (`docker service ps`)."""
+        with _Translate(self.url):
+            return self._actions_api().tasks(filters={"service": service})
+
+    def scale_service(self, service: str, replicas: int) -> None:
+        """Set a replicated swarm service's replica count (`docker service scale`)."""
+        self.check_writable(f"scale service {service} to {replicas}")
+        with _Translate(self.url):
+            api = self._actions_api()
+            current = api.inspect_service(service)
+            api.update_service(
+                current["ID"],
+                current["Version"]["Index"],
+                mode={"Replicated": {"Replicas": int(replicas)}},
+                fetch_current_spec=True,
+            )
+
     # --- logs: this block is owned by the log-pane work; add log-stream methods here -------
 
     def container_tty(self, container_id: str) -> bool:
@@ -340,9 +499,58 @@ class Engine:
             self._streams.add(stream)
         return stream
 
+    def container_events(self, container_ids: list[str] | tuple[str, ...]) -> EventStream:
+        """Subscribe to the start, die, oom and destroy events of some containers, from now.
+
+        Iterate the result for decoded events; `close()` from any thread ends the iteration.
+        """
+        filters = {
+            "type": ["container"],
+            "container": list(container_ids),
+            "event": ["start", "die", "oom", "destroy"],
+        }
+        with _Translate(self.url):
+            stream = self._api().events(decode=True, filters=filters)
+        events = EventStream(stream, url=self.url, on_close=self._forget_stream)
+        with self._lock:
+            self._streams.add(events)
+        return events
+
     def _forget_stream(self, stream: Any) -> None:
         with self._lock:
             self._streams.discard(stream)
+
+
+class EventStream:
+    """An engine event subscription: iterate it for events; `close()` from any thread ends it."""
+
+    def __init__(self, stream: Any, *, url: str, on_close: Any = None) -> None:
+        self._stream = stream
+        self._url = url
+        self._on_close = on_close
+        self._close_lock = threading.Lock()
+        self._closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            with _Translate(self._url):
+                yield from self._stream
+        except EngineError:
+            if not self._closed:
+                raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the subscription now (idempotent, thread-safe)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        with contextlib.suppress(Exception):
+            self._stream.close()
+        if self._on_close is not None:
+            self._on_close(self)
 
 
 class LogsUnavailable(EngineError):

@@ -1,0 +1,190 @@
+"""Container output is hostile: only colours (SGR) may survive the sanitiser.
+
+The corpus holds the payloads that do harm on a real terminal (title and clipboard writes,
+hyperlinks, cursor moves, screen clears, status queries that make the terminal type an
+answer, device control strings, 8-bit C1 controls), plus broken UTF-8, NULs, a 2 MB line
+and seeded random bytes. What comes out must hold no control character but tab, and its
+SGR changes must be rebuilt from digits and semicolons only.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from tui.fleet.logs import MAX_LINE_BYTES, LineSplitter
+from tui.fleet.sanitize import REPLACEMENT, is_safe, sanitize_line, to_ansi
+
+ESC = b"\x1b"
+
+HOSTILE: dict[str, bytes] = {
+    "osc0-title-bel": b"\x1b]0;PWNED-TITLE\x07after",
+    "osc2-title-st": b"\x1b]2;PWNED-TITLE\x1b\\after",
+    "osc52-clipboard": b"\x1b]52;c;cm0gLXJmIH4=\x07after",
+    "osc8-hyperlink": b"\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\after",
+    "osc-unterminated": b"after\x1b]0;PWNED-TITLE never ends",
+    "csi-cursor-up": b"\x1b[5Aafter",
+    "csi-cursor-position": b"\x1b[1;1Hafter",
+    "csi-save-restore": b"\x1b[s\x1b[uafter",
+    "ed-clear-screen": b"\x1b[2Jafter",
+    "el-clear-line": b"\x1b[2Kafter",
+    "dsr-cursor-report": b"\x1b[6nafter",
+    "da-device-attributes": b"\x1b[cafter",
+    "decset-alt-screen": b"\x1b[?1049hafter",
+    "decset-mouse": b"\x1b[?1000hafter",
+    "dcs-xtgettcap": b"\x1bP+q544e\x1b\\after",
+    "dcs-sixel": b"\x1bPq#0;2;0;0;0#1!6~\x1b\\after",
+    "apc": b"\x1b_Gf=100;AAAA\x1b\\after",
+    "pm": b"\x1b^private\x1b\\after",
+    "sos": b"\x1bXstring\x1b\\after",
+    "esc-reset": b"\x1bcafter",
+    "esc-charset": b"\x1b(0after",
+    "esc-decaln": b"\x1b#8after",
+    "c1-csi-raw-byte": b"\x9b2Jafter",
+    # Raw C1 bytes are invalid UTF-8: they become U+FFFD, their parameters harmless text.
+    "c1-osc-raw-byte": b"\x9d0;title\x9cafter",
+    "c1-csi-utf8": "\u009b2Jafter".encode(),
+    "c1-osc-utf8": "\u009d0;PWNED-TITLE\u009cafter".encode(),
+    "c1-dcs-utf8": "\u0090+q\u009cafter".encode(),
+    "c1-nel-utf8": "a\u0085after".encode(),
+    "nul": b"a\x00after",
+    "bell": b"a\x07after",
+    "backspace": b"abc\x08\x08\x08after",
+    "delete": b"a\x7fafter",
+    "vertical-tab-form-feed": b"a\x0b\x0cafter",
+    "invalid-utf8": b"\xff\xfe\xc3\x28\xa0\xa1after",
+    "truncated-utf8": b"after\xe2\x82",
+    "overlong-utf8": b"\xc0\xafafter",
+    "surrogate-utf8": b"\xed\xa0\x80after",
+    "bidi-override": "\u202eafter\u202c".encode(),
+    "line-separator": "a\u2028after".encode(),
+    "sgr-with-osc-inside": b"\x1b[31m\x1b]0;PWNED\x07red\x1b[0mafter",
+    "sgr-private": b"\x1b[?31mafter",
+    "sgr-colon-subparams": b"\x1b[38:2::255:0:0mafter",
+    "sgr-huge": b"\x1b[" + b"1;" * 5000 + b"31mafter",
+    "lone-esc": b"after\x1b",
+    "lone-csi": b"after\x1b[",
+}
+
+# Byte strings whose appearance in the output means an escape got through.
+FORBIDDEN_TEXT = ("PWNED", "evil.example", "cm0gLXJmIH4=")
+
+
+def _assert_safe(text: str, sgr: tuple[tuple[int, str], ...]) -> None:
+    assert is_safe(text), repr(text)
+    assert "\x1b" not in text and "\x9b" not in text
+    assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]", text)
+    for pos, params in sgr:
+        assert 0 <= pos <= len(text)
+        assert re.fullmatch(r"[0-9;]+", params), params
+    rebuilt = to_ansi(text, sgr)
+    # The only escape sequences handed to the ANSI decoder are plain SGR ones.
+    assert re.sub(r"\x1b\[[0-9;]+m", "", rebuilt) == text
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_payload_keeps_nothing_but_text_and_sgr(name: str):
+    text, sgr = sanitize_line(HOSTILE[name])
+    _assert_safe(text, sgr)
+    for forbidden in FORBIDDEN_TEXT:
+        assert forbidden not in text, (name, text)
+    assert "after" in text  # the visible text around a payload survives
+
+
+def test_colours_survive_as_sgr_positions():
+    text, sgr = sanitize_line(b"ok \x1b[1;31mred\x1b[0m \x1b[38;5;208morange\x1b[m end")
+    assert text == "ok red orange end"
+    assert sgr == ((3, "1;31"), (6, "0"), (7, "38;5;208"), (13, "0"))
+
+
+def test_blink_and_conceal_are_dropped_from_sgr():
+    text, sgr = sanitize_line(b"\x1b[5;8;32mhidden?")
+    assert text == "hidden?"
+    assert sgr == ((0, "32"),)
+
+
+def test_controls_become_replacement_characters_and_tab_stays():
+    text, _ = sanitize_line(b"a\tb\x00c\x07d\x7fe")
+    assert text == f"a\tb{REPLACEMENT}c{REPLACEMENT}d{REPLACEMENT}e"
+
+
+def test_invalid_utf8_is_replaced():
+    text, _ = sanitize_line(b"caf\xc3\xa9 \xff ok")
+    assert text == f"caf\u00e9 {REPLACEMENT} ok"
+
+
+def test_plain_ascii_takes_the_fast_path_unchanged():
+    line = b"2026-01-01 INFO loaded 32 layers in 1.2s"
+    assert sanitize_line(line) == (line.decode(), ())
+
+
+def test_a_two_megabyte_line_is_cut_and_stays_safe():
+    rng = random.Random(7)
+    payload = bytes(rng.randrange(256) for _ in range(2 * 1024 * 1024)).replace(b"\n", b"x")
+    splitter = LineSplitter("big")
+    lines = splitter.feed([(1, b"2026-01-01T00:00:00.000000000Z " + payload + b"\n")])
+    assert len(lines) == 1
+    line = lines[0]
+    _assert_safe(line.text, line.sgr)
+    assert line.text.endswith(f"[{len(payload) - MAX_LINE_BYTES:,} bytes cut]")
+    assert len(line.text) <= MAX_LINE_BYTES + 64
+
+
+def test_a_long_line_split_by_the_engine_is_joined_then_cut():
+    splitter = LineSplitter("big")
+    chunk = b"a" * 16 * 1024
+    messages = [(1, b"2026-01-01T00:00:00.%09dZ " % i + chunk) for i in range(8)]
+    messages.append((1, b"2026-01-01T00:00:01.000000000Z tail\n"))
+    lines = splitter.feed(messages)
+    assert len(lines) == 1
+    assert lines[0].text.startswith("a" * 1000)
+    assert lines[0].text.endswith(f"[{8 * len(chunk) + 4 - MAX_LINE_BYTES:,} bytes cut]")
+    assert lines[0].ts == 1767225600 * 10**9  # the first fragment's timestamp
+
+
+def test_carriage_return_progress_shows_what_a_terminal_would():
+    splitter = LineSplitter("p")
+    raw = b"2026-01-01T00:00:00.000000000Z \rLoading  10%\rLoading  50%\rLoading 100%\x1b[K\r\n"
+    (line,) = splitter.feed([(0, raw)])
+    assert line.text == "Loading 100%"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_bytes_never_leave_a_control_character(seed: int):
+    rng = random.Random(seed)
+    alphabet = [*range(256)] + [0x1B] * 40 + [0x9B, 0x9D, 0x90] * 10
+    for _ in range(300):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 400)))
+        text, sgr = sanitize_line(data.replace(b"\n", b""))
+        _assert_safe(text, sgr)
+
+
+def test_random_sequences_built_from_escape_grammar_stay_safe():
+    rng = random.Random(1234)
+    pieces = [
+        b"\x1b[",
+        b"\x1b]",
+        b"\x1bP",
+        b"\x1b\\",
+        b"\x07",
+        b"\x9b",
+        b"\x9c",
+        b"\xc2\x9b",
+        b"\xc2\x9d",
+        b";",
+        b"1",
+        b"31",
+        b"m",
+        b"H",
+        b"J",
+        b"?",
+        b"text",
+        b"\x00",
+        b"\xff",
+        b"\t",
+    ]
+    for _ in range(2000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
+        _assert_safe(*sanitize_line(data))

@@ -1,0 +1,1357 @@
+"""Following container logs: parsed, safe, classified lines in bounded batches.
+
+Nothing here knows about the UI. The pieces, from the wire up:
+
+- `parse_timestamp` reads the engine's RFC 3339 timestamps to integer nanoseconds.
+- `LineSplitter` turns log messages (`(stream, bytes)` with a timestamp prefix) into lines:
+  it joins the engine's 16 KiB partial messages, caps line length (`MAX_LINE_BYTES`, the rest
+  is cut and counted), keeps what a terminal would show of carriage-return progress bars,
+  and sanitises each line (`tui.fleet.sanitize`: only colours survive).
+- `Classifier` marks the lines worth seeing: CUDA out-of-memory, NCCL errors, Python
+  tracebacks, OOM kills, model-load progress, errors.
+- `LogFollower` owns threads that read one container's (or, as `ReplicaSetFollower`, a
+  replica set's) stream and hand `LogBatch`es to a callback: at most one batch every
+  `batch_interval`, the next only once the previous was consumed (or `ack_timeout` passed),
+  what waits in between bounded by `max_pending_lines` (oldest dropped and counted).
+  When the stream ends it asks the engine why: a restart is marked with a boundary line, an
+  exit (and an OOM kill) with a line of its own, a dropped connection is resumed from the
+  last timestamp seen (`since`), dropping the messages already delivered.
+- `LogBuffer` keeps the retained lines, bounded by a line count and a byte estimate.
+- `LogQuery` compiles a search (plain text or regex, case toggle) with readable errors.
+- `export_lines` writes lines to a file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import heapq
+import itertools
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tui.fleet.engine import (
+    ContainerGone,
+    Engine,
+    EngineError,
+    EventStream,
+    LogStream,
+    LogsUnavailable,
+)
+from tui.fleet.sanitize import SgrChanges, sanitize_line, sanitize_text
+
+MAX_LINE_BYTES = 64 * 1024
+"""Longest line kept; the rest of a longer line is cut (and the cut counted in the line)."""
+DEFAULT_TAIL = 1000
+"""Lines shown at once when a pane opens."""
+DEFAULT_MAX_LINES = 100_000
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+LINE_OVERHEAD = 160
+"""Estimated bytes a retained line costs besides its text (tuple, str header, list slot)."""
+
+RESUME_MARGIN_NS = 500_000_000
+"""How far before the last timestamp seen a resumed stream starts.
+
+stdout and stderr are written to the log by separate goroutines, so the file is not in
+strict timestamp order; resuming a little earlier and dropping what was seen closes that gap.
+"""
+READY_TIMEOUT = 3.0
+"""A replica whose backlog has not arrived by then no longer holds the others back."""
+INSPECT_POLL = 1.0
+"""How often a stopped container is asked whether it started again."""
+
+
+class LineKind:
+    """What a line is, for highlighting and for jumping between the lines that matter."""
+
+    NORMAL = ""
+    CUDA_OOM = "cuda-oom"
+    NCCL = "nccl"
+    TRACEBACK = "traceback"
+    OOM_KILLED = "oom-killed"
+    MODEL_LOAD = "model-load"
+    ERROR = "error"
+    RESTART = "restart"
+    """A boundary line aitop adds when the container (re)started."""
+    EXITED = "exited"
+    """A line aitop adds when the container stopped."""
+    NOTICE = "notice"
+    """A line aitop adds about the stream itself (container removed, engine unreachable)."""
+
+
+JUMP_KINDS = frozenset(
+    {
+        LineKind.CUDA_OOM,
+        LineKind.NCCL,
+        LineKind.TRACEBACK,
+        LineKind.OOM_KILLED,
+        LineKind.MODEL_LOAD,
+        LineKind.ERROR,
+        LineKind.RESTART,
+        LineKind.EXITED,
+    }
+)
+"""Kinds the "next highlight" key stops at."""
+
+
+class LogLine(NamedTuple):
+    """One log line, safe to display: `text` holds no control character but tab."""
+
+    ts: int
+    """Engine timestamp, nanoseconds since the epoch (0 when unknown)."""
+    text: str
+    sgr: SgrChanges = ()
+    """Colour changes as (offset into text, SGR parameters)."""
+    kind: str = LineKind.NORMAL
+    source: str = ""
+    """The container (replica) name the line came from."""
+    stream: int = 1
+    """1 stdout, 2 stderr, 3 an engine message in the stream, 0 a TTY or aitop's own line."""
+
+
+class LogTarget(NamedTuple):
+    """A container to follow and the name its lines carry."""
+
+    container_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class LogPreset:
+    """How much history a pane opens with."""
+
+    key: str
+    label: str
+    tail: int | None = None
+    """Last lines to show; None for no line limit."""
+    since_seconds: float | None = None
+    """Only messages of the last this-many seconds."""
+    since_start: bool = False
+    """Only messages since the container's last (re)start."""
+
+    def window(self, started_at_ns: int, now_ns: int | None = None) -> tuple[int | None, int]:
+        """The `(tail, since_ns)` to open the stream with (since 0: from the beginning)."""
+        if self.since_start:
+            return self.tail, started_at_ns
+        if self.since_seconds is not None:
+            now_ns = time.time_ns() if now_ns is None else now_ns
+            return self.tail, max(1, now_ns - int(self.since_seconds * 1e9))
+        return self.tail, 0
+
+
+def tail_preset(lines: int = DEFAULT_TAIL) -> LogPreset:
+    """The "last N lines" preset for a configured N."""
+    return LogPreset("tail", f"last {lines:,} lines", tail=lines)
+
+
+PRESETS: tuple[LogPreset, ...] = (
+    tail_preset(DEFAULT_TAIL),
+    LogPreset("5m", "last 5 min", since_seconds=300),
+    LogPreset("1h", "last hour", since_seconds=3600),
+    LogPreset("start", "since the last (re)start", since_start=True),
+    LogPreset("all", "everything"),
+)
+"""The presets a pane cycles through, in order."""
+DEFAULT_PRESET = PRESETS[0]
+
+
+def preset_by_key(key: str, tail: int = DEFAULT_TAIL) -> LogPreset:
+    """The preset with this key (the tail preset with the configured line count)."""
+    if key == "tail":
+        return tail_preset(tail)
+    for preset in PRESETS:
+        if preset.key == key:
+            return preset
+    raise KeyError(key)
+
+
+# --- timestamps ---------------------------------------------------------------------------
+
+_SECONDS: dict[bytes, int] = {}
+
+
+def _epoch_seconds(head: bytes) -> int | None:
+    """`YYYY-MM-DDTHH:MM:SS` (UTC) as epoch seconds, cached: a flood repeats the same second."""
+    sec = _SECONDS.get(head)
+    if sec is not None:
+        return sec
+    if len(head) != 19 or head[4] != 45 or head[7] != 45 or head[10] not in (84, 32):
+        return None
+    try:
+        sec = calendar.timegm(
+            (
+                int(head[0:4]),
+                int(head[5:7]),
+                int(head[8:10]),
+                int(head[11:13]),
+                int(head[14:16]),
+                int(head[17:19]),
+                0,
+                0,
+                0,
+            )
+        )
+    except ValueError:
+        return None
+    if len(_SECONDS) > 4096:
+        _SECONDS.clear()
+    _SECONDS[head] = sec
+    return sec
+
+
+def parse_timestamp(value: bytes | str) -> int | None:
+    """An RFC 3339 timestamp (the engine's, nanoseconds optional) as ns since the epoch.
+
+    None when `value` is not a timestamp, and for the engine's zero time (year 1).
+    """
+    raw = value.encode() if isinstance(value, str) else value
+    if len(raw) < 20 or raw.startswith(b"0001-"):
+        return None
+    sec = _epoch_seconds(raw[:19])
+    if sec is None:
+        return None
+    rest = raw[19:]
+    frac = b""
+    if rest[:1] == b".":
+        end = 1
+        while end < len(rest) and 48 <= rest[end] <= 57:
+            end += 1
+        frac, rest = rest[1:end], rest[end:]
+    if rest == b"Z":
+        offset = 0
+    elif len(rest) == 6 and rest[0] in (43, 45) and rest[3] == 58:
+        try:
+            offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (1 if rest[0] == 43 else -1)
+        except ValueError:
+            return None
+    else:
+        return None
+    ns = int(frac[:9].ljust(9, b"0")) if frac else 0
+    return (sec - offset) * 1_000_000_000 + ns
+
+
+def format_timestamp(ts: int, *, precision: int = 3) -> str:
+    """ns since the epoch as `YYYY-MM-DDTHH:MM:SS.fffZ` (UTC; `precision` fraction digits)."""
+    if ts <= 0:
+        return "-" * (20 + (precision + 1 if precision else 0))
+    sec, ns = divmod(ts, 1_000_000_000)
+    head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    if not precision:
+        return head + "Z"
+    return f"{head}.{ns:09d}"[: 20 + precision] + "Z"
+
+
+# --- classification -----------------------------------------------------------------------
+
+# Each kind: lower-case keywords one of which the line must hold (a cheap test that rules
+# out almost every line), then the pattern that decides. Earlier kinds win.
+_KIND_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (
+        LineKind.CUDA_OOM,
+        ("memory", "cublas_status_alloc", "tried to allocate"),
+        r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory"
+        r"|cudaErrorMemoryAllocation|CUBLAS_STATUS_ALLOC_FAILED|HIP out of memory"
+        r"|out of memory on device|Tried to allocate [\d.]+ [KMGT]i?B",
+    ),
+    (
+        LineKind.NCCL,
+        ("nccl",),
+        r"NCCL (?:WARN|ERROR|error)|\bnccl\w*Error\b|ncclSystemError|ncclInternalError"
+        r"|ProcessGroupNCCL\S*.{0,200}?(?:[Tt]imeout|[Ee]rror|[Aa]bort)"
+        r"|Watchdog caught collective operation timeout|NCCL communicator was aborted",
+    ),
+    (
+        LineKind.OOM_KILLED,
+        ("oom", "out of memory", "killed"),
+        r"\bOOMKilled\b|Out of memory: Kill(?:ed)? process|\boom-kill(?:er)?\b"
+        r"|invoked oom-killer|Memory cgroup out of memory|^Killed\s*$",
+    ),
+    (LineKind.TRACEBACK, ("traceback",), r"^Traceback \(most recent call last\):"),
+    (
+        LineKind.MODEL_LOAD,
+        ("load", "fetching", "captur"),
+        r"Loading checkpoint shards|Loading safetensors checkpoint|Loading (?:model )?weights"
+        r"|Loading model|[Mm]odel load(?:ing|ed)|Loaded model|llama_model_load|load_tensors:"
+        r"|llm_load_tensors|Downloading (?:shards|model|weights)|Fetching \d+ files"
+        r"|Starting to load model|weights loaded|[Cc]apturing (?:CUDA )?graphs?",
+    ),
+    (
+        LineKind.ERROR,
+        ("error", "fatal", "critical", "panic", "segmentation fault", "core dumped", "exception"),
+        r"\b(?:ERROR|FATAL|CRITICAL|PANIC)\b|\bpanic:|Segmentation fault|core dumped"
+        r"|CUDA error|^[\w.]*(?:Error|Exception): ",
+    ),
+)
+_KINDS = tuple(
+    (kind, keys, re.compile(pattern, re.MULTILINE)) for kind, keys, pattern in _KIND_RULES
+)
+_TRACEBACK_BODY = re.compile(r"[ \t]|\^+\s*$|~+\s*$|$")
+_TRACEBACK_CHAIN = re.compile(
+    r"During handling of the above exception|The above exception was the direct cause"
+)
+
+
+def classify(text: str) -> str:
+    """The kind of one line on its own (no traceback context); "" for an ordinary line."""
+    low = text.lower()
+    for kind, keys, pattern in _KINDS:
+        for key in keys:
+            if key in low:
+                if pattern.search(text) is not None:
+                    return kind
+                break
+    return LineKind.NORMAL
+
+
+class Classifier:
+    """Classifies lines, following Python tracebacks across lines (one state per stream)."""
+
+    def __init__(self) -> None:
+        self._in_traceback: set[object] = set()
+
+    def classify(self, text: str, key: object = None) -> str:
+        """The kind of this line, given the lines of the same `key` (stream) before it."""
+        kind = classify(text)
+        if key in self._in_traceback:
+            if kind in (LineKind.NORMAL, LineKind.ERROR) and (
+                _TRACEBACK_BODY.match(text) or _TRACEBACK_CHAIN.search(text)
+            ):
+                return LineKind.TRACEBACK
+            # The exception line closes the traceback.
+            if not _TRACEBACK_BODY.match(text):
+                self._in_traceback.discard(key)
+            return kind if kind not in (LineKind.NORMAL, LineKind.ERROR) else LineKind.TRACEBACK
+        if kind == LineKind.TRACEBACK:
+            self._in_traceback.add(key)
+        return kind
+
+    def reset(self, key: object = None) -> None:
+        """Forget the traceback state of one stream (or of all with no key)."""
+        if key is None:
+            self._in_traceback.clear()
+        else:
+            self._in_traceback.discard(key)
+
+
+# --- splitting messages into lines --------------------------------------------------------
+
+
+class LineSplitter:
+    """Turns one container's log messages into `LogLine`s.
+
+    Messages are what `LogStream.read()` returns: `(stream, payload)` where the payload starts
+    with the engine's timestamp and a space. A message without a newline at its end is a
+    partial line (the engine cuts lines at 16 KiB); the next message of the same stream
+    continues it. It also records the timestamps of recent messages so a resumed stream can
+    skip those already seen (`expect_replay`).
+    """
+
+    def __init__(self, source: str = "", *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.source = source
+        self.max_line_bytes = max_line_bytes
+        self.classifier = Classifier()
+        self.last_ts = 0
+        """Newest message timestamp seen."""
+        self.messages = 0
+        self.skipped = 0
+        """Messages dropped as already seen after a resume."""
+        self._partial: dict[int, tuple[int, bytearray, int]] = {}
+        self._recent: deque[int] = deque()
+        self._replay: deque[int] = deque()
+        self._replay_end = 0
+
+    def resume_since(self, *, margin: bool = True) -> int:
+        """The `since_ns` a resumed stream should start at (0: no message seen yet).
+
+        With `margin`, a little before the newest timestamp (see `RESUME_MARGIN_NS`); without,
+        exactly at it (right after an initial history, which ends where the file ends).
+        """
+        if not self.last_ts:
+            return 0
+        return max(1, self.last_ts - (RESUME_MARGIN_NS if margin else 0))
+
+    def expect_replay(self, since_ns: int) -> None:
+        """The next messages replay the stream from `since_ns`: skip those already seen.
+
+        What was seen since then is a subsequence of what the engine replays (both in file
+        order), so seen messages are matched greedily by timestamp; replayed messages that were
+        not seen (the gap) go through.
+        """
+        self._replay = deque(ts for ts in self._recent if ts >= since_ns)
+        self._replay_end = self._replay[-1] + RESUME_MARGIN_NS if self._replay else 0
+
+    def feed(self, messages: Iterable[tuple[int, bytes]]) -> list[LogLine]:
+        """Lines completed by these messages, in order."""
+        out: list[LogLine] = []
+        recent = self._recent
+        replay = self._replay
+        seconds = _SECONDS
+        partial = self._partial
+        cap = self.max_line_bytes
+        make = self._line
+        for stream, payload in messages:
+            if stream == 3:
+                self._emit_notice(payload, out)
+                continue
+            pos = 0
+            n = len(payload)
+            while pos < n:
+                sp = payload.find(b" ", pos, pos + 40)
+                ts = None
+                if sp == pos + 30 and payload[pos + 19] == 46 and payload[pos + 29] == 90:
+                    # The engine's own format, 2006-01-02T15:04:05.000000000Z: the fast path.
+                    sec = seconds.get(payload[pos : pos + 19])
+                    if sec is not None:
+                        ts = sec * 1_000_000_000 + int(payload[pos + 20 : pos + 29])
+                if ts is None and sp > pos:
+                    ts = parse_timestamp(payload[pos:sp])
+                if ts is None:
+                    ts = self.last_ts
+                    start = pos
+                else:
+                    start = sp + 1
+                nl = payload.find(b"\n", start)
+                end = n if nl < 0 else nl
+                pos = n if nl < 0 else nl + 1
+                if replay:
+                    if ts == replay[0]:
+                        replay.popleft()
+                        self.skipped += 1
+                        continue
+                    if ts > self._replay_end:
+                        replay.clear()  # past the replayed range: what is left was not resent
+                self.messages += 1
+                if ts > self.last_ts:
+                    self.last_ts = ts
+                recent.append(ts)
+                if len(recent) > 64 and recent[0] < self.last_ts - RESUME_MARGIN_NS:
+                    floor = self.last_ts - RESUME_MARGIN_NS
+                    while recent and recent[0] < floor:
+                        recent.popleft()
+                if nl >= 0 and end - start <= cap and stream not in partial:
+                    out.append(make(ts, stream, payload[start:end], 0))
+                else:
+                    self._add(stream, ts, payload[start:end], nl >= 0, out)
+        return out
+
+    def flush(self) -> list[LogLine]:
+        """Lines still waiting for their end (the stream ended inside a line)."""
+        out: list[LogLine] = []
+        for stream, (ts, buf, cut) in sorted(self._partial.items()):
+            out.append(self._line(ts, stream, bytes(buf), cut))
+        self._partial.clear()
+        return out
+
+    def _add(self, stream: int, ts: int, data: bytes, complete: bool, out: list[LogLine]) -> None:
+        pending = self._partial.get(stream)
+        cap = self.max_line_bytes
+        if pending is None:
+            if complete:
+                cut = 0
+                if len(data) > cap:
+                    cut = len(data) - cap
+                    data = data[:cap]
+                out.append(self._line(ts, stream, data, cut))
+                return
+            pending = (ts, bytearray(), 0)
+            self._partial[stream] = pending
+        first_ts, buf, cut = pending
+        if b"\r" in data:
+            # A progress bar redrawing itself: what follows the last CR is what shows.
+            rpos = data.rfind(b"\r")
+            if rpos < len(data) - 1:
+                buf.clear()
+                data = data[rpos + 1 :]
+        room = cap - len(buf)
+        if len(data) > room:
+            cut += len(data) - max(room, 0)
+            data = data[: max(room, 0)]
+        buf += data
+        if complete:
+            del self._partial[stream]
+            out.append(self._line(first_ts, stream, bytes(buf), cut))
+        else:
+            self._partial[stream] = (first_ts, buf, cut)
+
+    def _line(self, ts: int, stream: int, data: bytes, cut: int) -> LogLine:
+        if b"\r" not in data:
+            text, sgr = sanitize_line(data)
+            if cut:
+                text += f" \u2026 [{cut:,} bytes cut]"
+            return LogLine(
+                ts, text, sgr, self.classifier.classify(text, stream), self.source, stream
+            )
+        if data.endswith(b"\r"):
+            data = data.rstrip(b"\r")
+        if b"\r" in data:
+            text, sgr = "", ()
+            for segment in reversed(data.split(b"\r")):
+                text, sgr = sanitize_line(segment)
+                if text.strip():
+                    break
+        else:
+            text, sgr = sanitize_line(data)
+        if cut:
+            text += f" \u2026 [{cut:,} bytes cut]"
+        kind = self.classifier.classify(text, stream)
+        return LogLine(ts, text, sgr, kind, self.source, stream)
+
+    def _emit_notice(self, payload: bytes, out: list[LogLine]) -> None:
+        text, _ = sanitize_line(payload.rstrip(b"\r\n").replace(b"\n", b" "))
+        out.append(LogLine(self.last_ts, f"engine: {text}", (), LineKind.NOTICE, self.source, 3))
+
+
+# --- the retained lines -------------------------------------------------------------------
+
+
+def line_cost(line: LogLine) -> int:
+    """Estimated bytes one retained line costs."""
+    return len(line.text) + LINE_OVERHEAD + (24 * len(line.sgr) if line.sgr else 0)
+
+
+class LogBuffer:
+    """The retained lines, oldest first, bounded by `max_lines` and by `max_bytes`.
+
+    Every line gets a sequence number (`first_seq` is the oldest retained one's); numbers stay
+    valid while older lines are evicted, so views can refer to lines by number. Indexing is
+    O(1). Not thread-safe: one owner (the UI thread, say) uses it.
+    """
+
+    def __init__(
+        self, max_lines: int = DEFAULT_MAX_LINES, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        self.max_lines = max(1, max_lines)
+        self.max_bytes = max(1, max_bytes)
+        self._lines: list[LogLine] = []
+        self._head = 0
+        self.first_seq = 0
+        """Sequence number of the oldest retained line."""
+        self.nbytes = 0
+        """Estimated bytes of the retained lines (see `line_cost`)."""
+        self.dropped = 0
+        """Lines evicted to stay within the bounds."""
+
+    def __len__(self) -> int:
+        return len(self._lines) - self._head
+
+    def __iter__(self) -> Iterator[LogLine]:
+        return itertools.islice(self._lines, self._head, None)
+
+    def __getitem__(self, index: int) -> LogLine:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._lines[self._head + index]
+
+    @property
+    def end_seq(self) -> int:
+        """Sequence number the next line will get."""
+        return self.first_seq + len(self)
+
+    def get(self, seq: int) -> LogLine | None:
+        """The line with this sequence number, or None if it was evicted (or not yet seen)."""
+        index = seq - self.first_seq
+        if 0 <= index < len(self):
+            return self._lines[self._head + index]
+        return None
+
+    def extend(self, lines: Iterable[LogLine]) -> int:
+        """Append lines (evicting the oldest beyond the bounds); returns how many were evicted."""
+        added = list(lines)
+        self._lines.extend(added)
+        self.nbytes += sum(map(line_cost, added))
+        return self._evict()
+
+    def _evict(self) -> int:
+        lines = self._lines
+        head = self._head
+        excess = len(lines) - head - self.max_lines
+        if excess > 0:
+            self.nbytes -= sum(map(line_cost, lines[head : head + excess]))
+            head += excess
+        # Keep at least the newest line, however large.
+        while self.nbytes > self.max_bytes and len(lines) - head > 1:
+            self.nbytes -= line_cost(lines[head])
+            head += 1
+        evicted = head - self._head
+        if evicted:
+            self.first_seq += evicted
+            self.dropped += evicted
+            if head > 4096 and head * 2 > len(lines):
+                del lines[:head]
+                head = 0
+            self._head = head
+        return evicted
+
+    def clear(self) -> None:
+        """Forget every line (sequence numbers go on from where they were)."""
+        self.first_seq = self.end_seq
+        self._lines = []
+        self._head = 0
+        self.nbytes = 0
+
+    def snapshot(self) -> tuple[LogLine, ...]:
+        """The retained lines as an immutable tuple (for export from another thread)."""
+        return tuple(self)
+
+
+# --- search -------------------------------------------------------------------------------
+
+
+class InvalidQuery(ValueError):
+    """A search that cannot be compiled; `str()` says why, for an inline message."""
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """A search: plain text or a regular expression, case-sensitive or not."""
+
+    pattern: str = ""
+    regex: bool = False
+    case_sensitive: bool = False
+
+    def compile(self) -> re.Pattern[str] | None:
+        """The compiled pattern (None for an empty search); raises InvalidQuery."""
+        if not self.pattern:
+            return None
+        flags = 0 if self.case_sensitive else re.IGNORECASE
+        if not self.regex:
+            return re.compile(re.escape(self.pattern), flags)
+        try:
+            compiled = re.compile(self.pattern, flags)
+        except re.error as exc:
+            where = f" at position {exc.pos}" if exc.pos is not None else ""
+            raise InvalidQuery(f"invalid regex: {exc.msg}{where}") from None
+        except (OverflowError, RecursionError, ValueError) as exc:
+            raise InvalidQuery(f"invalid regex: {exc}") from None
+        return compiled
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export_lines` wrote."""
+
+    path: Path
+    lines: int
+    bytes: int
+
+
+def export_path(directory: str | Path, name: str, *, now: float | None = None) -> Path:
+    """A fresh file name for exported logs: `aitop-<name>-<YYYYmmdd-HHMMSS>.log`."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "logs"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    return Path(directory) / f"aitop-{safe}-{stamp}.log"
+
+
+def format_line(line: LogLine, *, timestamps: bool = True, source: bool = False) -> str:
+    """One line as plain text for a file: `[timestamp ][source | ]text` (no colours)."""
+    parts = []
+    if timestamps:
+        parts.append(format_timestamp(line.ts, precision=9))
+    if source and line.source:
+        parts.append(f"{line.source} |")
+    parts.append(line.text)
+    return " ".join(parts)
+
+
+def export_lines(
+    lines: Iterable[LogLine],
+    path: str | Path,
+    *,
+    timestamps: bool = True,
+    source: bool = False,
+) -> ExportResult:
+    """Write lines to `path` (UTF-8, one per line, colours dropped); blocking file I/O.
+
+    The lines are already sanitised, so the file is safe to `cat`. Refuses to overwrite.
+    """
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    size = 0
+    with open(target, "x", encoding="utf-8", newline="\n") as fh:
+        for line in lines:
+            text = format_line(line, timestamps=timestamps, source=source) + "\n"
+            fh.write(text)
+            count += 1
+            size += len(text.encode("utf-8"))
+    return ExportResult(target, count, size)
+
+
+# --- following ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    """Lines a follower hands over at once; call `consumed()` once they are displayed."""
+
+    session: int
+    """The follower that produced it (drop batches of a follower you replaced)."""
+    lines: tuple[LogLine, ...]
+    dropped: int = 0
+    """Lines dropped before this batch because the consumer fell behind."""
+    _ack: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def consumed(self) -> None:
+        """Tell the follower the batch was taken in, so it may deliver the next one."""
+        if self._ack is not None:
+            self._ack()
+
+
+@dataclass(frozen=True)
+class FollowerStats:
+    """Counters of one follower."""
+
+    lines: int = 0
+    """Lines parsed from the streams."""
+    delivered: int = 0
+    dropped: int = 0
+    """Lines dropped while the consumer was behind (backpressure)."""
+    batches: int = 0
+    resumes: int = 0
+    """Dropped streams resumed from the last timestamp seen."""
+    restarts: int = 0
+    skipped_replayed: int = 0
+    """Replayed messages dropped as already seen."""
+
+
+class _ContainerState(NamedTuple):
+    running: bool
+    started_at: int
+    finished_at: int
+    exit_code: int
+    oom_killed: bool
+    tty: bool
+
+
+def _state(attrs: dict[str, Any]) -> _ContainerState:
+    state = attrs.get("State") or {}
+    return _ContainerState(
+        running=bool(state.get("Running")),
+        started_at=parse_timestamp(state.get("StartedAt") or "") or 0,
+        finished_at=parse_timestamp(state.get("FinishedAt") or "") or 0,
+        exit_code=int(state.get("ExitCode") or 0),
+        oom_killed=bool(state.get("OOMKilled")),
+        tty=bool((attrs.get("Config") or {}).get("Tty")),
+    )
+
+
+class _Source:
+    """One followed container inside a follower: its pending lines and reader thread."""
+
+    def __init__(self, index: int, target: LogTarget) -> None:
+        self.index = index
+        self.target = target
+        self.chunks: deque[tuple[float, list[LogLine]]] = deque()
+        self.count = 0
+        self.max_ts = 0
+        self.last_arrival = 0.0
+        self.ready = False
+        self.done = False
+        self.gone_marked = False
+        self.reader: _Reader | None = None
+
+
+class _Reader(threading.Thread):
+    """Reads one container's stream for a follower, through restarts and dropped streams.
+
+    Restart and exit boundaries come from the follower's `_Watcher` (the engine's events): a
+    follow stream may go on across a restart, so its end says nothing reliable. The reader
+    only resumes: after its stream ends it asks the engine for the container's state and
+    follows again from the last timestamp seen, waiting first while the container is down.
+    """
+
+    def __init__(self, follower: LogFollower, source: _Source) -> None:
+        super().__init__(name=f"aitop-logs-{source.target.name}", daemon=True)
+        self.follower = follower
+        self.source = source
+        self.engine = follower.engine
+        self.splitter = LineSplitter(source.target.name, max_line_bytes=follower.max_line_bytes)
+        self._lock = threading.Lock()
+        self._stream: LogStream | None = None
+        self._tty = False
+        self._notice_shown = False
+        self._floor = 0
+
+    def drop_stream(self) -> None:
+        """Close the current stream as a broken connection would (the reader resumes)."""
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except _StopReader:
+            pass
+        except Exception as exc:  # never die silently: say it in the pane
+            self._notice(f"log stream stopped: {exc}")
+        finally:
+            self.drop_stream()
+            self.follower._source_done(self.source)
+
+    @property
+    def _stopping(self) -> bool:
+        return self.follower._stop.is_set()
+
+    def _run(self) -> None:
+        state = self._inspect()
+        if state is None:
+            return
+        self._tty = state.tty
+        tail, since = self.follower.preset.window(state.started_at)
+        self._floor = since
+        # The initial history first, to its end: then it is known to be complete (replica
+        # sets merge complete histories) and following starts exactly where it ended.
+        while not self._read(follow=False, tail=tail, since_ns=since or None)[1]:
+            if self._inspect() is None or self.follower._stop.wait(0.5):
+                return
+        if not state.running:
+            self._flush()
+            self.follower._mark_state(self.source, state, opened=True)
+        self.follower._source_ready(self.source)
+        since = self.splitter.resume_since(margin=False)
+        quick_eofs = 0
+        while not self._stopping:
+            if not state.running:
+                state = self._wait_for_start(state.started_at)
+                if state is None:
+                    return
+            began = time.monotonic()
+            if since:
+                self.splitter.expect_replay(since)
+            got, _ = self._read(follow=True, tail=None, since_ns=max(since, self._floor) or None)
+            if self._stopping:
+                return
+            since = self.splitter.resume_since()
+            state = self._inspect()
+            if state is None:
+                return
+            if not state.running:
+                self._flush()
+                continue
+            # The stream ended under a running container (a broken connection, a restart):
+            # follow again from where it stopped.
+            self.follower._count("resumes")
+            quick = not got and time.monotonic() - began < 0.5
+            quick_eofs = quick_eofs + 1 if quick else 0
+            if quick_eofs and self.follower._stop.wait(min(5.0, 0.25 * 2**quick_eofs)):
+                return
+
+    def _read(self, *, follow: bool, tail: int | None, since_ns: int | None) -> tuple[int, bool]:
+        """Read one stream to its end: (lines it gave, whether it ended normally)."""
+        target = self.source.target
+        try:
+            stream = self.engine.open_logs(
+                target.container_id,
+                follow=follow,
+                tail=tail,
+                since_ns=since_ns,
+                tty=self._tty,
+            )
+        except ContainerGone:
+            return 0, False
+        except LogsUnavailable as exc:
+            self._notice(str(exc))
+            raise _StopReader from exc
+        except EngineError as exc:
+            self._unreachable(exc)
+            return 0, False
+        with self._lock:
+            self._stream = stream
+        if self._stopping:
+            stream.close()
+        got = 0
+        ok = True
+        try:
+            while True:
+                messages = stream.read()
+                if not messages:
+                    break
+                lines = self.splitter.feed(messages)
+                if lines:
+                    got += len(lines)
+                    self.follower._intake(self.source, lines)
+        except EngineError as exc:
+            ok = False
+            if not self._stopping:
+                self._unreachable(exc)
+        finally:
+            stream.close()
+            with self._lock:
+                self._stream = None
+        return got, ok
+
+    def _inspect(self) -> _ContainerState | None:
+        """The container's state, retrying while the engine is unreachable; None: stop."""
+        delay = 0.5
+        while not self._stopping:
+            try:
+                state = _state(self.engine.inspect(self.source.target.container_id))
+            except ContainerGone:
+                self._flush()
+                self.follower._mark_gone(self.source)
+                return None
+            except EngineError as exc:
+                self._unreachable(exc)
+                if self.follower._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 5.0)
+                continue
+            self._notice_shown = False
+            return state
+        return None
+
+    def _wait_for_start(self, started_at: int) -> _ContainerState | None:
+        """Wait (polling) until the container runs again; None: stop."""
+        while not self.follower._stop.wait(INSPECT_POLL):
+            state = self._inspect()
+            if state is None:
+                return None
+            if state.running or state.started_at != started_at:
+                return state
+        return None
+
+    def _flush(self) -> None:
+        lines = self.splitter.flush()
+        if lines:
+            self.follower._intake(self.source, lines)
+
+    def _notice(self, text: str) -> None:
+        self.follower._marker(self.source, LineKind.NOTICE, text, time.time_ns())
+
+    def _unreachable(self, exc: EngineError) -> None:
+        if not self._notice_shown and not self._stopping:
+            self._notice_shown = True
+            self._notice(f"{exc}; retrying")
+
+
+class _Watcher(threading.Thread):
+    """Marks (re)starts, exits, OOM kills and removals from the engine's container events."""
+
+    def __init__(self, follower: LogFollower) -> None:
+        super().__init__(name="aitop-logs-events", daemon=True)
+        self.follower = follower
+        self._lock = threading.Lock()
+        self._stream: EventStream | None = None
+        self._ready = threading.Event()
+        """Set once subscribed (or given up), so nothing after `start()` is missed."""
+
+    def close(self) -> None:
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def run(self) -> None:
+        follower = self.follower
+        by_id = {s.target.container_id: s for s in follower._sources}
+        delay = 0.5
+        while not follower._stop.is_set():
+            try:
+                stream = follower.engine.container_events(list(by_id))
+            except EngineError:
+                self._ready.set()
+                if follower._stop.wait(delay):
+                    return
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.5
+            with self._lock:
+                self._stream = stream
+            self._ready.set()
+            if follower._stop.is_set():
+                stream.close()
+            try:
+                for event in stream:
+                    source = by_id.get(event.get("id") or "")
+                    if source is not None:
+                        self._handle(source, event)
+            except EngineError:
+                pass
+            finally:
+                stream.close()
+            if follower._stop.wait(0.5):
+                return
+
+    def _handle(self, source: _Source, event: dict[str, Any]) -> None:
+        action = event.get("Action") or event.get("status") or ""
+        when = int(event.get("timeNano") or 0) or time.time_ns()
+        follower = self.follower
+        if action == "destroy":
+            follower._mark_gone(source, when)
+            return
+        if action not in ("start", "die"):
+            return  # "oom" comes before "die"; inspect tells OOMKilled then
+        try:
+            state = _state(follower.engine.inspect(source.target.container_id))
+        except EngineError:
+            state = None
+        if action == "start":
+            started = state.started_at if state is not None and state.started_at else when
+            follower._count("restarts")
+            follower._marker(
+                source,
+                LineKind.RESTART,
+                f"container (re)started at {format_timestamp(started)}",
+                started - 1,
+            )
+            return
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        if state is None:
+            state = _ContainerState(False, 0, when, int(attrs.get("exitCode") or 0), False, False)
+        follower._mark_state(source, state)
+
+
+class LogFollower:
+    """Follows one container's logs in threads of its own and hands batches to `on_batch`.
+
+    `on_batch(LogBatch)` runs on the follower's delivery thread; it must not block (post a
+    message to the UI). With `wait_for_ack` the next batch waits until `batch.consumed()`
+    was called (or `ack_timeout` passed) and lines gather meanwhile, at most
+    `max_pending_lines` of them (the oldest are dropped and counted in the next batch).
+    `stop()` closes the streams at once; `join()` waits for the threads to end.
+    """
+
+    _sessions = itertools.count(1)
+
+    def __init__(
+        self,
+        engine: Engine,
+        target: LogTarget | Sequence[LogTarget],
+        *,
+        on_batch: Callable[[LogBatch], None],
+        preset: LogPreset = DEFAULT_PRESET,
+        batch_interval: float = 0.05,
+        max_pending_lines: int = DEFAULT_MAX_LINES,
+        wait_for_ack: bool = True,
+        ack_timeout: float = 1.0,
+        merge_window: float = 0.3,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
+        targets = [target] if isinstance(target, LogTarget) else list(target)
+        if not targets:
+            raise ValueError("nothing to follow")
+        self.engine = engine
+        self.session = next(self._sessions)
+        """Identifies this follower's batches."""
+        self.preset = preset
+        self.on_batch = on_batch
+        self.batch_interval = batch_interval
+        self.max_pending_lines = max(1, max_pending_lines)
+        self.wait_for_ack = wait_for_ack
+        self.ack_timeout = ack_timeout
+        self.merge_window = merge_window
+        self.max_line_bytes = max_line_bytes
+        self._sources = [_Source(i, t) for i, t in enumerate(targets)]
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pending = 0
+        self._dropped = 0
+        self._ack_due: float | None = None
+        self._counters: dict[str, int] = dict.fromkeys(
+            ("lines", "delivered", "dropped", "batches", "resumes", "restarts"), 0
+        )
+        self._markers = False
+        self._thread = threading.Thread(target=self._deliver, name="aitop-logs", daemon=True)
+        self._watcher = _Watcher(self)
+        self._started = 0.0
+
+    @property
+    def targets(self) -> tuple[LogTarget, ...]:
+        """What this follower follows."""
+        return tuple(s.target for s in self._sources)
+
+    @property
+    def merged(self) -> bool:
+        """True when several streams are merged in time order."""
+        return len(self._sources) > 1
+
+    @property
+    def stats(self) -> FollowerStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            counters = dict(self._counters)
+        skipped = sum(s.reader.splitter.skipped for s in self._sources if s.reader is not None)
+        return FollowerStats(skipped_replayed=skipped, **counters)
+
+    @property
+    def ready(self) -> bool:
+        """True once every stream delivered its initial history."""
+        return all(s.ready or s.done for s in self._sources)
+
+    def start(self) -> LogFollower:
+        """Start the threads; returns self."""
+        self._started = time.monotonic()
+        self._watcher.start()
+        for source in self._sources:
+            source.reader = _Reader(self, source)
+            source.reader.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop following: close the streams now (from any thread); does not wait."""
+        self._stop.set()
+        self._watcher.close()
+        for source in self._sources:
+            if source.reader is not None:
+                source.reader.drop_stream()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads to end; True when they all did."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        threads: list[threading.Thread] = [s.reader for s in self._sources if s.reader]
+        threads += [self._thread, self._watcher]
+        for thread in threads:
+            if not thread.is_alive() or thread is threading.current_thread():
+                continue
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+        return not self.is_alive()
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """`stop()` then `join(timeout)`."""
+        self.stop()
+        return self.join(timeout)
+
+    def is_alive(self) -> bool:
+        """True while any of its threads runs."""
+        return (
+            self._thread.is_alive()
+            or self._watcher.is_alive()
+            or any(s.reader is not None and s.reader.is_alive() for s in self._sources)
+        )
+
+    def drop_streams(self) -> None:
+        """Close the open streams as a broken connection would; following resumes by itself."""
+        for source in self._sources:
+            if source.reader is not None:
+                source.reader.drop_stream()
+
+    # -- called by readers --
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counters[name] += n
+
+    def _intake(self, source: _Source, lines: list[LogLine]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._counters["lines"] += len(lines)
+            source.chunks.append((now, lines))
+            source.count += len(lines)
+            source.last_arrival = now
+            top = max(line.ts for line in lines)
+            if top > source.max_ts:
+                source.max_ts = top
+            self._pending += len(lines)
+            excess = self._pending - self.max_pending_lines
+            if excess > 0:
+                self._drop_oldest(excess)
+        self._wake.set()
+
+    def _drop_oldest(self, excess: int) -> None:
+        """Drop the `excess` oldest pending lines (lock held)."""
+        while excess > 0:
+            oldest = min((s for s in self._sources if s.chunks), key=lambda s: s.chunks[0][1][0].ts)
+            arrival, lines = oldest.chunks[0]
+            k = min(excess, len(lines))
+            if k == len(lines):
+                oldest.chunks.popleft()
+            else:
+                oldest.chunks[0] = (arrival, lines[k:])
+            oldest.count -= k
+            self._pending -= k
+            self._dropped += k
+            self._counters["dropped"] += k
+            excess -= k
+
+    def _marker(self, source: _Source, kind: str, text: str, ts: int) -> None:
+        """Add a line of aitop's own (a boundary or a notice) to a source's lines."""
+        clean, _ = sanitize_text(text)
+        line = LogLine(ts, f"\u2500\u2500 {clean} \u2500\u2500", (), kind, source.target.name, 0)
+        with self._lock:
+            self._markers = True
+        self._intake(source, [line])
+
+    def _mark_state(self, source: _Source, state: _ContainerState, *, opened: bool = False) -> None:
+        """Mark that the container stopped (exit code, OOM kill)."""
+        what = "is not running: it" if opened else ""
+        when = state.finished_at or time.time_ns()
+        if state.oom_killed:
+            text = f"container {what} was OOM-killed (out of memory), exit code {state.exit_code}"
+            self._marker(source, LineKind.OOM_KILLED, " ".join(text.split()), when)
+        else:
+            text = f"container {what} exited with code {state.exit_code}"
+            self._marker(source, LineKind.EXITED, " ".join(text.split()), when)
+
+    def _mark_gone(self, source: _Source, when: int | None = None) -> None:
+        """Mark, once, that the container was removed."""
+        with self._lock:
+            if source.gone_marked:
+                return
+            source.gone_marked = True
+        self._marker(source, LineKind.NOTICE, "container removed", when or time.time_ns())
+
+    def _source_ready(self, source: _Source) -> None:
+        with self._lock:
+            source.ready = True
+        self._wake.set()
+
+    def _source_done(self, source: _Source) -> None:
+        with self._lock:
+            source.ready = True
+            source.done = True
+        self._wake.set()
+
+    # -- the delivery thread --
+
+    def _ack(self) -> None:
+        with self._lock:
+            self._ack_due = None
+        self._wake.set()
+
+    def _deliver(self) -> None:
+        last = 0.0
+        while not self._stop.is_set():
+            self._wake.clear()
+            now = time.monotonic()
+            timeout: float | None = None
+            with self._lock:
+                ack_due = self._ack_due
+            if ack_due is not None and now < ack_due:
+                timeout = ack_due - now
+            elif now - last < self.batch_interval:
+                timeout = last + self.batch_interval - now
+            else:
+                with self._lock:
+                    lines, dropped, timeout = self._take(now)
+                if lines or dropped:
+                    last = now
+                    self._hand_over(lines, dropped)
+                    continue
+            self._wake.wait(timeout)
+
+    def _hand_over(self, lines: list[LogLine], dropped: int) -> None:
+        ack = self._ack if self.wait_for_ack else None
+        with self._lock:
+            self._counters["delivered"] += len(lines)
+            self._counters["batches"] += 1
+            if ack is not None:
+                self._ack_due = time.monotonic() + self.ack_timeout
+        batch = LogBatch(self.session, tuple(lines), dropped, ack)
+        if self._stop.is_set():
+            return
+        with contextlib.suppress(Exception):
+            self.on_batch(batch)
+
+    def _take(self, now: float) -> tuple[list[LogLine], int, float | None]:
+        """Lines ready to deliver, lines dropped, and when to look again (lock held)."""
+        dropped, self._dropped = self._dropped, 0
+        if not self._pending:
+            return [], dropped, None
+        if len(self._sources) == 1:
+            source = self._sources[0]
+            lines = [line for _, chunk in source.chunks for line in chunk]
+            source.chunks.clear()
+            source.count = 0
+            self._pending = 0
+            if self._markers:
+                # Boundary lines come from the event stream: put them where they belong.
+                self._markers = False
+                lines.sort(key=_line_ts)
+            return lines, dropped, None
+        release, wake_in = self._release_point(now)
+        parts: list[list[LogLine]] = []
+        for source in self._sources:
+            taken: list[LogLine] = []
+            while source.chunks:
+                arrival, chunk = source.chunks[0]
+                if chunk[-1].ts <= release:
+                    taken.extend(chunk)
+                    source.chunks.popleft()
+                    continue
+                k = 0
+                while k < len(chunk) and chunk[k].ts <= release:
+                    k += 1
+                if k:
+                    taken.extend(chunk[:k])
+                    source.chunks[0] = (arrival, chunk[k:])
+                break
+            source.count -= len(taken)
+            self._pending -= len(taken)
+            if taken:
+                parts.append(taken)
+        if not parts:
+            return [], dropped, wake_in
+        merged = list(heapq.merge(*parts, key=_line_ts)) if len(parts) > 1 else parts[0]
+        merged.sort(key=_line_ts)  # nearly sorted already: stdout/stderr skew, boundary lines
+        return merged, dropped, wake_in
+
+    def _release_point(self, now: float) -> tuple[float, float | None]:
+        """Timestamp up to which merged lines may go out, and when to look again (lock held).
+
+        A replica holds the others back while it may still send older lines: until its
+        initial history arrived (at most `READY_TIMEOUT`), and while it has lines waiting or
+        sent some within `merge_window` (its next ones come after its newest). Lines that
+        waited `merge_window` go out anyway, with everything older than them.
+        """
+        if not all(s.ready or s.done for s in self._sources):
+            waited = now - self._started
+            if waited < READY_TIMEOUT:
+                return -1, READY_TIMEOUT - waited
+        window = self.merge_window
+        release: float = float("inf")
+        for source in self._sources:
+            if not source.done and (source.count or now - source.last_arrival < window):
+                release = min(release, source.max_ts)
+        wake_in: float | None = None
+        for source in self._sources:
+            for arrival, chunk in source.chunks:
+                age = now - arrival
+                if age < window:
+                    left = window - age
+                    wake_in = left if wake_in is None else min(wake_in, left)
+                    break
+                release = max(release, max(line.ts for line in chunk))
+        return release, wake_in
+
+
+class _StopReader(Exception):
+    """Ends a reader thread whose stream cannot be read (internal)."""
+
+
+def _line_ts(line: LogLine) -> int:
+    return line.ts
+
+
+class ReplicaSetFollower(LogFollower):
+    """Follows every replica of a service, merged in time order (like `docker compose logs`).
+
+    Each line's `source` names its replica. Lines wait up to `merge_window` seconds for the
+    other replicas to catch up, and the initial histories are merged before any is shown.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        targets: Sequence[LogTarget],
+        *,
+        on_batch: Callable[[LogBatch], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(engine, list(targets), on_batch=on_batch, **kwargs)
