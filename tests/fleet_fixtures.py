@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from tui.fleet.gpu import GpuSampler
+from tui.fleet.gpu_types import container_gpu_usage
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.recording import load
 
@@ -28,6 +30,46 @@ def unreachable(snapshot: FleetSnapshot) -> FleetSnapshot:
         retry_in=4.0,
     )
     return dataclasses.replace(snapshot, engine=engine)
+
+
+def demo_fleet_with_gpus(tmp_path: Path) -> FleetSnapshot:
+    """The demo fleet on a two-GPU machine (an H100 and an A100, recorded NVML readings):
+    llama-1 runs tensor-parallel on both GPUs, mistral-1 on GPU 1, a host process holds 1G of
+    GPU 0, and llama-2 sits idle on its reserved GPU 0. GPU 1 is above 90 % memory."""
+    from tests.fixtures.nvml.fake_nvml import FakeNvml
+    from tests.test_gpu import CID_A, CID_B, PIDS, fake_proc
+
+    fleet = demo_fleet()
+    by_name = {c.info.name: c for c in fleet.containers}
+    llama1, llama2 = by_name["aitop-demo-llama-1"].info, by_name["aitop-demo-llama-2"].info
+    mistral1 = by_name["aitop-demo-mistral-1"].info
+    sampler = GpuSampler(
+        FakeNvml.from_fixture("h100_a100.json", PIDS), proc_root=fake_proc(tmp_path)
+    )
+    report = sampler.sample()
+    ids = {CID_A: llama1.id, CID_B: mistral1.id}
+    # Timings vary run to run; pin them so the picture is stable.
+    report = dataclasses.replace(
+        report,
+        nvml_seconds=0.0021,
+        taken_at=fleet.taken_at,
+        devices=tuple(dataclasses.replace(d, nvml_seconds=0.001) for d in report.devices),
+        processes=tuple(
+            dataclasses.replace(p, container_id=ids.get(p.container_id, p.container_id))
+            for p in report.processes
+        ),
+    )
+    assigned = {llama1.id: ("0", "1"), mistral1.id: ("1",), llama2.id: ("0",)}
+    usage = container_gpu_usage(report)
+    containers = tuple(
+        dataclasses.replace(
+            c,
+            info=dataclasses.replace(c.info, gpus_assigned=assigned.get(c.info.id, ())),
+            gpus=usage.get(c.info.id, ()),
+        )
+        for c in fleet.containers
+    )
+    return dataclasses.replace(fleet, containers=containers, gpu=report)
 
 
 class ReplayMonitor:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet, unreachable
+from tests.fleet_fixtures import ReplayMonitor, demo_fleet, demo_fleet_with_gpus, unreachable
 from tui.app import AitopApp
 
 
@@ -30,6 +30,16 @@ def test_fleet_table(snap_compare):
     status line names the engine and says 7 model containers of 8 are shown."""
     app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
     assert snap_compare(app, terminal_size=(200, 30))
+
+
+def test_fleet_table_with_gpus(snap_compare, tmp_path):
+    """A GPU pane with one block per device (H100 and A100: SM, memory, temperature, power,
+    fan N/A, clocks, holders); GPU 1's memory above 90 % in the critical colour, and the status
+    line warns that GPU 1 is under memory pressure naming aitop-demo-llama-1. In the table,
+    llama-1 holds "0:18.2G 1:..." with its SM share, mistral-1 holds GPU 1, and llama-2 shows
+    its reserved GPU 0 as idle."""
+    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet_with_gpus(tmp_path)))
+    assert snap_compare(app, terminal_size=(220, 40))
 
 
 def test_all_containers_filtered_and_sorted_by_memory(snap_compare):

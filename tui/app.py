@@ -18,9 +18,12 @@ from textual.widgets import Footer, Input
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine import Engine
+from tui.fleet.gpu import GpuSampler
+from tui.fleet.gpu_types import pressure_warnings
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from widgets.container_table import ContainerTable
+from widgets.gpu_panel import GpuPanel
 from widgets.host_gauges import HostGauges
 from widgets.status_line import StatusLine
 
@@ -73,12 +76,18 @@ class AitopApp(App):
         *,
         rules: DetectionRules = DEFAULT_RULES,
         interval: float = 1.0,
+        gpu_interval: float = 1.0,
         show_all: bool = False,
         monitor: FleetMonitor | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
-        self.monitor = monitor or FleetMonitor(engine, rules=rules, interval=interval)
+        self.monitor = monitor or FleetMonitor(
+            engine,
+            rules=rules,
+            interval=interval,
+            gpu=GpuSampler(min_interval=gpu_interval),
+        )
         self.monitor.on_snapshot = self._from_monitor
         self._show_all = show_all
         self._first_frame_file = os.environ.get(FIRST_FRAME_ENV)
@@ -86,6 +95,7 @@ class AitopApp(App):
 
     def compose(self) -> ComposeResult:
         yield HostGauges(id="host")
+        yield GpuPanel(id="gpus")
         yield ContainerTable(id="containers")
         yield Input(placeholder="filter by name, model, image or label (Esc clears)", id="filter")
         yield StatusLine(id="status")
@@ -108,9 +118,12 @@ class AitopApp(App):
         snapshot = message.snapshot
         self.last_snapshot = snapshot
         table = self.query_one(ContainerTable)
+        names = {c.info.id: c.info.name for c in snapshot.containers}
         with self.batch_update():
             table.update_snapshot(snapshot)
             self.query_one(HostGauges).update_host(snapshot.host)
+            if snapshot.gpu is not None:
+                self.query_one(GpuPanel).update_report(snapshot.gpu, names)
             self._update_status()
         if (
             self._first_frame_file
@@ -138,6 +151,9 @@ class AitopApp(App):
         status = self.query_one(StatusLine)
         status.update_status(snapshot.engine, snapshot.taken_at)
         status.view = view
+        names = {c.info.id: c.info.name for c in snapshot.containers}
+        warnings = pressure_warnings(snapshot.gpu, names) if snapshot.gpu is not None else []
+        status.alert = " · ".join(warnings)
 
     # --- actions -------------------------------------------------------------------------------
 

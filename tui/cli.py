@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="sampling interval (default 1.0)",
     )
+    parser.add_argument(
+        "--gpu-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="least time between two NVML readings (default 1.0)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     snap = sub.add_parser(
         "snapshot", parents=[common], help="print the fleet once, as JSON, and exit"
@@ -76,8 +83,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             demo_down(engine)
         return 0
-    if args.interval <= 0:
-        print("aitop: --interval must be a positive number of seconds", file=sys.stderr)
+    if args.interval <= 0 or args.gpu_interval <= 0:
+        print("aitop: intervals must be positive numbers of seconds", file=sys.stderr)
         return EXIT_ENGINE
     if not sys.stdout.isatty():
         print(
@@ -89,7 +96,9 @@ def _run(args: argparse.Namespace) -> int:
     engine.version()
     from tui.app import AitopApp
 
-    AitopApp(engine, interval=args.interval, show_all=args.all).run()
+    AitopApp(
+        engine, interval=args.interval, gpu_interval=args.gpu_interval, show_all=args.all
+    ).run()
     return 0
 
 

@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
+from tui.fleet.gpu_types import GpuReport, format_assigned, format_gpu_usage
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from widgets.formatting import human_bytes, human_duration, human_rate, percent
 
@@ -20,6 +21,18 @@ GROUP_PREFIX = "group:"
 
 def _num(value: float | None) -> float:
     return -1.0 if value is None else float(value)
+
+
+def gpu_mem(c: ContainerSnapshot) -> int | None:
+    """GPU memory a container holds over all GPUs; None if unknown or none."""
+    known = [g.mem_bytes for g in c.gpus if g.mem_bytes is not None]
+    return sum(known) if known else None
+
+
+def gpu_util(c: ContainerSnapshot) -> float | None:
+    """Sum of a container's share of GPU utilisation; None where the driver does not say."""
+    known = [g.util_percent for g in c.gpus if g.util_percent is not None]
+    return sum(known) if known else None
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,9 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("restarts", "RST", lambda c: c.info.restart_count, numeric=True),
     ColumnSpec("cpu", "CPU%", lambda c: _num(c.stats.cpu_percent), numeric=True),
     ColumnSpec("mem", "MEM / LIMIT", lambda c: _num(c.stats.mem_bytes), numeric=True),
+    ColumnSpec("gpu_mem", "GPU MEM", lambda c: _num(gpu_mem(c))),
+    ColumnSpec("gpu_util", "GPU%", lambda c: _num(gpu_util(c)), numeric=True),
+    ColumnSpec("gpus", "GPUS", lambda c: c.info.gpus_assigned),
     ColumnSpec("rx", "NET RX", lambda c: _num(c.stats.net_rx_rate), numeric=True),
     ColumnSpec("tx", "NET TX", lambda c: _num(c.stats.net_tx_rate), numeric=True),
     ColumnSpec("ports", "PORTS", lambda c: c.info.ports),
@@ -283,6 +299,7 @@ class ContainerTable(DataTable):
         if stats.mem_bytes is not None:
             mem = f"{human_bytes(stats.mem_bytes)} / {human_bytes(stats.mem_limit_bytes)}"
         name = ("  " if indent else "") + _clip(info.name, 30)
+        report = self._snapshot.gpu if self._snapshot is not None else None
         cpu = Text(percent(stats.cpu_percent), justify="right")
         if stats.cpu_percent is not None and stats.cpu_percent >= 90:
             cpu.stylize(palette["warn"])
@@ -295,11 +312,33 @@ class ContainerTable(DataTable):
             Text(str(info.restart_count), justify="right"),
             cpu,
             Text(mem, justify="right"),
+            Text(format_gpu_usage(c.gpus)),
+            Text(percent(gpu_util(c)) if c.gpus else "", justify="right"),
+            self._assigned_cell(c, report, palette),
             Text(human_rate(stats.net_rx_rate), justify="right"),
             Text(human_rate(stats.net_tx_rate), justify="right"),
             Text(_clip(", ".join(info.ports), 28)),
             Text(group_label(info.group), style=palette["muted"]),
         )
+
+    @staticmethod
+    def _assigned_cell(
+        c: ContainerSnapshot, report: GpuReport | None, palette: dict[str, str]
+    ) -> Text:
+        assigned = c.info.gpus_assigned
+        if not assigned:
+            return Text("")
+        text = Text(format_assigned(assigned))
+        # A running container sitting on GPUs it does not use: worth a glance.
+        if (
+            c.info.state == "running"
+            and not c.gpus
+            and report is not None
+            and report.ok
+            and report.attribution_possible
+        ):
+            text.append(" idle", style=palette["warn"])
+        return text
 
     def _group_cells(
         self,
@@ -326,6 +365,9 @@ class ContainerTable(DataTable):
             Text(str(sum(c.info.restart_count for c in members)), justify="right"),
             Text(percent(_sum(c.stats.cpu_percent for c in members)), justify="right"),
             Text(human_bytes(mem), justify="right"),
+            Text(human_bytes(_sum(gpu_mem(c) for c in members), na="")),
+            Text(""),
+            Text(""),
             Text(human_rate(_sum(c.stats.net_rx_rate for c in members)), justify="right"),
             Text(human_rate(_sum(c.stats.net_tx_rate for c in members)), justify="right"),
             Text(""),

@@ -21,6 +21,10 @@ class StatusLine(Static):
         color: $text;
         padding: 0 1;
     }
+    StatusLine.-alert {
+        background: $warning;
+        color: $text;
+    }
     StatusLine.-unreachable {
         background: $error;
         color: $text;
@@ -29,6 +33,8 @@ class StatusLine(Static):
 
     view: reactive[str] = reactive("")
     """What the table shows (e.g. "5 of 12 containers · model containers · filter: llama")."""
+    alert: reactive[str] = reactive("")
+    """A warning that must be seen (GPU memory pressure), shown first; "" for none."""
 
     def __init__(
         self,
@@ -51,6 +57,9 @@ class StatusLine(Static):
     def watch_view(self) -> None:
         self._redraw()
 
+    def watch_alert(self) -> None:
+        self._redraw()
+
     def _redraw(self) -> None:
         engine = self._engine
         if engine is None:
@@ -62,7 +71,9 @@ class StatusLine(Static):
             self.update(Text(f"✖ engine unreachable: {engine.error}{retry}"))
             return
         clock = time.strftime("%H:%M:%S", time.localtime(self._updated)) if self._updated else "-"
+        self.set_class(bool(self.alert), "-alert")
         text = Text.assemble(
+            (f"⚠ {self.alert} · ", "bold") if self.alert else "",
             ("● ", "bold"),
             f"docker {engine.version} @ {engine.url}",
             f" · stats: {engine.stats_source}",

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules, classify
+from tui.fleet.gpu_types import gpus_assigned
 from tui.fleet.models import ContainerInfo
 
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -92,4 +93,5 @@ def container_info(
         pid=int(state.get("Pid") or 0),
         exit_code=int(state.get("ExitCode") or 0),
         oom_killed=bool(state.get("OOMKilled")),
+        gpus_assigned=gpus_assigned(attrs),
     )

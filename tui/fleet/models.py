@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from tui.fleet.gpu_types import ContainerGpu, GpuReport
+
 EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -42,6 +44,8 @@ class ContainerInfo:
     """Host PID of the container's main process; 0 when it does not run."""
     exit_code: int = 0
     oom_killed: bool = False
+    gpus_assigned: tuple[str, ...] = ()
+    """GPUs the container was given: () none, ("all",) all, else ids as requested."""
 
     @property
     def short_id(self) -> str:
@@ -92,6 +96,8 @@ class ContainerSnapshot:
 
     info: ContainerInfo
     stats: ContainerStats = NO_STATS
+    gpus: tuple[ContainerGpu, ...] = ()
+    """What the container holds on each GPU, from NVML's process list."""
 
 
 @dataclass(frozen=True)
@@ -135,3 +141,5 @@ class FleetSnapshot:
     """Wall-clock time of the refresh, seconds since the epoch."""
     sampled: bool = False
     """True once container figures come from at least two samples (CPU and rates are known)."""
+    gpu: GpuReport | None = None
+    """The latest NVML reading; None until the first one (or when GPU sampling is off)."""

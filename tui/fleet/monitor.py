@@ -22,6 +22,8 @@ from dataclasses import replace
 from tui.fleet.cgroups import CgroupPaths, CgroupReader, RawSample
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine import ContainerGone, Engine, EngineError
+from tui.fleet.gpu import GpuSampler
+from tui.fleet.gpu_types import GpuReport, container_gpu_usage
 from tui.fleet.host import HostSampler
 from tui.fleet.inventory import container_info
 from tui.fleet.metrics import compute_stats, raw_from_api
@@ -74,6 +76,7 @@ class FleetMonitor:
         on_snapshot: Callable[[FleetSnapshot], None] | None = None,
         cgroups: CgroupReader | None = None,
         host: HostSampler | None = None,
+        gpu: GpuSampler | None = None,
     ) -> None:
         self.engine = engine
         self.rules = rules
@@ -81,6 +84,9 @@ class FleetMonitor:
         self.on_snapshot = on_snapshot
         self._cgroups = cgroups if cgroups is not None else CgroupReader()
         self._host_sampler = host if host is not None else HostSampler()
+        # NVML work is batched in the sampler's tick; the GPU sampler throttles itself.
+        self._gpu_sampler = gpu if gpu is not None else GpuSampler()
+        self._gpu: GpuReport | None = None
         self._mem_total = self._host_sampler.mem_total()
         self._lock = threading.Lock()
         self._containers: dict[str, ContainerInfo] = {}
@@ -115,6 +121,7 @@ class FleetMonitor:
         for thread in self._threads:
             thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._gpu_sampler.close()
 
     def connect(self) -> EngineStatus:
         """Ask the engine for its version; raises EngineError when it does not answer."""
@@ -140,8 +147,9 @@ class FleetMonitor:
             self._stats = {k: v for k, v in self._stats.items() if k in self._containers}
 
     def sample(self) -> None:
-        """Take one reading of the host and of every running container."""
+        """Take one reading of the host, its GPUs and every running container."""
         host = self._host_sampler.sample()
+        gpu = self._gpu_sampler.sample()
         with self._lock:
             running = [c for c in self._containers.values() if c.running]
             status = self._status
@@ -170,14 +178,16 @@ class FleetMonitor:
         self._paths = {k: v for k, v in self._paths.items() if k in readings}
         with self._lock:
             self._host = host
+            self._gpu = gpu
             self._stats = stats
             self._sampled = self._sampled or sampled
 
     def snapshot(self) -> FleetSnapshot:
         """The current picture, as an immutable snapshot."""
         with self._lock:
+            usage = container_gpu_usage(self._gpu) if self._gpu is not None else {}
             containers = tuple(
-                ContainerSnapshot(info, self._stats.get(cid, NO_STATS))
+                ContainerSnapshot(info, self._stats.get(cid, NO_STATS), usage.get(cid, ()))
                 for cid, info in sorted(self._containers.items(), key=lambda kv: kv[1].name)
             )
             return FleetSnapshot(
@@ -186,6 +196,7 @@ class FleetMonitor:
                 containers=containers,
                 taken_at=time.time(),
                 sampled=self._sampled,
+                gpu=self._gpu,
             )
 
     def apply_event(self, event: dict) -> bool:

@@ -7,6 +7,7 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
+from tui.fleet.gpu_types import ContainerGpu, GpuDevice, GpuProcess, GpuReport
 from tui.fleet.models import (
     ContainerInfo,
     ContainerSnapshot,
@@ -36,17 +37,29 @@ def _tuples(data: dict[str, Any], *names: str) -> dict[str, Any]:
     return {**data, **{n: tuple(data[n]) for n in names if n in data}}
 
 
+def load_gpu(data: dict[str, Any] | None) -> GpuReport | None:
+    """The GPU report `dump()` produced (None stays None)."""
+    if data is None:
+        return None
+    devices = tuple(
+        GpuDevice(**_tuples(d, "util_history", "mem_history")) for d in data.get("devices", ())
+    )
+    processes = tuple(GpuProcess(**p) for p in data.get("processes", ()))
+    return GpuReport(**{**data, "devices": devices, "processes": processes})
+
+
 def load(data: dict[str, Any]) -> FleetSnapshot:
     """The snapshot `dump()` produced."""
     containers = tuple(
         ContainerSnapshot(
             info=ContainerInfo(
                 **{
-                    **_tuples(c["info"], "ports"),
+                    **_tuples(c["info"], "ports", "gpus_assigned"),
                     "labels": MappingProxyType(dict(c["info"].get("labels", {}))),
                 }
             ),
             stats=ContainerStats(**c["stats"]),
+            gpus=tuple(ContainerGpu(**g) for g in c.get("gpus", ())),
         )
         for c in data.get("containers", ())
     )
@@ -59,4 +72,5 @@ def load(data: dict[str, Any]) -> FleetSnapshot:
         containers=containers,
         taken_at=data.get("taken_at", 0.0),
         sampled=data.get("sampled", False),
+        gpu=load_gpu(data.get("gpu")),
     )

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from tui.fleet.engine import Engine
+from tui.fleet.gpu_types import container_gpus_json, report_status_json, report_to_json
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from tui.fleet.monitor import FIRST_INTERVAL, FleetMonitor
 
@@ -35,6 +36,8 @@ def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
         "compose_service": info.compose_service,
         "swarm_service": info.swarm_service,
         "labels": dict(info.labels),
+        "gpus": container_gpus_json(c.gpus),
+        "gpus_assigned": list(info.gpus_assigned),
     }
 
 
@@ -51,6 +54,8 @@ def host_to_json(snap: FleetSnapshot, *, include_all: bool) -> dict[str, Any]:
             "mem_total_bytes": host.mem_total_bytes,
             "load_average": list(host.load_average),
         },
+        "gpus": report_to_json(snap.gpu) if snap.gpu is not None else [],
+        "gpu_status": report_status_json(snap.gpu) if snap.gpu is not None else None,
         "containers": [
             container_to_json(c) for c in snap.containers if include_all or c.info.is_model
         ],
@@ -65,7 +70,9 @@ def collect(engine: Engine, *, settle: float = FIRST_INTERVAL) -> FleetSnapshot:
     monitor.sample()
     time.sleep(settle)
     monitor.sample()
-    return monitor.snapshot()
+    snapshot = monitor.snapshot()
+    monitor.stop()
+    return snapshot
 
 
 def snapshot_json(engine: Engine, *, include_all: bool = False) -> dict[str, Any]:
