@@ -129,12 +129,20 @@ class Fleet:
         self.idle = 0
 
     def _start(self, name: str, command: str, model: str) -> str:
-        return self.engine.run(
-            IMAGE,
-            ["sh", "-c", command],
-            name=name,
-            labels={BENCH_LABEL: "1", MODEL_LABEL: model},
-        )
+        """Create and start one container; one retry when a loaded engine times out."""
+        for attempt in (1, 2):
+            try:
+                return self.engine.run(
+                    IMAGE,
+                    ["sh", "-c", command],
+                    name=name,
+                    labels={BENCH_LABEL: "1", MODEL_LABEL: model},
+                )
+            except EngineError:
+                if attempt == 2:
+                    raise
+                self.engine.remove(name)  # a half-made one holds the name
+        raise AssertionError("unreachable")
 
     def grow_to(self, size: int) -> float:
         """Add containers until the fleet holds `size`; returns the seconds it took.
