@@ -930,6 +930,16 @@ def versions() -> dict[str, str]:
             [str(ROOT / ".venv" / "bin" / "aitop"), "--version"],
             capture_output=True, text=True, timeout=20, check=False,
         ).stdout.strip()  # fmt: skip
+    with contextlib.suppress(Exception):
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "tui", "widgets"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+        out["aitop commit"] = head + (" + uncommitted changes" if dirty else "")
     py = PEERS_VENV / "bin" / "python"
     if py.exists():
         code = (
