@@ -16,19 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tui.fleet.demo import build_busybox_image as build_image
 from tui.fleet.engine import Engine, EngineError
 
 TEST_LABEL = "aitop.test"
 TEST_IMAGE = "aitop-test-busybox:latest"
 REQUIRE_ENGINE = bool(os.environ.get("AITOP_REQUIRE_ENGINE") or os.environ.get("CI"))
-
-
-def busybox_path() -> str | None:
-    """The host's static busybox, which the test image is built from."""
-    for candidate in ("/bin/busybox", "/usr/bin/busybox", shutil.which("busybox") or ""):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return None
 
 
 def _no_engine(reason: str) -> None:
@@ -50,20 +43,11 @@ def engine() -> Iterator[Engine]:
 
 
 def build_busybox_image(engine: Engine, tag: str) -> None:
-    """Build `tag` FROM scratch with the host's static busybox (no registry is needed)."""
-    path = busybox_path()
-    if path is None:
-        _no_engine("no static busybox on this machine (apt-get install busybox-static)")
-        return
-    dockerfile = (
-        b"FROM scratch\n"
-        b"COPY busybox /bin/busybox\n"
-        b'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-        b'CMD ["sh"]\n'
-    )
-    engine.build_image(
-        tag, {"Dockerfile": (dockerfile, 0o644), "busybox": (Path(path).read_bytes(), 0o755)}
-    )
+    """Build `tag` from the host's static busybox, or fail/skip saying what is missing."""
+    try:
+        build_image(engine, tag)
+    except EngineError as exc:
+        _no_engine(str(exc))
 
 
 @pytest.fixture(scope="session")

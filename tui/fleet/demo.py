@@ -102,14 +102,12 @@ def host_busybox() -> Path | None:
     return None
 
 
-def ensure_image(engine: Engine) -> None:
-    """Build the demo image from the host's busybox unless the engine already has it."""
-    if engine.has_image(DEMO_IMAGE):
-        return
+def build_busybox_image(engine: Engine, tag: str) -> None:
+    """Build `tag` FROM scratch with the host's static busybox: no registry needed."""
     busybox = host_busybox()
     if busybox is None:
         raise EngineError(
-            "aitop demo needs a static busybox on this machine to build its image "
+            "building a local image needs a static busybox on this machine "
             "(e.g. sudo apt-get install busybox-static)"
         )
     dockerfile = (
@@ -119,9 +117,14 @@ def ensure_image(engine: Engine) -> None:
         b'CMD ["sh"]\n'
     )
     engine.build_image(
-        DEMO_IMAGE,
-        {"Dockerfile": (dockerfile, 0o644), "busybox": (busybox.read_bytes(), 0o755)},
+        tag, {"Dockerfile": (dockerfile, 0o644), "busybox": (busybox.read_bytes(), 0o755)}
     )
+
+
+def ensure_image(engine: Engine) -> None:
+    """Build the demo image unless the engine already has it."""
+    if not engine.has_image(DEMO_IMAGE):
+        build_busybox_image(engine, DEMO_IMAGE)
 
 
 def demo_up(engine: Engine, say: Callable[[str], None] = print) -> list[str]:
