@@ -353,7 +353,8 @@ class LineSplitter:
     """
 
     def __init__(self, source: str = "", *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
-        self.source = source
+        self.source = sanitize_text(source)[0]
+        """The name lines carry (sanitised: names come from outside too)."""
         self.max_line_bytes = max_line_bytes
         self.classifier = Classifier()
         self.last_ts = 0
@@ -1183,7 +1184,8 @@ class LogFollower:
     def _marker(self, source: _Source, kind: str, text: str, ts: int) -> None:
         """Add a line of aitop's own (a boundary or a notice) to a source's lines."""
         clean, _ = sanitize_text(text)
-        line = LogLine(ts, f"\u2500\u2500 {clean} \u2500\u2500", (), kind, source.target.name, 0)
+        name = sanitize_text(source.target.name)[0]
+        line = LogLine(ts, f"\u2500\u2500 {clean} \u2500\u2500", (), kind, name, 0)
         with self._lock:
             self._markers = True
         self._intake(source, [line])

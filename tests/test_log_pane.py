@@ -1,0 +1,446 @@
+"""`LogPane`: Pilot tests of what a person does with it, and the bytes it writes to a terminal.
+
+The terminal test runs the pane in a real pseudo-terminal (a child process, as `aitop` runs)
+with the hostile corpus and seeded random bytes, and reads back every byte the app wrote.
+It compares the escape sequences with those of a run on harmless lines: the hostile run may
+use only the kinds of sequences Textual itself uses to draw, and none of the payloads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import random
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from textual.app import App, ComposeResult
+
+from tests.test_log_sanitize import FORBIDDEN_TEXT, HOSTILE
+from tui.fleet.logs import LineKind, LineSplitter, LogBatch, LogLine
+from widgets.log_pane import LogPane
+
+NS = 1_000_000_000
+T0 = 1767225600 * NS
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lines(n: int, start: int = 0, text: str = "line {i}", **kw) -> list[LogLine]:
+    return [LogLine(T0 + i * 1000, text.format(i=i), **kw) for i in range(start, start + n)]
+
+
+class PaneApp(App):
+    """A screen with one pane; records the messages the pane posts."""
+
+    def __init__(self, **pane_kw) -> None:
+        super().__init__()
+        self.pane_kw = pane_kw
+        self.messages: list[object] = []
+
+    def compose(self) -> ComposeResult:
+        yield LogPane(title="web-1", id="pane", **self.pane_kw)
+
+    def on_mount(self) -> None:
+        self.query_one(LogPane).focus()
+
+    def on_log_pane_export_requested(self, message: LogPane.ExportRequested) -> None:
+        self.messages.append(message)
+
+    def on_log_pane_preset_changed(self, message: LogPane.PresetChanged) -> None:
+        self.messages.append(message)
+
+    def on_log_pane_replicas_toggled(self, message: LogPane.ReplicasToggled) -> None:
+        self.messages.append(message)
+
+
+def status(app: App) -> str:
+    return str(app.query_one("#log-status").render())
+
+
+def screen_text(pane: LogPane) -> list[str]:
+    view = pane.query_one("#log-lines")
+    return [view.render_line(y).text for y in range(view.size.height)]
+
+
+async def test_hostile_lines_render_as_plain_text():
+    app = PaneApp()
+    async with app.run_test(size=(120, 70)) as pilot:
+        pane = app.query_one(LogPane)
+        splitter = LineSplitter("evil")
+        messages = [
+            (1, b"2026-01-01T00:00:00.%09dZ " % i + payload + b"\n")
+            for i, payload in enumerate(HOSTILE.values())
+        ]
+        pane.add_lines(splitter.feed(messages))
+        await pilot.pause()
+        rows = screen_text(pane)
+        visible = "\n".join(rows)
+        assert visible.count("after") >= len(HOSTILE) - 1  # the sgr-huge line is cut
+        for forbidden in FORBIDDEN_TEXT:
+            assert forbidden not in visible
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", visible)
+        svg = app.export_screenshot()
+        assert "PWNED" not in svg and "evil.example" not in svg
+
+
+async def test_scrolling_up_pauses_and_counts_new_lines():
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(300))
+        await pilot.pause()
+        assert pane.following and "line 299" in screen_text(pane)[-1]
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert not pane.following
+        top = screen_text(pane)[0]
+        pane.add_lines(lines(25, start=300))
+        await pilot.pause()
+        assert pane.new_lines == 25
+        assert "25 new lines" in status(app)
+        assert screen_text(pane)[0] == top  # the view stays where the user put it
+        await pilot.press("f")
+        await pilot.pause()
+        assert pane.following and pane.new_lines == 0
+        assert "line 324" in screen_text(pane)[-1]
+        await pilot.press("up")
+        await pilot.pause()
+        assert not pane.following
+        await pilot.press("end")
+        await pilot.pause()
+        assert pane.following
+
+
+async def test_a_paused_view_keeps_its_lines_while_old_ones_are_evicted():
+    app = PaneApp(max_lines=500)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(500))
+        await pilot.pause()
+        await pilot.press("pageup", "pageup")
+        await pilot.pause()
+        top = screen_text(pane)[0]
+        pane.add_lines(lines(100, start=500))
+        await pilot.pause()
+        assert pane.line_count == 500 and pane.buffer.dropped == 100
+        assert screen_text(pane)[0] == top
+
+
+async def test_search_counts_highlights_and_jumps():
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(100))
+        await pilot.pause()
+        await pilot.press("slash", *"line 1", "enter")
+        await pilot.pause()
+        # line 1, line 10..19, line 100? no: 0..99 -> 1 and 10..19
+        assert pane.match_count == 11
+        assert "of 11" in status(app)
+        first = pane._cursor_seq
+        await pilot.press("n")
+        await pilot.pause()
+        assert pane._cursor_seq == pane.buffer.first_seq + 10 or pane._cursor_seq != first
+        await pilot.press("N")
+        await pilot.pause()
+        assert pane._cursor_seq == first
+        assert not pane.following
+        # Case: "LINE 1" matches until the search tells case apart.
+        await pilot.press("slash", "ctrl+u", *"LINE 1", "enter")
+        await pilot.pause()
+        assert pane.match_count == 11
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert pane.match_count == 0
+
+
+async def test_an_invalid_regex_is_an_inline_error():
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(20))
+        await pilot.press("ctrl+r")
+        assert pane.regex
+        await pilot.press("slash", *"line (", "enter")
+        await pilot.pause()
+        assert pane.search_error.startswith("invalid regex")
+        assert "invalid regex" in status(app)
+        assert app.query_one("#log-status").has_class("-error")
+        assert pane.has_class("-searching")  # still open, to fix the pattern
+        await pilot.press("backspace", *r"\d+$", "enter")
+        await pilot.pause()
+        assert pane.search_error == ""
+        assert pane.match_count == 20
+        assert not pane.has_class("-searching")
+
+
+async def test_filter_shows_matching_then_other_lines():
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(50))
+        pane.add_lines(lines(5, start=50, text="error {i}"))
+        pane.set_query("error")
+        await pilot.press("ampersand")
+        await pilot.pause()
+        assert pane.filter_mode == "match" and pane.view_count == 5
+        assert all("error" in row for row in screen_text(pane) if row.strip())
+        pane.add_lines(lines(2, start=55, text="error {i}") + lines(3, start=57))
+        assert pane.view_count == 7
+        await pilot.press("ampersand")
+        await pilot.pause()
+        assert pane.filter_mode == "exclude" and pane.view_count == 53
+        await pilot.press("ampersand")
+        assert pane.filter_mode == "off" and pane.view_count == 60
+        await pilot.press("escape")  # clears the search
+        assert pane.query.pattern == "" and pane.match_count == 0
+
+
+async def test_timestamps_wrap_and_full_screen_toggle():
+    app = PaneApp()
+    async with app.run_test(size=(80, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines([*lines(3), LogLine(T0 + 9000, "x" * 500)])
+        await pilot.pause()
+        view = pane.query_one("#log-lines")
+        assert view.virtual_size.height == 4
+        await pilot.press("t")
+        await pilot.pause()
+        assert screen_text(pane)[0].startswith("2026-01-01T00:00:00.000Z line 0")
+        await pilot.press("w")
+        await pilot.pause()
+        width = view.scrollable_content_region.width
+        assert view.virtual_size.height == 3 + math.ceil((25 + 500) / width)
+        assert view.virtual_size.width == view.scrollable_content_region.width
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.screen.maximized is pane
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.screen.maximized is None
+
+
+async def test_highlight_jump_goes_from_event_to_event():
+    app = PaneApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        pane = app.query_one(LogPane)
+        splitter = LineSplitter("vllm")
+        raw = [
+            b"INFO starting",
+            b"Loading checkpoint shards: 100%",
+            *[b"INFO step %d" % i for i in range(40)],
+            b"Traceback (most recent call last):",
+            b'  File "x.py", line 1',
+            b"torch.OutOfMemoryError: CUDA out of memory.",
+            *[b"INFO more %d" % i for i in range(40)],
+            b"NCCL WARN Call to ibv_reg_mr failed",
+        ]
+        messages = [(2, b"2026-01-01T00:00:00.%09dZ " % i + r + b"\n") for i, r in enumerate(raw)]
+        pane.add_lines(splitter.feed(messages))
+        await pilot.pause()
+        await pilot.press("home")
+        kinds = []
+        for _ in range(5):
+            await pilot.press("e")
+            kinds.append(pane.buffer.get(pane._cursor_seq).kind)
+        assert kinds == [
+            LineKind.MODEL_LOAD,
+            LineKind.TRACEBACK,
+            LineKind.CUDA_OOM,
+            LineKind.NCCL,
+            LineKind.MODEL_LOAD,  # round again
+        ]
+        await pilot.press("E")
+        assert pane.buffer.get(pane._cursor_seq).kind == LineKind.NCCL
+
+
+async def test_intents_are_posted_as_messages():
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(10) + lines(3, start=10, text="error {i}"))
+        pane.set_query("error")
+        pane.filter_mode = "match"
+        await pilot.press("x", "X", "p", "a")
+        await pilot.pause()
+        export_view, export_all, preset, replicas = app.messages
+        assert isinstance(export_view, LogPane.ExportRequested)
+        assert export_view.scope == "view" and len(export_view.lines) == 3
+        assert export_all.scope == "all" and len(export_all.lines) == 13
+        assert export_view.name == "web-1"
+        assert isinstance(preset, LogPane.PresetChanged) and preset.preset.key == "5m"
+        assert isinstance(replicas, LogPane.ReplicasToggled) and replicas.enabled
+        assert pane.show_source is False  # the app decides, when it restarts the stream
+
+
+async def test_batches_of_a_replaced_session_are_dropped_and_consumed():
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.start_session(2, title="new", show_source=True)
+        consumed: list[int] = []
+        stale = LogBatch(1, tuple(lines(5)), 0, lambda: consumed.append(1))
+        fresh = LogBatch(2, tuple(lines(3, source="web-2")), 7, lambda: consumed.append(2))
+        assert pane.add_batch(stale) is False
+        # From another thread, as a follower's callback does.
+        thread = threading.Thread(target=pane.post_batch, args=(fresh,))
+        thread.start()
+        thread.join()
+        await pilot.pause()
+        assert consumed == [1, 2]
+        assert pane.line_count == 3 and pane.dropped_lines == 7
+        assert screen_text(pane)[0].startswith("web-2 \u2502 line 0")
+        assert "7 dropped" in status(app)
+
+
+async def test_a_flood_counts_lines_never_drawn():
+    app = PaneApp(max_lines=20_000)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        for n in range(20):
+            pane.add_lines(lines(2000, start=n * 2000))
+            await pilot.pause()
+        assert pane.line_count == 20_000 and pane.buffer.dropped == 20_000
+        assert pane.skipped_lines > 30_000
+        assert "line 39999" in screen_text(pane)[-1]
+
+
+# --- what reaches the terminal ---------------------------------------------------------
+
+PTY_APP = """
+import json, sys
+from textual.app import App
+from widgets.log_pane import LogPane
+from tui.fleet.logs import LineSplitter
+
+payloads = [bytes.fromhex(h) for h in json.load(open(sys.argv[1]))]
+mode = sys.argv[2]
+
+
+class Demo(App):
+    def compose(self):
+        yield LogPane(title="evil \\x1b]0;PWNED\\x07", id="pane")
+
+    def on_mount(self):
+        pane = self.query_one(LogPane)
+        if mode == "decorated":
+            pane.wrap = True
+            pane.show_timestamps = True
+            pane.show_source = True
+        splitter = LineSplitter("evil\\x1b]0;PWNED\\x07")
+        messages = [
+            (1 + i % 2, b"2026-01-01T00:00:00.%09dZ " % i + p + b"\\n")
+            for i, p in enumerate(payloads)
+        ]
+        pane.add_lines(splitter.feed(messages))
+        pane.set_query("after")
+        self.set_timer(1.0, self.exit)
+
+
+Demo().run()
+"""
+
+# Every escape sequence, as terminals parse them (strings end at BEL or ST).
+_SEQUENCE = re.compile(
+    rb"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+    rb"|\x1b[\]PX^_].*?(?:\x07|\x1b\\)"
+    rb"|\x1b[\x20-\x2f]*[\x30-\x7e]",
+    re.S,
+)
+
+
+def _kind(sequence: bytes) -> bytes:
+    """A sequence's kind: CSI by introducer and final byte; private modes and strings whole."""
+    if sequence.startswith(b"\x1b[") and sequence[2:3] not in (b"?", b">", b"<", b"="):
+        body = sequence[2:]
+        if body.endswith(b"m"):
+            assert re.fullmatch(rb"[0-9;]*m", body), sequence
+        return b"CSI " + re.sub(rb"[0-9;]", b"", body)
+    return sequence
+
+
+def run_in_terminal(tmp_path: Path, payloads: list[bytes], mode: str) -> bytes:
+    """Every byte the pane's app writes to a 200x200 pseudo-terminal."""
+    script = tmp_path / "pty_app.py"
+    script.write_text(PTY_APP)
+    data = tmp_path / f"payloads-{mode}-{len(payloads)}.json"
+    data.write_text(json.dumps([p.hex() for p in payloads]))
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 200, 200, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTUAL")}
+    env.update(TERM="xterm-256color", COLORTERM="truecolor", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(data), mode],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    out = bytearray()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(10) == 0, out[-2000:].decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return bytes(out)
+
+
+def _random_lines(seed: int, count: int) -> list[bytes]:
+    rng = random.Random(seed)
+    alphabet = [*range(256)] + [0x1B] * 30 + [0x9B, 0x9D, 0x90, 0x07] * 8
+    out = []
+    for _ in range(count):
+        line = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 120)))
+        out.append(b"after " + line.replace(b"\n", b" "))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["plain", "decorated"])
+def test_only_textuals_own_sequences_reach_the_terminal(tmp_path: Path, mode: str):
+    hostile = [*HOSTILE.values(), *_random_lines(99, 120)]
+    benign = [
+        b"after \x1b[1;31mbold red\x1b[0m \x1b[38;5;208mcolour\x1b[0m \x1b[38;2;1;2;3mrgb\x1b[m x"
+    ] * len(hostile)
+    baseline = run_in_terminal(tmp_path, benign, mode)
+    written = run_in_terminal(tmp_path, hostile, mode)
+
+    assert written.count(b"after") >= 100  # the lines were drawn
+    allowed = {_kind(s) for s in _SEQUENCE.findall(baseline)}
+    used = {_kind(s) for s in _SEQUENCE.findall(written)}
+    assert used <= allowed, sorted(used - allowed)
+    for forbidden in FORBIDDEN_TEXT:
+        assert forbidden.encode() not in written
+    for payload in (b"\x1b[6n", b"\x1b[2J", b"\x1b]52", b"\x1b]8;", b"\x1bP", b"\x1b_"):
+        assert written.count(payload) == baseline.count(payload), payload
+    # Outside escape sequences: valid UTF-8 without C0/C1 controls (newlines aside).
+    text = _SEQUENCE.sub(b"", written).decode("utf-8")
+    assert "\x1b" not in text
+    assert not re.search(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]", text)
