@@ -30,14 +30,16 @@ def text(widget: Static) -> str:
 
 
 def block_texts(panel: GpuPanel) -> list[dict[str, str]]:
+    """Each block's texts; "note" is the block's notes followed by its holders line."""
     blocks = []
     for block in panel.query(".gpu-block"):
-        blocks.append(
-            {
-                kind: text(block.query_one(f".gpu-{kind}", Static))
-                for kind in ("title", "util", "mem", "temp", "power", "fan", "clocks", "note")
-            }
-        )
+        texts = {
+            kind: text(block.query_one(f".gpu-{kind}", Static))
+            for kind in ("title", "util", "mem", "temp", "power", "fan", "clocks", "note")
+        }
+        holders = text(block.query_one(".gpu-holders", Static))
+        texts["note"] = "\n".join(t for t in (texts["note"], holders) if t)
+        blocks.append(texts)
     return blocks
 
 

@@ -49,6 +49,7 @@ class _Block:
     power: Static
     fan: Static
     clocks: Static
+    holders: Static
     note: Static
 
 
@@ -77,13 +78,21 @@ class GpuPanel(Widget):
     GpuPanel #gpu-devices {
         height: auto;
     }
+    GpuPanel {
+        max-height: 50%;
+        overflow-y: auto;
+    }
     GpuPanel .gpu-block {
         height: auto;
-        margin-top: 1;
     }
     GpuPanel .gpu-title {
+        width: 34;
         text-style: bold;
         color: $text;
+    }
+    GpuPanel .gpu-holders {
+        width: 1fr;
+        color: $text-muted;
     }
     GpuPanel .gpu-block.-lost .gpu-title {
         color: $error;
@@ -207,6 +216,7 @@ class GpuPanel(Widget):
             return Static("", classes=f"gpu-metric {kind}", markup=False)
 
         title = Static("", classes="gpu-title", markup=False)
+        holders = Static("", classes="gpu-holders", markup=False)
         util, mem = metric("gpu-util"), metric("gpu-mem")
         util_spark = Sparkline([], classes="gpu-util-spark")
         mem_spark = Sparkline([], classes="gpu-mem-spark")
@@ -217,14 +227,16 @@ class GpuPanel(Widget):
             metric("gpu-clocks"),
         )
         note = Static("", classes="gpu-note", markup=False)
+        # Two lines a GPU, so an 8-GPU machine still leaves room for the fleet table.
         root = Vertical(
-            title,
-            Horizontal(util, util_spark, mem, mem_spark, classes="gpu-row"),
-            Horizontal(temp, power, fan, clocks, classes="gpu-row"),
+            Horizontal(title, util, util_spark, mem, mem_spark, classes="gpu-row"),
+            Horizontal(temp, power, fan, clocks, holders, classes="gpu-row"),
             note,
             classes="gpu-block",
         )
-        return _Block(root, title, util, util_spark, mem, mem_spark, temp, power, fan, clocks, note)
+        return _Block(
+            root, title, util, util_spark, mem, mem_spark, temp, power, fan, clocks, holders, note
+        )
 
     def _fill(
         self, block: _Block, device: GpuDevice, report: GpuReport, warnings: list[str]
@@ -267,9 +279,9 @@ class GpuPanel(Widget):
         lines = list(pressure)
         if device.lost or device.error:
             lines.append(device.error)
-        if not device.lost:
-            lines.append(self._holders(report, device))
+        block.holders.update("" if device.lost else self._holders(report, device))
         block.note.update("\n".join(line for line in lines if line))
+        block.note.display = any(lines)
         block.note.set_class(bool(pressure) or device.lost, "-critical")
 
     def _holders(self, report: GpuReport, device: GpuDevice) -> str:
