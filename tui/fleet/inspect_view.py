@@ -1,0 +1,392 @@
+"""The inspect view's content: a container's inspect data as titled sections of (key, value) rows.
+
+Pure functions, no I/O. Values whose names look secret (environment variables, labels and
+command-line options such as `HF_TOKEN`, `*_API_KEY`, `--password`) and passwords inside URLs
+are masked unless `reveal=True` is asked for on purpose. Every value is untrusted text from
+the container's configuration: control characters are shown escaped, never passed through.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tui.fleet.inventory import parse_time
+
+MASK = "••••••••"
+"""What a masked value reads (the same length whatever the secret's length)."""
+SECRET_WORDS = (
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "PASS",
+    "PWD",
+    "KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "SESSION",
+    "COOKIE",
+    "SIGNATURE",
+    "SALT",
+)
+"""Words that make a name look secret (matched case-insensitively anywhere in the name)."""
+NOT_SECRET = frozenset({"PWD", "OLDPWD", "KEYBOARD", "HOSTNAME", "PATH"})
+"""Names that contain a secret word but are well-known harmless variables."""
+HEALTH_LOG_ENTRIES = 5
+"""Health-check results shown, newest last."""
+
+_MASK_TOKEN = "AITOPMASKEDVALUE"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)")
+
+
+@dataclass(frozen=True)
+class InspectRow:
+    """One line of the inspect view."""
+
+    key: str
+    value: str
+    masked: bool = False
+    """True when the value hides a secret (shown as MASK or with its secret part masked)."""
+
+
+@dataclass(frozen=True)
+class InspectSection:
+    """A titled group of rows."""
+
+    title: str
+    rows: tuple[InspectRow, ...]
+
+
+def clean(text: object) -> str:
+    """Untrusted text made safe to show: control characters escaped (`\\x1b`), one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def looks_secret(name: str) -> bool:
+    """True when a variable, label or option name looks like it holds a secret."""
+    upper = name.upper().lstrip("-")
+    if upper in NOT_SECRET:
+        return False
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def mask_url_password(value: str) -> str:
+    """`scheme://user:password@host` with the password masked; other text unchanged."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, value)
+
+
+def _secret_value(name: str, value: str, reveal: bool) -> InspectRow:
+    if looks_secret(name):
+        return InspectRow(clean(name), clean(value) if reveal else MASK, masked=True)
+    hidden = mask_url_password(value)
+    if hidden != value:
+        return InspectRow(clean(name), clean(value if reveal else hidden), masked=True)
+    return InspectRow(clean(name), clean(value))
+
+
+def mask_argv(argv: Sequence[str], *, reveal: bool = False) -> tuple[str, bool]:
+    """A command line as one string with the values of secret-looking options masked.
+
+    Handles `--token=abc`, `--token abc` and `HF_TOKEN=abc`; returns (text, masked_any).
+    """
+    out: list[str] = []
+    masked = False
+    hide_next = False
+    for arg in argv:
+        text = str(arg)
+        if hide_next:
+            hide_next = False
+            if not text.startswith("-"):
+                masked = True
+                out.append(text if reveal else MASK)
+                continue
+        name, sep, value = text.partition("=")
+        if sep and looks_secret(name) and value:
+            masked = True
+            out.append(text if reveal else f"{name}={MASK}")
+            continue
+        if text.startswith("-") and not sep and looks_secret(text):
+            hide_next = True
+        hidden = mask_url_password(text)
+        if hidden != text:
+            masked = True
+            text = text if reveal else hidden
+        out.append(text)
+    # shlex would quote the mask's bullets: join with an ASCII stand-in, then swap it back.
+    joined = shlex.join(a.replace(MASK, _MASK_TOKEN) for a in out)
+    return clean(joined.replace(_MASK_TOKEN, MASK)), masked
+
+
+def _when(value: str | None) -> str:
+    stamp = parse_time(value)
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def human_size(value: int | float | None) -> str:
+    """Bytes as "512 MiB", "1.5 GiB"; "unlimited" for 0 or None."""
+    if not value:
+        return "unlimited"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if size == int(size) else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+def _rows(pairs: Iterable[tuple[str, object]]) -> tuple[InspectRow, ...]:
+    return tuple(InspectRow(clean(k), clean(v)) for k, v in pairs)
+
+
+def _container_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection:
+    config = attrs.get("Config") or {}
+    state = attrs.get("State") or {}
+    image_id = str(attrs.get("Image") or "")
+    status = str(state.get("Status") or "")
+    if status == "exited":
+        status += f" (exit code {state.get('ExitCode', 0)})"
+    if state.get("OOMKilled"):
+        status += ", OOM-killed"
+    if state.get("Error"):
+        status += f": {state['Error']}"
+    command, masked_cmd = mask_argv(
+        [attrs.get("Path") or "", *(attrs.get("Args") or [])], reveal=reveal
+    )
+    entrypoint, masked_ep = mask_argv(config.get("Entrypoint") or [], reveal=reveal)
+    cmd, masked_c = mask_argv(config.get("Cmd") or [], reveal=reveal)
+    rows = list(
+        _rows(
+            [
+                ("name", (attrs.get("Name") or "").lstrip("/")),
+                ("id", attrs.get("Id", "")),
+                ("image", config.get("Image") or image_id),
+                ("image id", image_id.removeprefix("sha256:")[:12] or "-"),
+                ("created", _when(attrs.get("Created"))),
+                ("state", status),
+                ("started", _when(state.get("StartedAt"))),
+                ("finished", _when(state.get("FinishedAt"))),
+                ("restarts", attrs.get("RestartCount", 0)),
+            ]
+        )
+    )
+    rows.append(InspectRow("command", command or "-", masked=masked_cmd))
+    rows.append(InspectRow("entrypoint", entrypoint or "-", masked=masked_ep))
+    rows.append(InspectRow("cmd", cmd or "-", masked=masked_c))
+    rows.extend(
+        _rows(
+            [
+                ("working dir", config.get("WorkingDir") or "/"),
+                ("user", config.get("User") or "root (image default)"),
+                ("tty", "yes" if config.get("Tty") else "no"),
+            ]
+        )
+    )
+    return InspectSection("Container", tuple(rows))
+
+
+def _environment_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection:
+    rows = []
+    for item in (attrs.get("Config") or {}).get("Env") or ():
+        name, _, value = str(item).partition("=")
+        rows.append(_secret_value(name, value, reveal))
+    return InspectSection("Environment", tuple(rows))
+
+
+def _mounts_section(attrs: Mapping[str, Any]) -> InspectSection:
+    rows = []
+    for mount in attrs.get("Mounts") or ():
+        kind = mount.get("Type", "")
+        source = mount.get("Name") if kind == "volume" else mount.get("Source")
+        mode = "rw" if mount.get("RW", True) else "ro"
+        extra = f", {mount['Mode']}" if mount.get("Mode") else ""
+        rows.append((mount.get("Destination", ""), f"{kind} {source or '-'} ({mode}{extra})"))
+    for tmpfs, opts in ((attrs.get("HostConfig") or {}).get("Tmpfs") or {}).items():
+        rows.append((tmpfs, f"tmpfs ({opts or 'defaults'})"))
+    return InspectSection("Mounts", _rows(rows))
+
+
+def _ports_section(attrs: Mapping[str, Any]) -> InspectSection:
+    live = (attrs.get("NetworkSettings") or {}).get("Ports")
+    ports = live if live else (attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    exposed = (attrs.get("Config") or {}).get("ExposedPorts") or {}
+    rows = []
+    for port in sorted(set(ports) | set(exposed)):
+        bindings = ports.get(port)
+        if not bindings:
+            rows.append((port, "not published"))
+            continue
+        seen = []
+        for b in bindings:
+            host_ip = b.get("HostIp") or "0.0.0.0"
+            host_port = b.get("HostPort") or "(any free port)"
+            text = f"[{host_ip}]:{host_port}" if ":" in host_ip else f"{host_ip}:{host_port}"
+            if text not in seen:
+                seen.append(text)
+        rows.append((port, ", ".join(seen)))
+    return InspectSection("Ports", _rows(rows))
+
+
+def _networks_section(attrs: Mapping[str, Any]) -> InspectSection:
+    settings = attrs.get("NetworkSettings") or {}
+    mode = (attrs.get("HostConfig") or {}).get("NetworkMode") or "default"
+    rows: list[tuple[str, object]] = [("mode", mode)]
+    for name, net in sorted((settings.get("Networks") or {}).items()):
+        parts = []
+        if net.get("IPAddress"):
+            parts.append(f"{net['IPAddress']}/{net.get('IPPrefixLen', '')}")
+        if net.get("Gateway"):
+            parts.append(f"gateway {net['Gateway']}")
+        if net.get("Aliases"):
+            parts.append("aliases " + ", ".join(net["Aliases"]))
+        if net.get("MacAddress"):
+            parts.append(f"mac {net['MacAddress']}")
+        rows.append((name, "; ".join(parts) or "not connected"))
+    return InspectSection("Networks", _rows(rows))
+
+
+def _labels_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection:
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return InspectSection(
+        "Labels", tuple(_secret_value(k, str(v), reveal) for k, v in sorted(labels.items()))
+    )
+
+
+def _restart_section(attrs: Mapping[str, Any]) -> InspectSection:
+    host = attrs.get("HostConfig") or {}
+    policy = host.get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if name == "on-failure" and policy.get("MaximumRetryCount"):
+        name += f" (at most {policy['MaximumRetryCount']} retries)"
+    return InspectSection(
+        "Restart policy",
+        _rows(
+            [
+                ("policy", name),
+                ("restarts so far", attrs.get("RestartCount", 0)),
+                ("removed on exit", "yes" if host.get("AutoRemove") else "no"),
+            ]
+        ),
+    )
+
+
+def gpu_request_text(request: Mapping[str, Any]) -> str:
+    """One device request (`--gpus`) as text: driver, which devices, capabilities."""
+    ids = request.get("DeviceIDs") or []
+    count = request.get("Count") or 0
+    if ids:
+        which = "GPUs " + ",".join(str(i) for i in ids)
+    elif count == -1:
+        which = "all GPUs"
+    elif count:
+        which = f"{count} GPU{'s' if count != 1 else ''}"
+    else:
+        which = "no count"
+    caps = "; ".join(",".join(group) for group in request.get("Capabilities") or [] if group)
+    driver = request.get("Driver") or "default driver"
+    return f"{which} ({driver}{', capabilities ' + caps if caps else ''})"
+
+
+def _resources_section(attrs: Mapping[str, Any]) -> InspectSection:
+    host = attrs.get("HostConfig") or {}
+    cpus = "unlimited"
+    if host.get("NanoCpus"):
+        cpus = f"{host['NanoCpus'] / 1e9:g}"
+    elif host.get("CpuQuota") and host.get("CpuPeriod"):
+        cpus = f"{host['CpuQuota'] / host['CpuPeriod']:g}"
+    swap = host.get("MemorySwap")
+    rows: list[tuple[str, object]] = [
+        ("memory limit", human_size(host.get("Memory"))),
+        (
+            "memory reservation",
+            human_size(host.get("MemoryReservation")) if host.get("MemoryReservation") else "none",
+        ),
+        ("memory+swap", "unlimited" if swap in (None, 0, -1) else human_size(swap)),
+        ("cpus", cpus),
+        ("cpu shares", host.get("CpuShares") or "default"),
+        ("cpuset", host.get("CpusetCpus") or "any"),
+        ("shm size", human_size(host.get("ShmSize"))),
+        ("pids limit", host.get("PidsLimit") or "unlimited"),
+        ("runtime", host.get("Runtime") or "default"),
+    ]
+    for ulimit in host.get("Ulimits") or ():
+        rows.append((f"ulimit {ulimit.get('Name')}", f"{ulimit.get('Soft')}:{ulimit.get('Hard')}"))
+    requests = host.get("DeviceRequests") or ()
+    for n, request in enumerate(requests, 1):
+        rows.append((f"device request {n}", gpu_request_text(request)))
+    for device in host.get("Devices") or ():
+        rows.append(("device", f"{device.get('PathOnHost')} -> {device.get('PathInContainer')}"))
+    env = {
+        k: v
+        for k, _, v in (str(e).partition("=") for e in (attrs.get("Config") or {}).get("Env") or ())
+    }
+    if "NVIDIA_VISIBLE_DEVICES" in env:
+        rows.append(("NVIDIA_VISIBLE_DEVICES", env["NVIDIA_VISIBLE_DEVICES"]))
+    if not requests and "NVIDIA_VISIBLE_DEVICES" not in env:
+        rows.append(("GPUs", "none requested"))
+    return InspectSection("Resources and GPUs", _rows(rows))
+
+
+def _health_section(attrs: Mapping[str, Any]) -> InspectSection:
+    health = (attrs.get("State") or {}).get("Health")
+    check = (attrs.get("Config") or {}).get("Healthcheck") or {}
+    if not health and not check:
+        return InspectSection("Health", _rows([("health check", "none")]))
+    test = check.get("Test") or []
+    rows: list[tuple[str, object]] = []
+    if test:
+        kind, args = test[0], test[1:]
+        rows.append(("check", f"{kind} {shlex.join(args) if kind == 'CMD' else ' '.join(args)}"))
+    if check.get("Interval"):
+        rows.append(("interval", f"{check['Interval'] / 1e9:g}s"))
+    if health:
+        rows.append(("status", health.get("Status", "")))
+        rows.append(("failing streak", health.get("FailingStreak", 0)))
+        for entry in (health.get("Log") or [])[-HEALTH_LOG_ENTRIES:]:
+            output = " ".join(str(entry.get("Output") or "").split())
+            if len(output) > 200:
+                output = output[:199] + "…"
+            rows.append(
+                (
+                    _when(entry.get("Start")),
+                    f"exit {entry.get('ExitCode')}: {output or '(no output)'}",
+                )
+            )
+    return InspectSection("Health", _rows(rows))
+
+
+def inspect_sections(
+    attrs: Mapping[str, Any], *, reveal: bool = False
+) -> tuple[InspectSection, ...]:
+    """A container's inspect data as the inspect view shows it.
+
+    Sections: Container (image, command, entrypoint), Environment, Mounts, Ports, Networks,
+    Labels, Restart policy, Resources and GPUs, Health. Secrets are masked unless `reveal`.
+    """
+    sections = (
+        _container_section(attrs, reveal),
+        _environment_section(attrs, reveal),
+        _mounts_section(attrs),
+        _ports_section(attrs),
+        _networks_section(attrs),
+        _labels_section(attrs, reveal),
+        _restart_section(attrs),
+        _resources_section(attrs),
+        _health_section(attrs),
+    )
+    return tuple(
+        s if s.rows else InspectSection(s.title, (InspectRow("", "none"),)) for s in sections
+    )
+
+
+def masked_count(sections: Iterable[InspectSection]) -> int:
+    """How many rows hide a secret."""
+    return sum(1 for s in sections for r in s.rows if r.masked)
