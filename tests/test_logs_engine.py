@@ -214,6 +214,25 @@ def test_export_writes_plain_lines_and_never_overwrites(tmp_path: Path):
         export_lines(lines, path)
 
 
+def test_pending_lines_are_bounded_by_count_and_bytes():
+    follower = LogFollower(
+        Engine("unix:///nonexistent.sock"),
+        LogTarget("c" * 64, "c"),
+        on_batch=lambda batch: None,
+        max_pending_lines=1000,
+        max_pending_bytes=50 * (10_000 + LINE_OVERHEAD),
+    )
+    source = follower._sources[0]
+    follower._intake(source, [LogLine(i, "x") for i in range(1500)])
+    assert follower._pending == 1000
+    follower._intake(source, [LogLine(2000 + i, "y" * 10_000) for i in range(80)])
+    assert follower._pending == 50  # the byte bound: only the newest big lines stay
+    lines, dropped, _ = follower._take(time.monotonic())
+    assert dropped == 1530 and [ln.ts for ln in lines] == list(range(2030, 2080))
+    assert follower._pending == 0 and follower._pending_bytes == 0
+    assert follower.stats.dropped == 1530
+
+
 # --- against the real engine ------------------------------------------------------------
 
 

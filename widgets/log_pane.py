@@ -15,6 +15,7 @@ Lines that scroll past between two frames are never drawn and are counted in
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 from collections.abc import Iterable
@@ -758,7 +759,7 @@ class LogPane(Widget):
         first, end = buffer.first_seq, buffer.end_seq
         order = range(origin + 1, end) if direction > 0 else range(origin - 1, first - 1, -1)
         wrapped = range(first, origin + 1) if direction > 0 else range(end - 1, origin - 1, -1)
-        for seq in (*order, *wrapped):
+        for seq in itertools.chain(order, wrapped):
             line = buffer.get(seq)
             if line is None or line.kind not in JUMP_KINDS:
                 continue

@@ -1021,7 +1021,8 @@ class LogFollower:
     `on_batch(LogBatch)` runs on the follower's delivery thread; it must not block (post a
     message to the UI). With `wait_for_ack` the next batch waits until `batch.consumed()`
     was called (or `ack_timeout` passed) and lines gather meanwhile, at most
-    `max_pending_lines` of them (the oldest are dropped and counted in the next batch).
+    `max_pending_lines` of them and `max_pending_bytes` (estimated, see `line_cost`); the
+    oldest are dropped and counted in the next batch.
     `stop()` closes the streams at once; `join()` waits for the threads to end.
     """
 
@@ -1036,6 +1037,7 @@ class LogFollower:
         preset: LogPreset = DEFAULT_PRESET,
         batch_interval: float = 0.05,
         max_pending_lines: int = DEFAULT_MAX_LINES,
+        max_pending_bytes: int = DEFAULT_MAX_BYTES,
         wait_for_ack: bool = True,
         ack_timeout: float = 1.0,
         merge_window: float = 0.3,
@@ -1051,6 +1053,7 @@ class LogFollower:
         self.on_batch = on_batch
         self.batch_interval = batch_interval
         self.max_pending_lines = max(1, max_pending_lines)
+        self.max_pending_bytes = max(1, max_pending_bytes)
         self.wait_for_ack = wait_for_ack
         self.ack_timeout = ack_timeout
         self.merge_window = merge_window
@@ -1060,6 +1063,7 @@ class LogFollower:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pending = 0
+        self._pending_bytes = 0
         self._dropped = 0
         self._ack_due: float | None = None
         self._counters: dict[str, int] = dict.fromkeys(
@@ -1160,26 +1164,38 @@ class LogFollower:
             if top > source.max_ts:
                 source.max_ts = top
             self._pending += len(lines)
-            excess = self._pending - self.max_pending_lines
-            if excess > 0:
-                self._drop_oldest(excess)
+            self._pending_bytes += sum(map(line_cost, lines))
+            if (
+                self._pending > self.max_pending_lines
+                or self._pending_bytes > self.max_pending_bytes
+            ):
+                self._drop_oldest()
         self._wake.set()
 
-    def _drop_oldest(self, excess: int) -> None:
-        """Drop the `excess` oldest pending lines (lock held)."""
-        while excess > 0:
+    def _drop_oldest(self) -> None:
+        """Drop the oldest pending lines until within both bounds (lock held)."""
+        while self._pending > 1 and (
+            self._pending > self.max_pending_lines or self._pending_bytes > self.max_pending_bytes
+        ):
             oldest = min((s for s in self._sources if s.chunks), key=lambda s: s.chunks[0][1][0].ts)
             arrival, lines = oldest.chunks[0]
-            k = min(excess, len(lines))
+            k = 0
+            freed = 0
+            excess_lines = self._pending - self.max_pending_lines
+            excess_bytes = self._pending_bytes - self.max_pending_bytes
+            while k < len(lines) and (k < excess_lines or freed < excess_bytes):
+                freed += line_cost(lines[k])
+                k += 1
+            k = min(k, self._pending - 1)
             if k == len(lines):
                 oldest.chunks.popleft()
             else:
                 oldest.chunks[0] = (arrival, lines[k:])
             oldest.count -= k
             self._pending -= k
+            self._pending_bytes -= freed
             self._dropped += k
             self._counters["dropped"] += k
-            excess -= k
 
     def _marker(self, source: _Source, kind: str, text: str, ts: int) -> None:
         """Add a line of aitop's own (a boundary or a notice) to a source's lines."""
@@ -1192,6 +1208,9 @@ class LogFollower:
 
     def _mark_state(self, source: _Source, state: _ContainerState, *, opened: bool = False) -> None:
         """Mark that the container stopped (exit code, OOM kill)."""
+        if opened and not state.started_at:
+            self._marker(source, LineKind.NOTICE, "container has not started yet", time.time_ns())
+            return
         what = "is not running: it" if opened else ""
         when = state.finished_at or time.time_ns()
         if state.oom_killed:
@@ -1272,6 +1291,7 @@ class LogFollower:
             source.chunks.clear()
             source.count = 0
             self._pending = 0
+            self._pending_bytes = 0
             if self._markers:
                 # Boundary lines come from the event stream: put them where they belong.
                 self._markers = False
@@ -1296,6 +1316,7 @@ class LogFollower:
                 break
             source.count -= len(taken)
             self._pending -= len(taken)
+            self._pending_bytes -= sum(map(line_cost, taken))
             if taken:
                 parts.append(taken)
         if not parts:
