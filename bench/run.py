@@ -52,7 +52,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -82,6 +83,9 @@ RESULTS_DIR = ROOT / "bench" / "results"
 FIRST_FRAME_ENV = "AITOP_FIRST_FRAME_FILE"
 POLL = 0.05
 """Seconds between two looks at the screen while waiting for the first frame."""
+REMOVE_WORKERS = 4
+REMOVE_TIMEOUT = 30.0
+"""Seconds one container's removal may take before it counts as failed."""
 SAMPLE_EVERY = 0.25
 """Seconds between two memory samples of a tool's process tree."""
 
@@ -121,12 +125,15 @@ def ensure_image(engine: Engine) -> None:
 class Fleet:
     """The benchmark's containers: created in parallel, grown on demand, removed at the end."""
 
-    def __init__(self, engine: Engine, *, workers: int = 8) -> None:
+    def __init__(self, engine: Engine, *, network: str = "none", workers: int = 8) -> None:
         self.engine = engine
+        self.network = network
         self.workers = workers
         self.ids: list[str] = []
         self.busy = 0
         self.idle = 0
+        # Removing must not hang the run when the engine stops answering: short timeouts.
+        self._remover = Engine(engine.url, timeout=REMOVE_TIMEOUT)
 
     def _start(self, name: str, command: str, model: str) -> str:
         """Create and start one container; one retry when a loaded engine times out."""
@@ -137,6 +144,7 @@ class Fleet:
                     ["sh", "-c", command],
                     name=name,
                     labels={BENCH_LABEL: "1", MODEL_LABEL: model},
+                    network_mode=self.network,
                 )
             except EngineError:
                 if attempt == 2:
@@ -152,13 +160,14 @@ class Fleet:
         """
         started = time.monotonic()
         busy_wanted = min(BUSY_COUNT, size)
-        todo: list[tuple[str, str, str]] = []
-        for i in range(self.busy, busy_wanted):
-            todo.append((f"{BUSY_PREFIX}{i + 1}", BUSY_COMMAND, f"bench/busy-{i + 1}"))
-        for i in range(self.idle, size - busy_wanted):
-            todo.append((f"{IDLE_PREFIX}{i + 1:04d}", IDLE_COMMAND, f"bench/idle-{i + 1}"))
-        busy_todo = [t for t in todo if t[0].startswith(BUSY_PREFIX)]
-        idle_todo = [t for t in todo if t[0].startswith(IDLE_PREFIX)]
+        busy_todo = [
+            (f"{BUSY_PREFIX}{i + 1}", BUSY_COMMAND, f"bench/busy-{i + 1}")
+            for i in range(self.busy, busy_wanted)
+        ]
+        idle_todo = [
+            (f"{IDLE_PREFIX}{i + 1:04d}", IDLE_COMMAND, f"bench/idle-{i + 1}")
+            for i in range(self.idle, size - busy_wanted)
+        ]
         for batch in (busy_todo, idle_todo):
             if not batch:
                 continue
@@ -171,21 +180,50 @@ class Fleet:
         return time.monotonic() - started
 
     def remove(self) -> None:
-        """Remove every container this benchmark labelled (this run's and any leftovers)."""
+        """Remove every container this benchmark labelled (this run's and any leftovers).
+
+        Bounded: each removal has REMOVE_TIMEOUT seconds and the whole a deadline; when the
+        engine stops answering, what is left is reported for `--cleanup` instead of waited on.
+        """
         ids = set(self.ids)
         with contextlib.suppress(EngineError):
-            ids.update(self.engine.ids_with_label(f"{BENCH_LABEL}=1"))
+            ids.update(self._remover.ids_with_label(f"{BENCH_LABEL}=1"))
         if not ids:
             return
         say(f"removing {len(ids)} benchmark containers ...")
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            list(pool.map(self._remove_one, ids))
-        self.ids.clear()
+        deadline = time.monotonic() + max(120.0, 0.5 * len(ids))
+        pool = ThreadPoolExecutor(max_workers=REMOVE_WORKERS)
+        futures = [pool.submit(self._remove_one, cid) for cid in ids]
+        failed_in_a_row = 0
+        try:
+            for fut in as_completed(futures, timeout=max(1.0, deadline - time.monotonic())):
+                failed_in_a_row = 0 if fut.result() else failed_in_a_row + 1
+                if failed_in_a_row >= 2 * REMOVE_WORKERS:
+                    break
+        except FuturesTimeout:
+            pass
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        left: list[str] = []
+        with contextlib.suppress(EngineError):
+            left = self._remover.ids_with_label(f"{BENCH_LABEL}=1")
+        if left or failed_in_a_row:
+            say(
+                f"the engine did not remove {len(left) or 'some'} benchmark containers in time: "
+                "it may be wedged (dockerd 20.10 can deadlock in libnetwork when many containers "
+                "with networks go at once, moby/moby#42545). Run `bench/run.py --cleanup` once "
+                "`docker rm` answers again"
+            )
+        self.ids = list(left)
         self.busy = self.idle = 0
 
-    def _remove_one(self, cid: str) -> None:
-        with contextlib.suppress(EngineError):
-            self.engine.remove(cid)
+    def _remove_one(self, cid: str) -> bool:
+        """Remove one container; False when the engine failed or did not answer in time."""
+        try:
+            self._remover.remove(cid)
+        except EngineError:
+            return False
+        return True
 
 
 # --- CPU and memory of processes ------------------------------------------------------------
@@ -989,6 +1027,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(TOOL_KEYS),
         help=f"comma-separated, from {','.join(TOOL_KEYS)} (default: all)",
     )
+    parser.add_argument(
+        "--network",
+        default="none",
+        help="network of the fleet's containers (default none: dockerd 20.10 can deadlock "
+        "when hundreds of bridge endpoints go at once, moby/moby#42545)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 containers, 4 s")
     parser.add_argument("--setup-peers", action="store_true", help="install glances and dtop")
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers and exit")
@@ -1026,10 +1070,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as exc:
         say(f"bench: {exc}")
         return 2
-    fleet = Fleet(engine)
+    fleet = Fleet(engine, network=args.network)
     if args.cleanup:
         fleet.remove()
-        return 0
+        return 1 if fleet.ids else 0
     if shutil.which("tmux") is None:
         say("bench: tmux is needed (apt-get install tmux)")
         return 2
@@ -1057,18 +1101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     all_results: dict[int, list[Measurement]] = {}
     printed: list[str] = []
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     interrupted = False
     with interrupts_as_keyboard(), tempfile.TemporaryDirectory(prefix="aitop-bench-") as tmp:
         workdir = Path(tmp)
         try:
             leftovers = engine.ids_with_label(f"{BENCH_LABEL}=1")
             if leftovers:
-                say(f"removing {len(leftovers)} containers a previous benchmark left behind")
+                say(f"{len(leftovers)} containers a previous benchmark left behind:")
                 fleet.ids = leftovers
                 fleet.remove()
+                if fleet.ids:
+                    return 2
             ensure_image(engine)
             for size in sizes:
-                say(f"\nfleet: growing to {size} containers ...")
+                say(f"\nfleet: growing to {size} containers (network: {args.network}) ...")
                 took = fleet.grow_to(size)
                 say(f"fleet: {size} containers running ({took:.1f} s to start them)")
                 time.sleep(args.settle)
@@ -1099,37 +1147,44 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text = report_size(size, results, args.seconds)
                 printed.append(text)
                 say(text)
+                write_results(path, meta, all_results, printed, interrupted=False)
+            if all_results:
+                text = report_targets(all_results)
+                printed.append(text)
+                say(text)
         except KeyboardInterrupt:
             interrupted = True
             say("\ninterrupted: cleaning up")
         finally:
+            # Results first: a wedged engine must not cost them.
+            if all_results:
+                write_results(path, meta, all_results, printed, interrupted=interrupted)
+                say(f"\nresults: {path.relative_to(ROOT)}")
             fleet.remove()
-
-    if all_results:
-        text = report_targets(all_results)
-        printed.append(text)
-        say(text)
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        doc = {
-            "meta": meta,
-            "interrupted": interrupted,
-            "results": {
-                str(size): [
-                    {
-                        **asdict(m),
-                        "engine_delta": m.engine_delta,
-                        "total": m.total,
-                    }
-                    for m in results
-                ]
-                for size, results in all_results.items()
-            },
-            "printed": "\n".join(printed),
-        }
-        path.write_text(json.dumps(jsonable(doc), indent=2, default=str) + "\n")
-        say(f"\nresults: {path.relative_to(ROOT)}")
     return 130 if interrupted else 0
+
+
+def write_results(
+    path: Path,
+    meta: dict[str, Any],
+    all_results: dict[int, list[Measurement]],
+    printed: list[str],
+    *,
+    interrupted: bool,
+) -> None:
+    """Write (or rewrite) the run's JSON."""
+    doc = {
+        "meta": meta,
+        "interrupted": interrupted,
+        "results": {
+            str(size): [
+                {**asdict(m), "engine_delta": m.engine_delta, "total": m.total} for m in results
+            ]
+            for size, results in all_results.items()
+        },
+        "printed": "\n".join(printed),
+    }
+    path.write_text(json.dumps(jsonable(doc), indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":
