@@ -664,24 +664,31 @@ class LogPane(Widget):
         first_new = buffer.end_seq
         buffer.extend(new)
         skip = max(0, buffer.first_seq - first_new)
+        kept = new[skip:] if skip else new
+        sources = {line.source for line in kept}
+        width_changed = not sources.issubset(self._sources)
+        if width_changed:
+            for source in sorted(sources.difference(self._sources)):
+                self._add_source(source)
         pattern = self._pattern
         mode = self.filter_mode if pattern is not None else "off"
         wrap = rows.starts is not None
-        added = 0
-        width_changed = False
-        for offset in range(skip, len(new)):
-            line = new[offset]
-            seq = first_new + offset
-            if line.source not in self._sources:
-                self._add_source(line.source)
-                width_changed = True
-            matched = pattern is not None and pattern.search(line.text) is not None
-            if matched:
-                self._matches.append(seq)
-            if (mode == "match" and not matched) or (mode == "exclude" and matched):
-                continue
-            rows.append(seq, self._height(line) if wrap else 1)
-            added += 1
+        if pattern is None and not wrap:
+            added = len(kept)  # every line shows on one row: nothing to index
+        else:
+            added = 0
+            search = pattern.search if pattern is not None else None
+            matches = self._matches
+            for offset in range(skip, len(new)):
+                line = new[offset]
+                seq = first_new + offset
+                matched = search is not None and search(line.text) is not None
+                if matched:
+                    matches.append(seq)
+                if (mode == "match" and not matched) or (mode == "exclude" and matched):
+                    continue
+                rows.append(seq, self._height(line) if wrap else 1)
+                added += 1
         removed_rows = rows.evict()
         self._evict_matches()
         if width_changed and (self.show_source and wrap):

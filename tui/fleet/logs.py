@@ -27,6 +27,7 @@ import calendar
 import contextlib
 import heapq
 import itertools
+import operator
 import re
 import threading
 import time
@@ -516,6 +517,17 @@ def line_cost(line: LogLine) -> int:
     return len(line.text) + LINE_OVERHEAD + (24 * len(line.sgr) if line.sgr else 0)
 
 
+_TEXT = operator.itemgetter(1)
+_SGR = operator.itemgetter(2)
+
+
+def lines_cost(lines: Sequence[LogLine]) -> int:
+    """`line_cost` summed over lines (the same figure, computed in bulk)."""
+    texts = sum(map(len, map(_TEXT, lines)))
+    sgr = sum(map(len, map(_SGR, lines)))
+    return texts + LINE_OVERHEAD * len(lines) + 24 * sgr
+
+
 class LogBuffer:
     """The retained lines, oldest first, bounded by `max_lines` and by `max_bytes`.
 
@@ -567,7 +579,7 @@ class LogBuffer:
         """Append lines (evicting the oldest beyond the bounds); returns how many were evicted."""
         added = list(lines)
         self._lines.extend(added)
-        self.nbytes += sum(map(line_cost, added))
+        self.nbytes += lines_cost(added)
         return self._evict()
 
     def _evict(self) -> int:
@@ -575,7 +587,7 @@ class LogBuffer:
         head = self._head
         excess = len(lines) - head - self.max_lines
         if excess > 0:
-            self.nbytes -= sum(map(line_cost, lines[head : head + excess]))
+            self.nbytes -= lines_cost(lines[head : head + excess])
             head += excess
         # Keep at least the newest line, however large.
         while self.nbytes > self.max_bytes and len(lines) - head > 1:
@@ -1164,7 +1176,7 @@ class LogFollower:
             if top > source.max_ts:
                 source.max_ts = top
             self._pending += len(lines)
-            self._pending_bytes += sum(map(line_cost, lines))
+            self._pending_bytes += lines_cost(lines)
             if (
                 self._pending > self.max_pending_lines
                 or self._pending_bytes > self.max_pending_bytes
@@ -1316,7 +1328,7 @@ class LogFollower:
                 break
             source.count -= len(taken)
             self._pending -= len(taken)
-            self._pending_bytes -= sum(map(line_cost, taken))
+            self._pending_bytes -= lines_cost(taken)
             if taken:
                 parts.append(taken)
         if not parts:
