@@ -359,15 +359,19 @@ class Engine:
     def remove_container(
         self, container_id: str, *, volumes: bool = False, force: bool = False
     ) -> None:
-        """Remove a container (`docker rm`): `volumes` also removes its anonymous volumes,
-        `force` kills it first if it runs. Raises ContainerGone when it no longer exists."""
+        """Remove a container (`docker rm`); ContainerGone when it no longer exists.
+
+        `volumes` also removes its anonymous volumes; `force` kills it first if it runs.
+        """
         self.check_writable(f"remove {container_id[:12]}")
         with _Translate(self.url, container_id):
             self._actions_api().remove_container(container_id, v=volumes, force=force)
 
     def list_containers(self, labels: tuple[str, ...] | list[str] = ()) -> list[dict[str, Any]]:
-        """The engine's list entries (`docker ps -a`) of containers carrying all `labels`
-        (each a key or `key=value`)."""
+        """The engine's list entries (`docker ps -a`) of the containers with all `labels`.
+
+        Each label is a key or `key=value`; no labels lists every container.
+        """
         with _Translate(self.url):
             filters = {"label": list(labels)} if labels else {}
             return self._actions_api().containers(all=True, trunc=False, filters=filters)
