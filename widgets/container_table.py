@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import count
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
+from textual.widgets._data_table import ColumnKey, RowKey, TwoWayDict
 
 from tui.fleet.gpu_types import GpuReport, format_assigned, format_gpu_usage
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
@@ -163,10 +166,19 @@ class ContainerTable(DataTable):
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._groups: dict[str, tuple[str, str]] = {}
         self.visible_count = 0
+        # Rendered cells, kept across updates: DataTable drops all of its cached cells on any
+        # change, which re-renders every visible cell through Rich on every refresh.
+        self._versions: dict[tuple[str, str], int] = {}
+        self._version = count(1)
+        self._rendered: dict[tuple, object] = {}
 
     def on_mount(self) -> None:
+        # Fixed widths that this widget sets itself from the plain text: DataTable's own
+        # auto-width measures whole columns through Rich on every changed cell, which costs
+        # seconds a refresh at 500 rows.
         for col in COLUMNS:
-            self.add_column(self._header(col), key=col.key)
+            label = self._header(col)
+            self.add_column(label, key=col.key, width=label.cell_len)
 
     # --- public ------------------------------------------------------------------------------
 
@@ -420,23 +432,94 @@ class ContainerTable(DataTable):
             )
         return rows
 
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list:
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (
+            row_key.value,
+            column_key.value,
+            self._versions.get((row_key.value, column_key.value), 0),
+            row_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        lines = self._rendered.get(key)
+        if lines is None:
+            if len(self._rendered) > 20_000:
+                self._rendered.clear()
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._rendered[key] = lines
+        return lines  # type: ignore[return-value]
+
+    def _fit_columns(self, rows: list[tuple[str, tuple[Text, ...]]]) -> None:
+        widths = [self._header(col).cell_len for col in COLUMNS]
+        for _, cells in rows:
+            for i, cell in enumerate(cells):
+                widths[i] = max(widths[i], cell.cell_len)
+        changed = False
+        for col, width in zip(COLUMNS, widths, strict=True):
+            column = self.columns.get(col.key)  # type: ignore[call-overload]
+            if column is not None and column.width != width:
+                column.width = width
+                changed = True
+        if changed:
+            self._require_update_dimensions = True
+            self.refresh()
+
     def _rebuild(self) -> None:
         if not self.is_mounted:
             return
         rows = self._rows()
         keys = [key for key, _ in rows]
-        if keys == self._order:
+        self._fit_columns(rows)
+        if set(keys) == set(self._order):
+            changed = False
             for key, cells in rows:
                 old = self._cells.get(key, ())
+                data = self._data[RowKey(key)]
                 for col_key, new, before in zip(COLUMN_KEYS, cells, old, strict=False):
                     if new != before:
-                        self.update_cell(key, col_key, new, update_width=True)
+                        # What update_cell does, less a refresh per cell: one follows below.
+                        self._versions[(key, col_key)] = next(self._version)
+                        data[ColumnKey(col_key)] = new
+                        changed = True
                 self._cells[key] = cells
+            if changed:
+                self._update_count += 1
+                self.refresh()
+            if keys != self._order:
+                # Same rows, new order (a sort by CPU reorders every tick): move them in
+                # place, as DataTable.sort does, instead of rebuilding the table.
+                selected = self._cursor_key()
+                self._order = keys
+                self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
+                self._update_count += 1
+                self.refresh()
+                if selected is not None:
+                    self.move_cursor(row=keys.index(selected), animate=False)
             return
         selected = self._cursor_key()
         self.clear()
         self._order = keys
         self._cells = dict(rows)
+        self._versions.clear()
+        self._rendered.clear()
         for key, cells in rows:
             self.add_row(*cells, key=key)
         if selected in self._cells:
