@@ -178,3 +178,9 @@ def test_the_active_docker_context_is_used_when_no_host_is_given(tmp_path):
         timeout=60,
     )
     assert "nonexistent-flag.sock" in out.stderr
+
+
+def test_read_only_refuses_the_demo_before_touching_the_engine():
+    out = aitop("--read-only", "demo", "up", "--host", "unix:///nonexistent.sock")
+    assert out.returncode == 2
+    assert "read-only mode" in out.stderr

@@ -16,12 +16,14 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Footer, Input
 
+from tui.action_mixin import ACTION_BINDINGS, ActionsMixin
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine import Engine
 from tui.fleet.gpu import GpuSampler
 from tui.fleet.gpu_types import pressure_warnings
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
+from widgets.action_progress import ActionProgress
 from widgets.container_table import ContainerTable
 from widgets.gpu_panel import GpuPanel
 from widgets.host_gauges import HostGauges
@@ -43,7 +45,7 @@ class FleetUpdated(Message):
         return isinstance(message, FleetUpdated)
 
 
-class AitopApp(App):
+class AitopApp(ActionsMixin, App):
     """top for AI model containers."""
 
     TITLE = "aitop"
@@ -68,6 +70,7 @@ class AitopApp(App):
         ),
         Binding("slash", "filter", "Filter", id="filter", tooltip="Filter by text"),
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
+        *ACTION_BINDINGS,
     ]
 
     def __init__(
@@ -98,6 +101,7 @@ class AitopApp(App):
         yield GpuPanel(id="gpus")
         yield ContainerTable(id="containers")
         yield Input(placeholder="filter by name, model, image or label (Esc clears)", id="filter")
+        yield ActionProgress(id="action-progress")
         yield StatusLine(id="status")
         yield Footer()
 

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sampling interval (default 1.0)",
     )
     parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="change nothing: hide every action that would change a container, and refuse "
+        "them below the UI too",
+    )
+    parser.add_argument(
         "--gpu-interval",
         type=float,
         default=1.0,
@@ -66,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     engine = Engine(getattr(args, "host", None))
+    engine.read_only = bool(getattr(args, "read_only", False))
     if args.command == "snapshot":
         from tui.fleet.snapshot import snapshot_json
 
@@ -75,6 +82,12 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     if args.command == "demo":
+        if engine.read_only:
+            print(
+                "aitop: read-only mode: `aitop demo` would start and remove containers",
+                file=sys.stderr,
+            )
+            return EXIT_ENGINE
         from tui.fleet.demo import demo_down, demo_up
 
         if args.action == "up":

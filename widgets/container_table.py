@@ -136,6 +136,8 @@ class ContainerTable(DataTable):
     """Only rows whose name, model, image or labels contain this text (case-insensitive)."""
     show_all: reactive[bool] = reactive(False)
     """Show every container, not only model containers."""
+    marked: reactive[frozenset[str]] = reactive(frozenset())
+    """Ids of the containers marked for a bulk action (drawn with a mark)."""
 
     class ContainerHighlighted(Message):
         """The cursor moved to a container (or a group header: `container_id` is None)."""
@@ -248,6 +250,13 @@ class ContainerTable(DataTable):
     def watch_show_all(self) -> None:
         self._rebuild()
 
+    def watch_marked(self) -> None:
+        self._rebuild()
+
+    def set_marked(self, ids: frozenset[str]) -> None:
+        """Draw these containers as marked."""
+        self.marked = ids
+
     # --- building rows -------------------------------------------------------------------
 
     def _header(self, col: ColumnSpec) -> Text:
@@ -310,7 +319,8 @@ class ContainerTable(DataTable):
         mem = "-"
         if stats.mem_bytes is not None:
             mem = f"{human_bytes(stats.mem_bytes)} / {human_bytes(stats.mem_limit_bytes)}"
-        name = ("  " if indent else "") + _clip(info.name, 30)
+        mark = "✓ " if info.id in self.marked else ("  " if indent else "")
+        name = mark + _clip(info.name, 30)
         report = self._snapshot.gpu if self._snapshot is not None else None
         cpu = Text(percent(stats.cpu_percent), justify="right")
         if stats.cpu_percent is not None and stats.cpu_percent >= 90:

@@ -154,13 +154,15 @@ class Engine:
         """Drop the connection pool and open streams; the next call reconnects."""
         with self._lock:
             client, self._client = self._client, None
+            actions, self._actions_client = self._actions_client, None
             streams, self._streams = list(self._streams), set()
         for stream in streams:
             with contextlib.suppress(Exception):
                 stream.close()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        for old in (client, actions):
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    old.close()
 
     close = reset
 
