@@ -88,6 +88,9 @@ class ReplayMonitor:
         assert self.on_snapshot is not None
         self.on_snapshot(snap)
 
+    def snapshot(self) -> FleetSnapshot:
+        return self.snapshots[-1] if self.snapshots else FleetSnapshot(engine=NO_ENGINE)
+
     def stop(self) -> None:
         self.stopped = True
 

@@ -113,3 +113,29 @@ def test_reads_the_real_engines_files(engine, run_container):
     assert raw.mem_limit == 64 * 1024 * 1024
     assert raw.net_rx is not None  # its own network namespace
     assert os.path.exists(f"/proc/{pid}")
+
+
+def test_a_container_is_found_by_id_before_its_pid_is_known(tmp_path):
+    base = tmp_path / "sys" / "system.slice" / f"docker-{CID}.scope"
+    write(base / "cgroup.procs", "4242\n4243\n")
+    write(base / "cpu.stat", "usage_usec 1000\n")
+    write(base / "memory.current", "4096\n")
+    proc = fake_proc(
+        tmp_path,
+        4242,
+        f"0::/system.slice/docker-{CID}.scope\n",
+        f"cgroup2 {tmp_path / 'sys'} cgroup2 rw 0 0\n",
+    )
+    reader = CgroupReader(proc_root=str(proc))
+    paths = reader.find(CID)
+    assert paths is not None
+    assert (paths.version, paths.pid, paths.memory) == (2, 4242, str(base))
+    assert reader.read(paths, at=0.0).cpu_ns == 1_000_000
+    assert reader.find("b" * 64) is None
+
+
+def test_the_real_engines_container_is_found_by_id(engine, run_container):
+    cid = run_container("sleep 60")
+    pid = engine.inspect(cid)["State"]["Pid"]
+    paths = CgroupReader().find(cid)
+    assert paths is not None and paths.pid == pid

@@ -27,7 +27,8 @@ import pytest
 from textual.app import App, ComposeResult
 
 from tests.test_log_sanitize import FORBIDDEN_TEXT, HOSTILE
-from tui.fleet.logs import LineKind, LineSplitter, LogBatch, LogLine
+from tui.fleet.logs import LineSplitter
+from tui.fleet.logtypes import LineKind, LogBatch, LogLine
 from widgets.log_pane import LogPane
 
 NS = 1_000_000_000

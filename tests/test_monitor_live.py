@@ -144,3 +144,21 @@ def test_restart_count_and_model_label_are_read(engine, run_container):
     c = wait_for(restarted, timeout=20)
     assert c.info.is_model and c.info.model == "tiny-model"
     assert c.info.exit_code == 3
+
+
+def test_the_listing_is_published_before_the_inspects_and_carries_figures(engine, run_container):
+    cid = run_container("sleep 600", labels={"aitop.model": "listed-model"})
+    published: list[FleetSnapshot] = []
+    mon = FleetMonitor(Engine(engine.url), on_snapshot=published.append)
+    mon.connect()
+    mon.resync(on_listed=lambda: published.append(mon.snapshot()))
+    first = next(c for c in published[0].containers if c.info.id == cid)
+    # From the listing alone: name, state and model, but no PID yet.
+    assert first.info.model == "listed-model" and first.info.state == "running"
+    assert first.info.pid == 0
+    mon.sample()
+    time.sleep(0.3)
+    mon.sample()
+    full = find(mon.snapshot(), cid)
+    assert full.info.pid > 0 and full.info.started_at is not None
+    assert full.stats.cpu_percent is not None

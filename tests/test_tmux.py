@@ -86,8 +86,10 @@ def test_aitop_shows_the_fleet_and_quits_cleanly(tmux, run_container):
     term = tmux(f"{sys.executable} -m tui")
     screen = term.wait_for("updated ")
     assert "CPU" in screen and "MEM" in screen and "docker" in screen
-    # Other containers may fill the screen: filter down to ours, as a person would.
+    # Other containers may fill the screen: filter down to ours, as a person would, typing
+    # only once the box is open (before that, letters are action keys).
     term.keys("/")
+    term.wait_for("filter by name")
     term.keys(*model_name)
     term.keys("Enter")
     screen = term.wait_for(f"filter: '{model_name}'")
@@ -103,6 +105,7 @@ def test_aitop_shows_the_fleet_and_quits_cleanly(tmux, run_container):
     term.keys("a")
     term.wait_for("all containers")
     term.keys("/")
+    term.wait_for("filter: ")
     term.keys("Escape")
     # A key right after Escape would read as Alt+key: wait until Escape took effect.
     deadline = time.monotonic() + 10

@@ -91,6 +91,7 @@ class AitopApp(ActionsMixin, App):
             interval=interval,
             gpu=GpuSampler(min_interval=gpu_interval),
         )
+        self._mounted_once = False
         self.monitor.on_snapshot = self._from_monitor
         self._show_all = show_all
         self._first_frame_file = os.environ.get(FIRST_FRAME_ENV)
@@ -109,14 +110,21 @@ class AitopApp(ActionsMixin, App):
         table = self.query_one(ContainerTable)
         table.show_all = self._show_all
         table.focus()
+        self._mounted_once = True
         self.monitor.start()
+        # The monitor may have started before the screen existed: show what it has now.
+        snapshot = self.monitor.snapshot()
+        if snapshot.engine.reachable:
+            self.post_message(FleetUpdated(snapshot))
 
     def on_unmount(self) -> None:
         self.monitor.stop()
 
     # Called on the monitor's threads: post_message is thread-safe and never blocks.
     def _from_monitor(self, snapshot: FleetSnapshot) -> None:
-        self.post_message(FleetUpdated(snapshot))
+        # Before mounting there is no screen to update; on_mount pulls the latest instead.
+        if self._mounted_once:
+            self.post_message(FleetUpdated(snapshot))
 
     def on_fleet_updated(self, message: FleetUpdated) -> None:
         snapshot = message.snapshot

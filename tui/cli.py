@@ -107,11 +107,20 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_ENGINE
     # Fail fast, before the screen switches, with one readable line.
     engine.version()
+    from tui.fleet.gpu import GpuSampler
+    from tui.fleet.monitor import FleetMonitor
+
+    # Start watching now: the engine is listed and sampled while Textual loads.
+    monitor = FleetMonitor(
+        engine, interval=args.interval, gpu=GpuSampler(min_interval=args.gpu_interval)
+    )
+    monitor.start()
     from tui.app import AitopApp
 
-    AitopApp(
-        engine, interval=args.interval, gpu_interval=args.gpu_interval, show_all=args.all
-    ).run()
+    try:
+        AitopApp(engine, show_all=args.all, monitor=monitor).run()
+    finally:
+        monitor.stop()
     return 0
 
 

@@ -9,7 +9,15 @@ costs a second or two per container.
 from __future__ import annotations
 
 import os
+import re
+import time
 from dataclasses import dataclass
+
+CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+INDEX_DEPTH = 6
+"""How deep below a hierarchy's root container cgroups are looked for (kubepods nest deep)."""
+INDEX_MIN_AGE = 2.0
+"""Seconds before a lookup that missed may rescan the hierarchy."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class CgroupReader:
         self._v2: str | None = None
         self._load_mounts()
         self._host_netns = self._netns(1)
+        self._index: dict[str, str] = {}
+        self._indexed_at = -INDEX_MIN_AGE
 
     def _load_mounts(self) -> None:
         try:
@@ -153,6 +163,59 @@ class CgroupReader:
             base = self._v2 + unified
             return CgroupPaths(2, base, base, base, pid)
         return None
+
+    def find(self, container_id: str) -> CgroupPaths | None:
+        """The cgroup of a container found by its id in the hierarchy, without its PID.
+
+        Used before the engine has told us the PID (the first frame lists containers
+        without inspecting each one). The directory's name must hold the full id.
+        """
+        rel = self._index.get(container_id)
+        if rel is None and time.monotonic() - self._indexed_at >= INDEX_MIN_AGE:
+            self._reindex()
+            rel = self._index.get(container_id)
+        if rel is None:
+            return None
+        if "memory" in self._v1:
+            memory = self._v1["memory"] + rel
+            paths = (self._v1.get("cpuacct", "") + rel, memory, self._v1.get("blkio", "") + rel)
+            version = 1
+        elif self._v2 is not None:
+            memory = self._v2 + rel
+            paths = (memory, memory, memory)
+            version = 2
+        else:
+            return None
+        try:
+            first = _read(memory + "/cgroup.procs").split(b"\n", 1)[0]
+            pid = int(first)
+        except (OSError, ValueError):
+            return None
+        return CgroupPaths(version, paths[0], paths[1], paths[2], pid)
+
+    def _reindex(self) -> None:
+        self._indexed_at = time.monotonic()
+        root = self._v1.get("memory") or self._v2
+        index: dict[str, str] = {}
+        if root is None:
+            self._index = index
+            return
+        todo = [(root, 0)]
+        while todo:
+            path, depth = todo.pop()
+            try:
+                entries = list(os.scandir(path))
+            except OSError:
+                continue
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                found = CONTAINER_ID.search(entry.name)
+                if found:
+                    index[found.group(0)] = entry.path[len(root) :]
+                elif depth < INDEX_DEPTH:
+                    todo.append((entry.path, depth + 1))
+        self._index = index
 
     def read(self, paths: CgroupPaths, at: float) -> RawSample:
         """Read the cumulative counters of one container."""

@@ -171,10 +171,14 @@ class Engine:
         with _Translate(self.url):
             return self._api().version()
 
+    def container_summaries(self) -> list[dict[str, Any]]:
+        """The engine's one-call listing of all containers (what `docker ps -a` shows)."""
+        with _Translate(self.url):
+            return self._api().containers(all=True, trunc=False)
+
     def container_ids(self) -> list[str]:
         """Ids of all the engine's containers, in every state."""
-        with _Translate(self.url):
-            return [c["Id"] for c in self._api().containers(all=True, trunc=False)]
+        return [c["Id"] for c in self.container_summaries()]
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         """The engine's inspect data for one container; ContainerGone if it was removed."""
@@ -674,10 +678,18 @@ class LogStream:
             self.bytes_read += len(data)
             if self._chunked:
                 self._wire += data
-                for chunk in self._dechunk():
-                    self._take(chunk)
+                chunks = self._dechunk()
+                if self.tty:
+                    # One HTTP chunk is one log message (the engine flushes each one).
+                    self._ready.extend((0, chunk) for chunk in chunks)
+                else:
+                    self._body += b"".join(chunks)
+                    self._frames()
+            elif self.tty:
+                self._ready.append((0, data))  # without chunks, what arrived is one unit
             else:
-                self._take(data)
+                self._body += data
+                self._frames()
 
     def _recv(self) -> bytes:
         try:
@@ -691,24 +703,17 @@ class LogStream:
                 f"the log stream of {self.container_id[:12]} broke: {explain(exc, self._url)}"
             ) from exc
 
-    def _take(self, data: bytes) -> None:
-        if self.tty:
-            # One HTTP chunk is one log message; without chunks, what arrived is one unit.
-            self._ready.append((0, bytes(data)))
-            return
-        self._body += data
-        self._frames()
-
     def _dechunk(self) -> list[bytes]:
         buf = self._wire
         pos = 0
         out: list[bytes] = []
+        find = buf.find
         while True:
-            nl = buf.find(b"\r\n", pos)
+            nl = find(b"\r\n", pos)
             if nl < 0:
                 break
             try:
-                size = int(bytes(buf[pos:nl]).split(b";", 1)[0], 16)
+                size = int(buf[pos:nl].split(b";", 1)[0], 16)
             except ValueError:
                 raise EngineError(
                     f"the log stream of {self.container_id[:12]} is not valid HTTP chunking"

@@ -95,3 +95,59 @@ def container_info(
         oom_killed=bool(state.get("OOMKilled")),
         gpus_assigned=gpus_assigned(attrs),
     )
+
+
+_HEALTH_IN_STATUS = (
+    ("(unhealthy)", "unhealthy"),
+    ("(healthy)", "healthy"),
+    ("(health: starting)", "starting"),
+)
+
+
+def info_from_summary(
+    summary: Mapping[str, Any], rules: DetectionRules = DEFAULT_RULES
+) -> ContainerInfo:
+    """A first, partial `ContainerInfo` from the engine's listing (`docker ps -a`).
+
+    One listing call covers the whole fleet, so the first frame needs no per-container
+    inspect. What the listing lacks (PID, start time, restart count, environment, GPU
+    requests) stays unknown until the container is inspected.
+    """
+    labels: dict[str, str] = dict(summary.get("Labels") or {})
+    name = ((summary.get("Names") or [""])[0] or "").lstrip("/")
+    image = summary.get("Image", "")
+    command = summary.get("Command") or ""
+    attrs = {
+        "Name": name,
+        "Config": {"Image": image, "Labels": labels, "Cmd": [command] if command else None},
+    }
+    is_model, model = classify(attrs, rules)
+    status = summary.get("Status") or ""
+    health = next((h for text, h in _HEALTH_IN_STATUS if text in status), "")
+    ports: dict[str, list[dict[str, str]] | None] = {}
+    for port in summary.get("Ports") or ():
+        key = f"{port.get('PrivatePort')}/{port.get('Type', 'tcp')}"
+        if port.get("PublicPort"):
+            ports.setdefault(key, []).append({"HostPort": str(port["PublicPort"])})  # type: ignore[union-attr]
+        else:
+            ports.setdefault(key, None)
+    try:
+        number = int(labels.get(COMPOSE_NUMBER, "0"))
+    except ValueError:
+        number = 0
+    return ContainerInfo(
+        id=summary["Id"],
+        name=name,
+        image=image,
+        model=model,
+        is_model=is_model,
+        state=summary.get("State", ""),
+        health=health,
+        created=float(summary.get("Created") or 0),
+        ports=format_ports(ports),
+        labels=MappingProxyType(labels),
+        compose_project=labels.get(COMPOSE_PROJECT, ""),
+        compose_service=labels.get(COMPOSE_SERVICE, ""),
+        compose_number=number,
+        swarm_service=labels.get(SWARM_SERVICE, ""),
+    )

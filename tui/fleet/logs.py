@@ -1,8 +1,9 @@
 """Following container logs: parsed, safe, classified lines in bounded batches.
 
-Nothing here knows about the UI. The pieces, from the wire up:
+Nothing here knows about the UI; the plain data (`LogLine`, `LogBatch`, `LogBuffer`,
+`LogQuery`, presets) lives in `tui.fleet.logtypes` and is re-exported here. The pieces, from
+the wire up:
 
-- `parse_timestamp` reads the engine's RFC 3339 timestamps to integer nanoseconds.
 - `LineSplitter` turns log messages (`(stream, bytes)` with a timestamp prefix) into lines:
   it joins the engine's 16 KiB partial messages, caps line length (`MAX_LINE_BYTES`, the rest
   is cut and counted), keeps what a terminal would show of carriage-return progress bars,
@@ -12,28 +13,24 @@ Nothing here knows about the UI. The pieces, from the wire up:
 - `LogFollower` owns threads that read one container's (or, as `ReplicaSetFollower`, a
   replica set's) stream and hand `LogBatch`es to a callback: at most one batch every
   `batch_interval`, the next only once the previous was consumed (or `ack_timeout` passed),
-  what waits in between bounded by `max_pending_lines` (oldest dropped and counted).
-  When the stream ends it asks the engine why: a restart is marked with a boundary line, an
-  exit (and an OOM kill) with a line of its own, a dropped connection is resumed from the
-  last timestamp seen (`since`), dropping the messages already delivered.
-- `LogBuffer` keeps the retained lines, bounded by a line count and a byte estimate.
-- `LogQuery` compiles a search (plain text or regex, case toggle) with readable errors.
+  what waits in between bounded in lines and bytes (oldest dropped and counted).
+  (Re)starts, exits and OOM kills are marked with boundary lines from the engine's events; a
+  stream that ends under a running container is resumed from the last timestamp seen
+  (`since`), dropping the messages already delivered.
 - `export_lines` writes lines to a file.
 """
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import heapq
 import itertools
-import operator
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,17 +42,73 @@ from tui.fleet.engine import (
     LogStream,
     LogsUnavailable,
 )
-from tui.fleet.sanitize import SgrChanges, sanitize_line, sanitize_text
+from tui.fleet.logtypes import _SECONDS as _SECONDS
+from tui.fleet.logtypes import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_LINES,
+    DEFAULT_PRESET,
+    DEFAULT_TAIL,
+    JUMP_KINDS,
+    LINE_OVERHEAD,
+    PRESETS,
+    InvalidQuery,
+    LineKind,
+    LogBatch,
+    LogBuffer,
+    LogLine,
+    LogPreset,
+    LogQuery,
+    LogTarget,
+    format_timestamp,
+    line_cost,
+    lines_cost,
+    parse_timestamp,
+    preset_by_key,
+    tail_preset,
+)
+from tui.fleet.sanitize import sanitize_line, sanitize_text
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_LINES",
+    "DEFAULT_PRESET",
+    "DEFAULT_TAIL",
+    "FOLLOW_READ_PAUSE",
+    "INSPECT_POLL",
+    "JUMP_KINDS",
+    "LINE_OVERHEAD",
+    "MAX_LINE_BYTES",
+    "PRESETS",
+    "READY_TIMEOUT",
+    "RESUME_MARGIN_NS",
+    "Classifier",
+    "ExportResult",
+    "FollowerStats",
+    "InvalidQuery",
+    "LineKind",
+    "LineSplitter",
+    "LogBatch",
+    "LogBuffer",
+    "LogFollower",
+    "LogLine",
+    "LogPreset",
+    "LogQuery",
+    "LogTarget",
+    "ReplicaSetFollower",
+    "classify",
+    "export_lines",
+    "export_path",
+    "format_line",
+    "format_timestamp",
+    "line_cost",
+    "lines_cost",
+    "parse_timestamp",
+    "preset_by_key",
+    "tail_preset",
+]
 
 MAX_LINE_BYTES = 64 * 1024
 """Longest line kept; the rest of a longer line is cut (and the cut counted in the line)."""
-DEFAULT_TAIL = 1000
-"""Lines shown at once when a pane opens."""
-DEFAULT_MAX_LINES = 100_000
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-LINE_OVERHEAD = 160
-"""Estimated bytes a retained line costs besides its text (tuple, str header, list slot)."""
-
 RESUME_MARGIN_NS = 500_000_000
 """How far before the last timestamp seen a resumed stream starts.
 
@@ -66,186 +119,11 @@ READY_TIMEOUT = 3.0
 """A replica whose backlog has not arrived by then no longer holds the others back."""
 INSPECT_POLL = 1.0
 """How often a stopped container is asked whether it started again."""
-
-
-class LineKind:
-    """What a line is, for highlighting and for jumping between the lines that matter."""
-
-    NORMAL = ""
-    CUDA_OOM = "cuda-oom"
-    NCCL = "nccl"
-    TRACEBACK = "traceback"
-    OOM_KILLED = "oom-killed"
-    MODEL_LOAD = "model-load"
-    ERROR = "error"
-    RESTART = "restart"
-    """A boundary line aitop adds when the container (re)started."""
-    EXITED = "exited"
-    """A line aitop adds when the container stopped."""
-    NOTICE = "notice"
-    """A line aitop adds about the stream itself (container removed, engine unreachable)."""
-
-
-JUMP_KINDS = frozenset(
-    {
-        LineKind.CUDA_OOM,
-        LineKind.NCCL,
-        LineKind.TRACEBACK,
-        LineKind.OOM_KILLED,
-        LineKind.MODEL_LOAD,
-        LineKind.ERROR,
-        LineKind.RESTART,
-        LineKind.EXITED,
-    }
-)
-"""Kinds the "next highlight" key stops at."""
-
-
-class LogLine(NamedTuple):
-    """One log line, safe to display: `text` holds no control character but tab."""
-
-    ts: int
-    """Engine timestamp, nanoseconds since the epoch (0 when unknown)."""
-    text: str
-    sgr: SgrChanges = ()
-    """Colour changes as (offset into text, SGR parameters)."""
-    kind: str = LineKind.NORMAL
-    source: str = ""
-    """The container (replica) name the line came from."""
-    stream: int = 1
-    """1 stdout, 2 stderr, 3 an engine message in the stream, 0 a TTY or aitop's own line."""
-
-
-class LogTarget(NamedTuple):
-    """A container to follow and the name its lines carry."""
-
-    container_id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class LogPreset:
-    """How much history a pane opens with."""
-
-    key: str
-    label: str
-    tail: int | None = None
-    """Last lines to show; None for no line limit."""
-    since_seconds: float | None = None
-    """Only messages of the last this-many seconds."""
-    since_start: bool = False
-    """Only messages since the container's last (re)start."""
-
-    def window(self, started_at_ns: int, now_ns: int | None = None) -> tuple[int | None, int]:
-        """The `(tail, since_ns)` to open the stream with (since 0: from the beginning)."""
-        if self.since_start:
-            return self.tail, started_at_ns
-        if self.since_seconds is not None:
-            now_ns = time.time_ns() if now_ns is None else now_ns
-            return self.tail, max(1, now_ns - int(self.since_seconds * 1e9))
-        return self.tail, 0
-
-
-def tail_preset(lines: int = DEFAULT_TAIL) -> LogPreset:
-    """The "last N lines" preset for a configured N."""
-    return LogPreset("tail", f"last {lines:,} lines", tail=lines)
-
-
-PRESETS: tuple[LogPreset, ...] = (
-    tail_preset(DEFAULT_TAIL),
-    LogPreset("5m", "last 5 min", since_seconds=300),
-    LogPreset("1h", "last hour", since_seconds=3600),
-    LogPreset("start", "since the last (re)start", since_start=True),
-    LogPreset("all", "everything"),
-)
-"""The presets a pane cycles through, in order."""
-DEFAULT_PRESET = PRESETS[0]
-
-
-def preset_by_key(key: str, tail: int = DEFAULT_TAIL) -> LogPreset:
-    """The preset with this key (the tail preset with the configured line count)."""
-    if key == "tail":
-        return tail_preset(tail)
-    for preset in PRESETS:
-        if preset.key == key:
-            return preset
-    raise KeyError(key)
-
-
-# --- timestamps ---------------------------------------------------------------------------
-
-_SECONDS: dict[bytes, int] = {}
-
-
-def _epoch_seconds(head: bytes) -> int | None:
-    """`YYYY-MM-DDTHH:MM:SS` (UTC) as epoch seconds, cached: a flood repeats the same second."""
-    sec = _SECONDS.get(head)
-    if sec is not None:
-        return sec
-    if len(head) != 19 or head[4] != 45 or head[7] != 45 or head[10] not in (84, 32):
-        return None
-    try:
-        sec = calendar.timegm(
-            (
-                int(head[0:4]),
-                int(head[5:7]),
-                int(head[8:10]),
-                int(head[11:13]),
-                int(head[14:16]),
-                int(head[17:19]),
-                0,
-                0,
-                0,
-            )
-        )
-    except ValueError:
-        return None
-    if len(_SECONDS) > 4096:
-        _SECONDS.clear()
-    _SECONDS[head] = sec
-    return sec
-
-
-def parse_timestamp(value: bytes | str) -> int | None:
-    """An RFC 3339 timestamp (the engine's, nanoseconds optional) as ns since the epoch.
-
-    None when `value` is not a timestamp, and for the engine's zero time (year 1).
-    """
-    raw = value.encode() if isinstance(value, str) else value
-    if len(raw) < 20 or raw.startswith(b"0001-"):
-        return None
-    sec = _epoch_seconds(raw[:19])
-    if sec is None:
-        return None
-    rest = raw[19:]
-    frac = b""
-    if rest[:1] == b".":
-        end = 1
-        while end < len(rest) and 48 <= rest[end] <= 57:
-            end += 1
-        frac, rest = rest[1:end], rest[end:]
-    if rest == b"Z":
-        offset = 0
-    elif len(rest) == 6 and rest[0] in (43, 45) and rest[3] == 58:
-        try:
-            offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (1 if rest[0] == 43 else -1)
-        except ValueError:
-            return None
-    else:
-        return None
-    ns = int(frac[:9].ljust(9, b"0")) if frac else 0
-    return (sec - offset) * 1_000_000_000 + ns
-
-
-def format_timestamp(ts: int, *, precision: int = 3) -> str:
-    """ns since the epoch as `YYYY-MM-DDTHH:MM:SS.fffZ` (UTC; `precision` fraction digits)."""
-    if ts <= 0:
-        return "-" * (20 + (precision + 1 if precision else 0))
-    sec, ns = divmod(ts, 1_000_000_000)
-    head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    if not precision:
-        return head + "Z"
-    return f"{head}.{ns:09d}"[: 20 + precision] + "Z"
+FOLLOW_READ_PAUSE = 0.005
+FOLLOW_SMALL_READ = 256
+"""After a read of fewer messages than this, a follower waits `FOLLOW_READ_PAUSE` seconds
+before the next one: the engine sends each line on its own, and reading them one by one costs
+a system call and a parse round each. Lines gather in the socket meanwhile."""
 
 
 # --- classification -----------------------------------------------------------------------
@@ -509,144 +387,6 @@ class LineSplitter:
         out.append(LogLine(self.last_ts, f"engine: {text}", (), LineKind.NOTICE, self.source, 3))
 
 
-# --- the retained lines -------------------------------------------------------------------
-
-
-def line_cost(line: LogLine) -> int:
-    """Estimated bytes one retained line costs."""
-    return len(line.text) + LINE_OVERHEAD + (24 * len(line.sgr) if line.sgr else 0)
-
-
-_TEXT = operator.itemgetter(1)
-_SGR = operator.itemgetter(2)
-
-
-def lines_cost(lines: Sequence[LogLine]) -> int:
-    """`line_cost` summed over lines (the same figure, computed in bulk)."""
-    texts = sum(map(len, map(_TEXT, lines)))
-    sgr = sum(map(len, map(_SGR, lines)))
-    return texts + LINE_OVERHEAD * len(lines) + 24 * sgr
-
-
-class LogBuffer:
-    """The retained lines, oldest first, bounded by `max_lines` and by `max_bytes`.
-
-    Every line gets a sequence number (`first_seq` is the oldest retained one's); numbers stay
-    valid while older lines are evicted, so views can refer to lines by number. Indexing is
-    O(1). Not thread-safe: one owner (the UI thread, say) uses it.
-    """
-
-    def __init__(
-        self, max_lines: int = DEFAULT_MAX_LINES, max_bytes: int = DEFAULT_MAX_BYTES
-    ) -> None:
-        self.max_lines = max(1, max_lines)
-        self.max_bytes = max(1, max_bytes)
-        self._lines: list[LogLine] = []
-        self._head = 0
-        self.first_seq = 0
-        """Sequence number of the oldest retained line."""
-        self.nbytes = 0
-        """Estimated bytes of the retained lines (see `line_cost`)."""
-        self.dropped = 0
-        """Lines evicted to stay within the bounds."""
-
-    def __len__(self) -> int:
-        return len(self._lines) - self._head
-
-    def __iter__(self) -> Iterator[LogLine]:
-        return itertools.islice(self._lines, self._head, None)
-
-    def __getitem__(self, index: int) -> LogLine:
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return self._lines[self._head + index]
-
-    @property
-    def end_seq(self) -> int:
-        """Sequence number the next line will get."""
-        return self.first_seq + len(self)
-
-    def get(self, seq: int) -> LogLine | None:
-        """The line with this sequence number, or None if it was evicted (or not yet seen)."""
-        index = seq - self.first_seq
-        if 0 <= index < len(self):
-            return self._lines[self._head + index]
-        return None
-
-    def extend(self, lines: Iterable[LogLine]) -> int:
-        """Append lines (evicting the oldest beyond the bounds); returns how many were evicted."""
-        added = list(lines)
-        self._lines.extend(added)
-        self.nbytes += lines_cost(added)
-        return self._evict()
-
-    def _evict(self) -> int:
-        lines = self._lines
-        head = self._head
-        excess = len(lines) - head - self.max_lines
-        if excess > 0:
-            self.nbytes -= lines_cost(lines[head : head + excess])
-            head += excess
-        # Keep at least the newest line, however large.
-        while self.nbytes > self.max_bytes and len(lines) - head > 1:
-            self.nbytes -= line_cost(lines[head])
-            head += 1
-        evicted = head - self._head
-        if evicted:
-            self.first_seq += evicted
-            self.dropped += evicted
-            if head > 4096 and head * 2 > len(lines):
-                del lines[:head]
-                head = 0
-            self._head = head
-        return evicted
-
-    def clear(self) -> None:
-        """Forget every line (sequence numbers go on from where they were)."""
-        self.first_seq = self.end_seq
-        self._lines = []
-        self._head = 0
-        self.nbytes = 0
-
-    def snapshot(self) -> tuple[LogLine, ...]:
-        """The retained lines as an immutable tuple (for export from another thread)."""
-        return tuple(self)
-
-
-# --- search -------------------------------------------------------------------------------
-
-
-class InvalidQuery(ValueError):
-    """A search that cannot be compiled; `str()` says why, for an inline message."""
-
-
-@dataclass(frozen=True)
-class LogQuery:
-    """A search: plain text or a regular expression, case-sensitive or not."""
-
-    pattern: str = ""
-    regex: bool = False
-    case_sensitive: bool = False
-
-    def compile(self) -> re.Pattern[str] | None:
-        """The compiled pattern (None for an empty search); raises InvalidQuery."""
-        if not self.pattern:
-            return None
-        flags = 0 if self.case_sensitive else re.IGNORECASE
-        if not self.regex:
-            return re.compile(re.escape(self.pattern), flags)
-        try:
-            compiled = re.compile(self.pattern, flags)
-        except re.error as exc:
-            where = f" at position {exc.pos}" if exc.pos is not None else ""
-            raise InvalidQuery(f"invalid regex: {exc.msg}{where}") from None
-        except (OverflowError, RecursionError, ValueError) as exc:
-            raise InvalidQuery(f"invalid regex: {exc}") from None
-        return compiled
-
-
 # --- export -------------------------------------------------------------------------------
 
 
@@ -702,23 +442,6 @@ def export_lines(
 
 
 # --- following ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogBatch:
-    """Lines a follower hands over at once; call `consumed()` once they are displayed."""
-
-    session: int
-    """The follower that produced it (drop batches of a follower you replaced)."""
-    lines: tuple[LogLine, ...]
-    dropped: int = 0
-    """Lines dropped before this batch because the consumer fell behind."""
-    _ack: Callable[[], None] | None = field(default=None, repr=False, compare=False)
-
-    def consumed(self) -> None:
-        """Tell the follower the batch was taken in, so it may deliver the next one."""
-        if self._ack is not None:
-            self._ack()
 
 
 @dataclass(frozen=True)
@@ -896,6 +619,12 @@ class _Reader(threading.Thread):
                 if lines:
                     got += len(lines)
                     self.follower._intake(self.source, lines)
+                if (
+                    follow
+                    and len(messages) < FOLLOW_SMALL_READ
+                    and self.follower._stop.wait(FOLLOW_READ_PAUSE)
+                ):
+                    break
         except EngineError as exc:
             ok = False
             if not self._stopping:
@@ -1224,7 +953,10 @@ class LogFollower:
             self._marker(source, LineKind.NOTICE, "container has not started yet", time.time_ns())
             return
         what = "is not running: it" if opened else ""
-        when = state.finished_at or time.time_ns()
+        # The engine stamps a line when it reads it, which under load can be after the exit
+        # it records: the boundary goes after every line already seen.
+        seen = source.reader.splitter.last_ts if source.reader is not None else 0
+        when = max(state.finished_at or time.time_ns(), seen + 1)
         if state.oom_killed:
             text = f"container {what} was OOM-killed (out of memory), exit code {state.exit_code}"
             self._marker(source, LineKind.OOM_KILLED, " ".join(text.split()), when)

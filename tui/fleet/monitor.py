@@ -25,7 +25,7 @@ from tui.fleet.engine import ContainerGone, Engine, EngineError
 from tui.fleet.gpu import GpuSampler
 from tui.fleet.gpu_types import GpuReport, container_gpu_usage
 from tui.fleet.host import HostSampler
-from tui.fleet.inventory import container_info
+from tui.fleet.inventory import container_info, info_from_summary
 from tui.fleet.metrics import compute_stats, raw_from_api
 from tui.fleet.models import (
     NO_STATS,
@@ -59,6 +59,8 @@ RELEVANT_ACTIONS = frozenset(
 
 FIRST_INTERVAL = 0.25
 """Gap between the first two samples, so CPU figures appear well within a second."""
+FIRST_FIGURES_WAIT = 1.0
+"""Longest a first resync holds its inspects back for the first figures."""
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 INSPECT_WORKERS = 8
@@ -101,22 +103,32 @@ class FleetMonitor:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._online = threading.Event()
+        self._first_figures = threading.Event()
         self._threads: list[threading.Thread] = []
 
     # --- public API -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the watcher and sampler threads (daemon threads; `stop()` ends them)."""
+        """Start the watcher and sampler threads (daemon threads; `stop()` ends them).
+
+        Starting twice is harmless: the CLI starts the monitor before the UI has loaded, so
+        the first figures are ready by the time the screen is.
+        """
+        if self._threads:
+            return
         for target, name in ((self._watch, "aitop-events"), (self._sample_loop, "aitop-sampler")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop both threads and close the engine's streams."""
+        """Stop both threads and close the engine's streams (a second call does nothing)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake.set()
         self._online.set()
+        self._first_figures.set()
         self.engine.reset()
         for thread in self._threads:
             thread.join(timeout)
@@ -138,10 +150,29 @@ class FleetMonitor:
             self._status = status
         return status
 
-    def resync(self) -> None:
-        """Replace the whole inventory with what the engine lists now."""
-        ids = self.engine.container_ids()
-        infos = [i for i in self._pool.map(self._inspect, ids) if i is not None]
+    def resync(self, *, on_listed: Callable[[], None] | None = None) -> None:
+        """Replace the whole inventory with what the engine lists now.
+
+        One listing call gives a first, partial picture at once (`on_listed` runs then, so
+        the screen can show it); inspecting each container then fills in the rest.
+        """
+        quick = {
+            s["Id"]: info_from_summary(s, self.rules) for s in self.engine.container_summaries()
+        }
+        with self._lock:
+            old = self._containers
+            # What an earlier inspect knew stays while the state is the same.
+            self._containers = {
+                cid: old[cid] if cid in old and old[cid].state == info.state else info
+                for cid, info in quick.items()
+            }
+            self._stats = {k: v for k, v in self._stats.items() if k in quick}
+        if on_listed is not None:
+            on_listed()
+            # Inspecting hundreds of containers competes for the interpreter with the first
+            # two samples: let those finish first, so figures show within a second.
+            self._first_figures.wait(FIRST_FIGURES_WAIT)
+        infos = [i for i in self._pool.map(self._inspect, list(quick)) if i is not None]
         with self._lock:
             self._containers = {info.id: info for info in infos}
             self._stats = {k: v for k, v in self._stats.items() if k in self._containers}
@@ -181,6 +212,8 @@ class FleetMonitor:
             self._gpu = gpu
             self._stats = stats
             self._sampled = self._sampled or sampled
+        if sampled:
+            self._first_figures.set()
 
     def snapshot(self) -> FleetSnapshot:
         """The current picture, as an immutable snapshot."""
@@ -233,9 +266,7 @@ class FleetMonitor:
                 self.connect()
                 # Subscribe before listing, so nothing that happens in between is missed.
                 events = self.engine.events(filters={"type": "container"})
-                self.resync()
-                self._online.set()
-                self._wake.set()
+                self.resync(on_listed=self._listed)
                 self._publish()
                 backoff = BACKOFF_START
                 for event in events:
@@ -283,6 +314,12 @@ class FleetMonitor:
 
     # --- helpers ---------------------------------------------------------------------------
 
+    def _listed(self) -> None:
+        # The listing is in: sample and show it while the inspects run.
+        self._online.set()
+        self._wake.set()
+        self._publish()
+
     def _inspect(self, cid: str) -> ContainerInfo | None:
         try:
             return container_info(self.engine.inspect(cid), self.rules)
@@ -291,8 +328,13 @@ class FleetMonitor:
 
     def _locate(self, info: ContainerInfo) -> CgroupPaths | None:
         paths = self._paths.get(info.id)
-        if paths is None or paths.pid != info.pid:
-            paths = self._cgroups.locate(info.pid, info.id)
+        if paths is None or (info.pid and paths.pid != info.pid):
+            if info.pid:
+                paths = self._cgroups.locate(info.pid, info.id)
+            # Not inspected yet (no PID known), or its cgroup is not where its PID says:
+            # look the container up by id in the hierarchy.
+            if paths is None:
+                paths = self._cgroups.find(info.id)
             self._paths[info.id] = paths
         return paths
 
