@@ -6,23 +6,25 @@ Run it from the repository root:
     .venv/bin/python bench/logs_bench.py --rates 10000 --seconds 5
     .venv/bin/python bench/logs_bench.py --json /tmp/logs-bench.json
 
-For each rate, one container (image `aitop-bench-flood`, built from a static C generator and
-labelled `aitop.bench=logs`) writes two identical floods of `--seconds` each, numbered lines of
-about 100 bytes, paced per millisecond, with a pause between them:
+For each rate, one container (image `aitop-bench-flood`, built from a static C generator,
+labelled `aitop.bench=logs`) writes two identical floods of `--seconds` each: numbered lines of
+about 100 bytes, paced per millisecond. Each flood starts on a signal (`docker kill -s USR1`),
+once its reader is attached, so both readers follow live:
 
 1. Flood 1 is followed by aitop's real path, in a fresh process (so peak memory is its own):
    a `LogFollower` on the engine feeding a `LogPane` in a headless Textual app through
-   `post_batch`, exactly as the app wires it. Reported: lines generated (and the rate the
-   generator really reached, from the engine's timestamps), lines that reached the pane's
-   buffer (retained + evicted by the buffer's cap), lines dropped by backpressure, lines never
-   drawn ("skipped in rendering"), how long after the flood's end the last line arrived, the
-   process's CPU (all threads, % of one core over the follow window), its peak RSS, and the
-   event loop's worst lag (a 50 ms timer's lateness: how responsive the UI stayed).
-2. Flood 2 is followed by `docker logs -f --since <between the floods>` on the same container,
-   its output read in big chunks and counted: lines, catch-up time, throughput, CLI CPU.
+   `post_batch`, as the app wires it. Reported: lines generated (and the rate the generator
+   reached, from the engine's timestamps), flood lines that reached the pane's buffer
+   (counted, first and last sequence number checked), lines dropped by backpressure, lines the
+   buffer's cap evicted, lines never drawn ("skipped in rendering"), how long after the flood's
+   last line was written it reached the pane, the process's CPU (all threads, % of one core from
+   the signal until the last line), its peak RSS, and the event loop's lag (a 50 ms timer's
+   lateness: how responsive the UI stayed).
+2. Flood 2 is followed by `docker logs -f -t --since <end of flood 1>` on the same container,
+   its output read in big chunks and counted: lines, when the last one came, CLI CPU.
 
-Both also read the whole log back without following (`aitop` through `Engine.open_logs` and the
-line splitter; `docker logs`), which is the parsing cost without the engine's pacing.
+Both also read the whole log back without following (aitop through `Engine.open_logs` and the
+line splitter; `docker logs -t`): the parsing cost without the generator's pacing.
 The container is removed at the end, also on Ctrl-C or an error.
 """
 
@@ -47,18 +49,26 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tui.fleet.engine import Engine, EngineError  # noqa: E402
-from tui.fleet.logs import LineSplitter, LogFollower, LogTarget, preset_by_key  # noqa: E402
+from tui.fleet.logs import (  # noqa: E402
+    LineSplitter,
+    LogFollower,
+    LogTarget,
+    parse_timestamp,
+    preset_by_key,
+)
 
-IMAGE = "aitop-bench-flood:latest"
+IMAGE = "aitop-bench-flood:2"
 LABEL = "aitop.bench"
-GAP_SECONDS = 4.0
-START_DELAY = 2.0
 
 FLOOD_C = r"""
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t go = 0;
+static void on_usr1(int sig) { (void)sig; go = 1; }
 
 static double now(void) {
     struct timespec t;
@@ -66,15 +76,21 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-/* flood RATE SECONDS GAP PHASES START_DELAY: numbered lines at RATE/s, paced per ms. */
+/* flood RATE SECONDS PHASES: on each SIGUSR1, RATE numbered lines/s for SECONDS. */
 int main(int argc, char **argv) {
     long rate = atol(argv[1]);
-    double seconds = atof(argv[2]), gap = atof(argv[3]), delay = atof(argv[5]);
-    int phases = atoi(argv[4]);
+    double seconds = atof(argv[2]);
+    int phases = atoi(argv[3]);
     static char buf[1 << 20];
+    sigset_t block, old;
     setvbuf(stdout, buf, _IOFBF, sizeof buf);
-    usleep((useconds_t)(delay * 1e6));
+    signal(SIGUSR1, on_usr1);
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, &old);
     for (int phase = 1; phase <= phases; phase++) {
+        while (!go) sigsuspend(&old);
+        go = 0;
         long total = (long)(rate * seconds), i = 0;
         double start = now();
         while (i < total) {
@@ -88,11 +104,15 @@ int main(int argc, char **argv) {
         }
         printf("phase=%d done lines=%ld\n", phase, total);
         fflush(stdout);
-        usleep((useconds_t)(gap * 1e6));
     }
     for (;;) pause();
 }
 """
+
+
+def trigger(container_id: str) -> None:
+    """Start the next flood."""
+    subprocess.run(["docker", "kill", "-s", "USR1", container_id], check=True, capture_output=True)
 
 
 def build_image(engine: Engine) -> None:
@@ -111,6 +131,10 @@ def build_image(engine: Engine) -> None:
         engine.build_image(
             IMAGE, {"Dockerfile": (dockerfile, 0o644), "flood": (binary.read_bytes(), 0o755)}
         )
+
+
+def _seq(text: str) -> int:
+    return int(text.split()[1].removeprefix("seq="))
 
 
 def _cpu_seconds() -> float:
@@ -149,13 +173,19 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
 
         def _drive(self) -> None:
             pane = self.pane
-            span: list[int] = []
+            seen = {"count": 0, "first": None, "last": None, "t0": None, "t1": None}
+            done: list[int] = []
 
             def on_batch(batch: Any) -> None:
-                # The flood's first and last engine timestamps: the rate really generated.
-                for line in (batch.lines[0], batch.lines[-1]) if batch.lines else ():
-                    if line.text.startswith("phase=1 seq="):
-                        span.append(line.ts)
+                # Count flood 1's lines as they go to the pane (every delivered batch is
+                # appended); check the first and last sequence numbers.
+                flood = [ln for ln in batch.lines if ln.text.startswith("phase=1 seq=")]
+                if flood:
+                    seen["count"] += len(flood)
+                    if seen["first"] is None:
+                        seen["first"], seen["t0"] = _seq(flood[0].text), flood[0].ts
+                    seen["last"], seen["t1"] = _seq(flood[-1].text), flood[-1].ts
+                done.extend(ln.ts for ln in batch.lines if ln.text.startswith("phase=1 done"))
                 pane.post_batch(batch)
 
             follower = LogFollower(
@@ -164,28 +194,31 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
                 on_batch=on_batch,
                 preset=preset_by_key("all"),
             )
-            cpu0, wall0 = _cpu_seconds(), time.monotonic()
             follower.start()
-            done_ts = done_at = None
-            deadline = wall0 + START_DELAY + seconds * 4 + 30
+            while not follower.ready:
+                time.sleep(0.01)
+            cpu0, wall0 = _cpu_seconds(), time.monotonic()
+            trigger(container_id)
+            deadline = wall0 + seconds * 10 + 60
+            done_at = None
 
-            def last_line() -> Any:
-                return pane.buffer[-1] if pane.line_count else None
+            def appended() -> int:
+                return pane.line_count + pane.buffer.dropped + pane.dropped_lines
 
             while time.monotonic() < deadline:
-                time.sleep(0.05)
-                line = self.call_from_thread(last_line)
-                if line is not None and line.text.startswith("phase=1 done"):
-                    done_at, done_ts = time.time(), line.ts
+                time.sleep(0.01)
+                if done and self.call_from_thread(appended) >= expected + 1:
+                    done_at = time.time()
                     break
             cpu1, wall1 = _cpu_seconds(), time.monotonic()
             follower.close()
 
             def collect() -> None:
-                appended = pane.line_count + pane.buffer.dropped
                 result.update(
                     expected=expected,
-                    reached_buffer=appended - 1,  # less the "done" line
+                    reached_buffer=seen["count"],
+                    first_seq=seen["first"],
+                    last_seq=seen["last"],
                     retained=pane.line_count,
                     evicted_by_cap=pane.buffer.dropped,
                     dropped_backpressure=pane.dropped_lines,
@@ -196,16 +229,17 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
 
             self.call_from_thread(collect)
             lags = sorted(self.lags)
+            span = ((seen["t1"] or 0) - (seen["t0"] or 0)) / 1e9
             result.update(
-                generator_rate=(expected - 1) / ((max(span) - min(span)) / 1e9)
-                if len(span) > 1
-                else None,
+                generator_rate=(seen["count"] - 1) / span if span > 0 else None,
+                done_ts=done[0] if done else None,
                 follow_seconds=wall1 - wall0,
                 cpu_percent=100 * (cpu1 - cpu0) / (wall1 - wall0),
                 finished=done_at is not None,
-                tail_latency_s=(done_at - done_ts / 1e9) if done_at and done_ts else None,
+                tail_latency_s=(done_at - done[0] / 1e9) if done_at and done else None,
                 max_loop_lag_ms=1000 * max(lags, default=0.0),
                 p99_loop_lag_ms=1000 * lags[int(len(lags) * 0.99)] if lags else 0.0,
+                p50_loop_lag_ms=1000 * lags[len(lags) // 2] if lags else 0.0,
             )
             self.call_from_thread(self.exit)
 
@@ -218,44 +252,49 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
 # --- parent -----------------------------------------------------------------------------
 
 
-def docker_logs_follow(container_id: str, since: float, expected: int) -> dict[str, Any]:
-    """Follow flood 2 with `docker logs -f`, counting lines; stop once all have come."""
+def docker_logs_follow(container_id: str, since_ns: int, expected: int) -> dict[str, Any]:
+    """Follow flood 2 with `docker logs -f -t`, counting its lines as they come."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    since = f"{since_ns // 1_000_000_000}.{since_ns % 1_000_000_000:09d}"
     proc = subprocess.Popen(
-        ["docker", "logs", "-f", "--since", f"{since:.9f}", container_id],
+        ["docker", "logs", "-f", "-t", "--since", since, container_id],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
-    lines = 0
-    first = last = None
+    time.sleep(1.0)  # attached before the flood starts
     started = time.monotonic()
-    deadline = started + START_DELAY + 120
-    tail = b""
+    trigger(container_id)
+    flood = 0
+    done_at = done_ts = None
+    pending = b""
+    deadline = started + 600
     while time.monotonic() < deadline:
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             break
-        now = time.monotonic()
-        first = first or now
-        last = now
-        lines += chunk.count(b"\n")
-        tail = (tail + chunk)[-4096:]
-        if b"phase=2 done" in tail:
+        pending += chunk
+        cut = pending.rfind(b"\n") + 1
+        complete, pending = pending[:cut], pending[cut:]
+        flood += complete.count(b" phase=2 seq=")
+        at = complete.find(b" phase=2 done")
+        if at >= 0:
+            done_at = time.time()
+            head = complete[:at].rsplit(b"\n", 1)[-1]
+            done_ts = parse_timestamp(head)
             break
+    elapsed = time.monotonic() - started
     proc.terminate()
     proc.wait(10)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    span = (last - first) if first and last else 0.0
     return {
-        "lines": lines - 1,
+        "lines": flood,
         "expected": expected,
-        "seconds_first_to_last": span,
-        "lines_per_s": (lines / span) if span else None,
-        "cpu_seconds": cpu,
-        "cpu_percent": 100 * cpu / span if span else None,
+        "seconds": elapsed,
+        "tail_latency_s": (done_at - done_ts / 1e9) if done_at and done_ts else None,
+        "cpu_percent": 100 * cpu / elapsed,
     }
 
 
@@ -271,9 +310,7 @@ def read_back(engine: Engine, container_id: str) -> dict[str, Any]:
     aitop_s = time.monotonic() - t0
     aitop_cpu = _cpu_seconds() - cpu0
     t0 = time.monotonic()
-    proc = subprocess.run(
-        ["docker", "logs", "--timestamps", container_id], capture_output=True, check=True
-    )
+    proc = subprocess.run(["docker", "logs", "-t", container_id], capture_output=True, check=True)
     docker_s = time.monotonic() - t0
     docker_lines = proc.stdout.count(b"\n") + proc.stderr.count(b"\n")
     return {
@@ -296,28 +333,25 @@ def bench_rate(engine: Engine, rate: int, seconds: float) -> dict[str, Any]:
     """One container, two floods: aitop follows the first, `docker logs -f` the second."""
     cid = engine.run(
         IMAGE,
-        [str(rate), str(seconds), str(GAP_SECONDS), "2", str(START_DELAY)],
+        [str(rate), str(seconds), "2"],
         labels={LABEL: "logs"},
         name=f"aitop-bench-logs-{rate}-{uuid.uuid4().hex[:6]}",
     )
     try:
-        t_start = time.time()
         out = subprocess.run(
             [sys.executable, __file__, "--child", cid, str(rate), str(seconds)],
             capture_output=True,
             text=True,
             check=False,
             cwd=ROOT,
-            timeout=START_DELAY + seconds * 4 + 90,
+            timeout=seconds * 10 + 120,
         )
         if out.returncode != 0:
             raise RuntimeError(f"child failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
         aitop = json.loads(out.stdout.strip().splitlines()[-1])
-        # Flood 2 starts GAP_SECONDS after flood 1 ended: follow from the middle of the gap.
-        flood1_end = t_start + START_DELAY + seconds
-        while time.time() < flood1_end + GAP_SECONDS / 2:
-            time.sleep(0.05)
-        docker = docker_logs_follow(cid, time.time(), int(rate * seconds))
+        if not aitop.get("done_ts"):
+            raise RuntimeError(f"aitop never saw the end of flood 1: {aitop}")
+        docker = docker_logs_follow(cid, aitop["done_ts"] + 1, int(rate * seconds))
         back = read_back(engine, cid)
         return {"rate": rate, "seconds": seconds, "aitop": aitop, "docker_logs_f": docker, **back}
     finally:
@@ -338,27 +372,28 @@ def report(results: list[dict[str, Any]]) -> None:
         print(f"  generator reached        {rate} lines/s (engine timestamps)")
         print(
             f"  aitop  reached buffer    {a['reached_buffer']:,} / {a['expected']:,}"
-            f"   (retained {a['retained']:,}, evicted by the cap {a['evicted_by_cap']:,},"
-            f" dropped by backpressure {a['dropped_backpressure']:,})"
+            f" (seq {a['first_seq']}..{a['last_seq']}),"
+            f" dropped by backpressure {a['dropped_backpressure']:,};"
+            f" retained {a['retained']:,}, evicted by the buffer's cap {a['evicted_by_cap']:,}"
         )
         print(f"  aitop  skipped in render {a['skipped_in_rendering']:,} lines never drawn")
         print(
-            f"  aitop  last line after   {_fmt(a['tail_latency_s'], '.2f')} s"
-            f"   CPU {a['cpu_percent']:.0f}% of a core over {a['follow_seconds']:.1f} s,"
+            f"  aitop  last line after   {_fmt(a['tail_latency_s'], '.2f')} s;"
+            f" CPU {a['cpu_percent']:.0f}% of a core over {a['follow_seconds']:.1f} s;"
             f" peak RSS {a['peak_rss_mb']:.0f} MB"
         )
         print(
-            f"  aitop  event loop lag    max {a['max_loop_lag_ms']:.0f} ms,"
-            f" p99 {a['p99_loop_lag_ms']:.0f} ms (50 ms timer)"
+            f"  aitop  event loop lag    p50 {a['p50_loop_lag_ms']:.0f} ms,"
+            f" p99 {a['p99_loop_lag_ms']:.0f} ms, max {a['max_loop_lag_ms']:.0f} ms"
         )
         print(
-            f"  docker logs -f           {d['lines']:,} / {d['expected']:,} lines,"
-            f" {_fmt(d['lines_per_s'])} lines/s first-to-last,"
-            f" CLI CPU {_fmt(d['cpu_percent'], '.0f')}%"
+            f"  docker logs -f           {d['lines']:,} / {d['expected']:,} lines;"
+            f" last line after {_fmt(d['tail_latency_s'], '.2f')} s;"
+            f" CLI CPU {d['cpu_percent']:.0f}% of a core over {d['seconds']:.1f} s"
         )
         print(
             f"  read back (no follow)    aitop {r['aitop_lines_per_s']:,.0f} lines/s"
-            f" ({r['aitop_cpu_percent']:.0f}% CPU)   docker logs"
+            f" ({r['aitop_cpu_percent']:.0f}% CPU);  docker logs -t"
             f" {r['docker_logs_lines_per_s']:,.0f} lines/s"
         )
 

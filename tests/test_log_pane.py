@@ -215,6 +215,7 @@ async def test_timestamps_wrap_and_full_screen_toggle():
         await pilot.pause()
         view = pane.query_one("#log-lines")
         assert view.virtual_size.height == 4
+        assert view.virtual_size.width == 500  # the widest line scrolls sideways
         await pilot.press("t")
         await pilot.pause()
         assert screen_text(pane)[0].startswith("2026-01-01T00:00:00.000Z line 0")

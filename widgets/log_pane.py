@@ -40,7 +40,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from tui.fleet.logs import (
+from tui.fleet.logtypes import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINES,
     DEFAULT_TAIL,
@@ -55,8 +55,9 @@ from tui.fleet.logs import (
     LogQuery,
     format_timestamp,
     preset_by_key,
+    sanitize_text,
+    to_ansi,
 )
-from tui.fleet.sanitize import sanitize_text, to_ansi
 
 FilterMode = Literal["off", "match", "exclude"]
 ExportScope = Literal["view", "all"]
@@ -209,10 +210,19 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         self.pane = pane
         self._cache: LRUCache[tuple[int, int, bool], list[Strip]] = LRUCache(1024)
         self._adjusting = 0
+        self._base_style: Style | None = None
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cache.clear()
+        self._base_style = None
+
+    @property
+    def base_style(self) -> Style:
+        """The widget's own Rich style (computed once per style change, not once per row)."""
+        if self._base_style is None:
+            self._base_style = self.rich_style
+        return self._base_style
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -252,7 +262,7 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
-        style = self.rich_style
+        style = self.base_style
         rows = self.pane._rows
         row = scroll_y + y
         if row >= rows.rows or row < 0:
@@ -540,6 +550,7 @@ class LogPane(Widget):
         """Each source's safe label and colour number."""
         self._source_width = 0
         self._drawn_hi = -1
+        self._max_cells = 0
         self._text_width = 0
         self.skipped_lines = 0
         """Lines that went past while following without ever being drawn."""
@@ -689,6 +700,7 @@ class LogPane(Widget):
                     continue
                 rows.append(seq, self._height(line) if wrap else 1)
                 added += 1
+        self._measure(kept)
         removed_rows = rows.evict()
         self._evict_matches()
         if width_changed and (self.show_source and wrap):
@@ -1049,6 +1061,12 @@ class LogPane(Widget):
                     rows.total_rows += self._height(line) if line is not None else 1
         self._rows = rows
         self._drawn_hi = -1
+        self._max_cells = 0
+        if rows.seqs is None:
+            self._measure(buffer)
+        else:
+            get = buffer.get
+            self._measure(line for seq in rows.seqs[rows.head :] if (line := get(seq)))
         if not self.is_mounted:
             return
         self._lines.clear_cache()
@@ -1067,25 +1085,26 @@ class LogPane(Widget):
         elif self.following:
             self._lines.to_end()
 
+    def _measure(self, lines: Iterable[LogLine]) -> None:
+        """Widen the widest-line figure (for sideways scrolling) with these lines."""
+        widest = self._max_cells
+        for line in lines:
+            text = line.text
+            size = len(text)
+            if size * 2 <= widest:
+                continue  # a character takes at most two cells: it cannot be wider
+            if text.isascii() and "\t" not in text:
+                widest = max(widest, size)
+            else:
+                widest = max(widest, cell_len(text.expandtabs(8)))
+        self._max_cells = widest
+
     def _update_virtual_size(self) -> None:
         if not self.is_mounted:
             return
-        rows = self._rows
-        if self.wrap:
-            width = self._lines.text_width
-        else:
-            width = self._prefix_width() + max(
-                (cell_len(line.text) for line in self._visible_sample()), default=0
-            )
-            width = max(width, self._lines.virtual_size.width if len(rows) else 0)
-        self._lines.virtual_size = Size(width, rows.rows)
-
-    def _visible_sample(self) -> list[LogLine]:
-        """The newest lines (widths are measured on what was just added, not on everything)."""
-        rows = self._rows
-        get = self._buffer.get
-        count = len(rows)
-        return [line for i in range(max(0, count - 200), count) if (line := get(rows.seq(i)))]
+        wrap = self.wrap
+        width = self._lines.text_width if wrap else self._prefix_width() + self._max_cells
+        self._lines.virtual_size = Size(width, self._rows.rows)
 
     def _update_title(self) -> None:
         if not self.is_mounted:
