@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -21,12 +23,14 @@ from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine import Engine
 from tui.fleet.gpu import GpuSampler
 from tui.fleet.gpu_types import pressure_warnings
+from tui.fleet.logs import LogFollower, LogTarget, ReplicaSetFollower, export_lines, export_path
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from widgets.action_progress import ActionProgress
 from widgets.container_table import ContainerTable
 from widgets.gpu_panel import GpuPanel
 from widgets.host_gauges import HostGauges
+from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
 
 FIRST_FRAME_ENV = "AITOP_FIRST_FRAME_FILE"
@@ -61,6 +65,12 @@ class AitopApp(ActionsMixin, App):
     #filter.-active {
         display: block;
     }
+    #logs {
+        display: none;
+    }
+    #logs.-open {
+        display: block;
+    }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -70,6 +80,13 @@ class AitopApp(ActionsMixin, App):
         ),
         Binding("slash", "filter", "Filter", id="filter", tooltip="Filter by text"),
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
+        Binding(
+            "l",
+            "toggle_logs",
+            "Logs",
+            id="logs",
+            tooltip="Open (or close) the selected container's logs; they follow the selection",
+        ),
         *ACTION_BINDINGS,
     ]
 
@@ -96,11 +113,14 @@ class AitopApp(ActionsMixin, App):
         self._show_all = show_all
         self._first_frame_file = os.environ.get(FIRST_FRAME_ENV)
         self.last_snapshot: FleetSnapshot | None = None
+        self._follower: LogFollower | None = None
+        self._logs_of: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield HostGauges(id="host")
         yield GpuPanel(id="gpus")
         yield ContainerTable(id="containers")
+        yield LogPane(id="logs")
         yield Input(placeholder="filter by name, model, image or label (Esc clears)", id="filter")
         yield ActionProgress(id="action-progress")
         yield StatusLine(id="status")
@@ -118,6 +138,7 @@ class AitopApp(ActionsMixin, App):
             self.post_message(FleetUpdated(snapshot))
 
     def on_unmount(self) -> None:
+        self._stop_logs()
         self.monitor.stop()
 
     # Called on the monitor's threads: post_message is thread-safe and never blocks.
@@ -187,6 +208,96 @@ class AitopApp(ActionsMixin, App):
         box.value = ""
         box.remove_class("-active")
         self.query_one(ContainerTable).focus()
+
+    # --- logs ------------------------------------------------------------------------------
+
+    def action_toggle_logs(self) -> None:
+        """Open the log pane on the selected container, or close it."""
+        pane = self.query_one(LogPane)
+        if pane.has_class("-open"):
+            pane.remove_class("-open")
+            self._stop_logs()
+            self.query_one(ContainerTable).focus()
+            return
+        if self.engine is None:
+            self.notify("no engine to read logs from (a recorded fleet)", severity="warning")
+            return
+        pane.add_class("-open")
+        self._follow_selection(force=True)
+        pane.focus()
+
+    def on_container_table_container_highlighted(
+        self, message: ContainerTable.ContainerHighlighted
+    ) -> None:
+        if self.query_one(LogPane).has_class("-open"):
+            self._follow_selection()
+
+    def on_log_pane_preset_changed(self, message: LogPane.PresetChanged) -> None:
+        self._follow_selection(force=True)
+
+    def on_log_pane_replicas_toggled(self, message: LogPane.ReplicasToggled) -> None:
+        self._follow_selection(force=True)
+
+    def on_log_pane_export_requested(self, message: LogPane.ExportRequested) -> None:
+        self._export_logs(message)
+
+    @work(thread=True, exit_on_error=False, group="logs", description="export logs")
+    def _export_logs(self, message: LogPane.ExportRequested) -> None:
+        path = export_path(Path.cwd(), message.name)
+        try:
+            export_lines(message.lines, path, timestamps=message.timestamps, source=message.source)
+        except OSError as exc:
+            self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"wrote {len(message.lines)} lines to {path}")
+
+    def _log_targets(self) -> tuple[list[LogTarget], str]:
+        """What the pane should follow now: the selected container, its replicas, or a group."""
+        snapshot = self.last_snapshot
+        table = self.query_one(ContainerTable)
+        pane = self.query_one(LogPane)
+        if snapshot is None:
+            return [], ""
+        by_id = {c.info.id: c.info for c in snapshot.containers}
+        selected = by_id.get(table.selected_container_id or "")
+        group = selected.group if selected is not None else table.selected_group
+        if (pane.replicas or selected is None) and group and group != ("", ""):
+            members = [i for i in by_id.values() if i.group == group]
+            members.sort(key=lambda i: (i.compose_number, i.name))
+            return [LogTarget(i.id, i.name) for i in members], "/".join(p for p in group if p)
+        if selected is None:
+            return [], ""
+        return [LogTarget(selected.id, selected.name)], selected.name
+
+    def _follow_selection(self, *, force: bool = False) -> None:
+        targets, title = self._log_targets()
+        ids = tuple(t.container_id for t in targets)
+        if not force and ids == self._logs_of:
+            return
+        self._stop_logs()
+        self._logs_of = ids
+        pane = self.query_one(LogPane)
+        if not targets:
+            pane.start_session(None, title="no container selected", show_source=False)
+            return
+        several = len(targets) > 1
+        cls = ReplicaSetFollower if several else LogFollower
+        follower = cls(
+            self.engine,
+            targets if several else targets[0],
+            on_batch=pane.post_batch,
+            preset=pane.preset,
+        )
+        pane.start_session(follower.session, title=title, show_source=several)
+        self._follower = follower
+        # stop() on a follower returns at once (it closes its streams); start only spawns.
+        follower.start()
+
+    def _stop_logs(self) -> None:
+        follower, self._follower = self._follower, None
+        self._logs_of = ()
+        if follower is not None:
+            follower.stop()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":

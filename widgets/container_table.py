@@ -196,6 +196,12 @@ class ContainerTable(DataTable):
         return None if key is None or key.startswith(GROUP_PREFIX) else key
 
     @property
+    def selected_group(self) -> tuple[str, str] | None:
+        """The (project, service) of a group header under the cursor, else None."""
+        key = self._cursor_key()
+        return self._groups.get(key) if key is not None else None
+
+    @property
     def row_keys(self) -> list[str]:
         """Keys of the rows in display order (container ids and group keys)."""
         return list(self._order)
