@@ -65,6 +65,7 @@ import psutil  # noqa: TID251
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tui.fleet.demo import build_busybox_image  # noqa: E402
 from tui.fleet.engine import Engine, EngineError  # noqa: E402
 
 BENCH_LABEL = "aitop.bench"
@@ -96,30 +97,13 @@ NUMBER = re.compile(r"(?<![\w./])(\d+\.\d+)%?(?![\w./%])")
 # --- the fleet -----------------------------------------------------------------------------
 
 
-def busybox_path() -> str | None:
-    """The host's static busybox, which the fleet's image is built from."""
-    for candidate in ("/bin/busybox", "/usr/bin/busybox", shutil.which("busybox") or ""):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return None
-
-
 def ensure_image(engine: Engine) -> None:
     """Build the fleet's image FROM scratch with the host's busybox (no registry needed)."""
-    if engine.has_image(IMAGE):
-        return
-    path = busybox_path()
-    if path is None:
-        raise SystemExit("bench: no static busybox here (apt-get install busybox-static)")
-    dockerfile = (
-        b"FROM scratch\n"
-        b"COPY busybox /bin/busybox\n"
-        b'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-        b'CMD ["sh"]\n'
-    )
-    engine.build_image(
-        IMAGE, {"Dockerfile": (dockerfile, 0o644), "busybox": (Path(path).read_bytes(), 0o755)}
-    )
+    if not engine.has_image(IMAGE):
+        try:
+            build_busybox_image(engine, IMAGE)
+        except EngineError as exc:
+            raise SystemExit(f"bench: {exc}") from exc
 
 
 class Fleet:
