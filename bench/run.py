@@ -770,8 +770,21 @@ def aitop_snapshot_check(size: int, timeout: float) -> str:
     with_cpu = [c for c in ours if c.get("cpu_percent") is not None]
     return (
         f"aitop snapshot --json --all: {took:.2f} s, sees {len(ours)}/{size} benchmark "
-        f"containers, {len(with_cpu)} with a CPU value"
+        f"containers, {len(with_cpu)} with a CPU value; {nvml_figure(doc)}"
     )
+
+
+def nvml_figure(doc: dict) -> str:
+    """NVML time per tick per GPU from the snapshot, or why there is none."""
+    for host in doc.get("hosts", []):
+        status = host.get("gpu_status") or {}
+        gpus = host.get("gpus") or []
+        if gpus and status.get("nvml_seconds") is not None:
+            per_gpu = status["nvml_seconds"] / len(gpus) * 1000
+            return f"NVML {per_gpu:.2f} ms per tick per GPU ({len(gpus)} GPUs)"
+        if status:
+            return f"NVML time per GPU: N/A ({status.get('state')}: no GPU to read here)"
+    return "NVML time per GPU: N/A"
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -412,6 +412,7 @@ def report_status_json(report: GpuReport) -> dict[str, Any]:
         "attribution_possible": report.attribution_possible,
         "attribution_reason": report.attribution_reason,
         "lost": [d.index for d in report.devices if d.lost],
+        "nvml_seconds": round(report.nvml_seconds, 6),
     }
 
 
