@@ -173,6 +173,8 @@ class ContainerTable(DataTable):
         self._versions: dict[tuple[str, str], int] = {}
         self._version = count(1)
         self._rendered: dict[tuple, object] = {}
+        self._row_cache: dict[str, tuple[tuple, tuple[Text, ...]]] = {}
+        self._palette_cache: tuple[tuple, dict[str, str]] | None = None
 
     def on_mount(self) -> None:
         # Fixed widths that this widget sets itself from the plain text: DataTable's own
@@ -288,13 +290,20 @@ class ContainerTable(DataTable):
 
     def _palette(self) -> dict[str, str]:
         variables = self.app.theme_variables if self.is_attached else {}
-        return {
+        key = tuple(
+            variables.get(k) for k in ("success", "warning", "error", "text-muted", "accent")
+        )
+        if self._palette_cache is not None and self._palette_cache[0] == key:
+            return self._palette_cache[1]
+        palette = {
             "ok": variables.get("success", "green"),
             "warn": variables.get("warning", "yellow"),
             "bad": variables.get("error", "red"),
             "muted": variables.get("text-muted", "grey50"),
             "accent": variables.get("accent", "cyan"),
         }
+        self._palette_cache = (key, palette)
+        return palette
 
     def _state_cell(self, c: ContainerSnapshot, palette: dict[str, str]) -> Text:
         info = c.info
@@ -316,6 +325,35 @@ class ContainerTable(DataTable):
             colour = {"healthy": "ok", "unhealthy": "bad"}.get(info.health, "warn")
             text.append(f" {info.health}", style=palette[colour])
         return text
+
+    def _container_row(
+        self, c: ContainerSnapshot, palette: dict[str, str], now: float, indent: bool
+    ) -> tuple[Text, ...]:
+        """A container's cells, rebuilt only when something shown in them changed."""
+        info, stats = c.info, c.stats
+        uptime = now - info.started_at if info.running and info.started_at else None
+        # Most of a large fleet looks the same from one tick to the next: compare what is
+        # shown (formatted), and reuse the same cells (the same objects) when nothing is new.
+        shown = (
+            info,
+            human_duration(uptime),
+            percent(stats.cpu_percent),
+            stats.mem_bytes and human_bytes(stats.mem_bytes),
+            human_bytes(stats.mem_limit_bytes),
+            human_rate(stats.net_rx_rate),
+            human_rate(stats.net_tx_rate),
+            c.gpus,
+            info.id in self.marked,
+            indent,
+            self._snapshot.gpu if self._snapshot is not None and info.gpus_assigned else None,
+            id(palette),
+        )
+        cached = self._row_cache.get(info.id)
+        if cached is not None and cached[0] == shown:
+            return cached[1]
+        cells = self._container_cells(c, palette, now, indent)
+        self._row_cache[info.id] = (shown, cells)
+        return cells
 
     def _container_cells(
         self, c: ContainerSnapshot, palette: dict[str, str], now: float, indent: bool
@@ -443,9 +481,12 @@ class ContainerTable(DataTable):
                 self._groups[key] = group
                 rows.append((key, self._group_cells(group, members, everyone[group], palette)))
             rows.extend(
-                (c.info.id, self._container_cells(c, palette, now, group is not None))
+                (c.info.id, self._container_row(c, palette, now, group is not None))
                 for c in members
             )
+        if len(self._row_cache) > 2 * len(snapshot.containers) + 64:
+            present = {c.info.id for c in snapshot.containers}
+            self._row_cache = {k: v for k, v in self._row_cache.items() if k in present}
         return rows
 
     def _render_cell(
@@ -484,6 +525,10 @@ class ContainerTable(DataTable):
         return lines  # type: ignore[return-value]
 
     def _fit_columns(self, rows: list[tuple[str, tuple[Text, ...]]]) -> None:
+        if len(rows) == len(self._cells) and all(
+            self._cells.get(key) is cells for key, cells in rows
+        ):
+            return
         widths = [self._header(col).cell_len for col in COLUMNS]
         for _, cells in rows:
             for i, cell in enumerate(cells):
@@ -508,6 +553,8 @@ class ContainerTable(DataTable):
             changed = False
             for key, cells in rows:
                 old = self._cells.get(key, ())
+                if cells is old:
+                    continue
                 data = self._data[RowKey(key)]
                 for col_key, new, before in zip(COLUMN_KEYS, cells, old, strict=False):
                     if new != before:
