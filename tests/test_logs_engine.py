@@ -8,7 +8,9 @@ socket behind.
 
 from __future__ import annotations
 
+import gc
 import os
+import random
 import threading
 import time
 from pathlib import Path
@@ -42,6 +44,7 @@ from tui.fleet.logs import (
 )
 
 NS = 1_000_000_000
+T0 = 1767225600 * NS
 
 
 def _logs(engine: Engine, cid: str, **kw) -> bytes:
@@ -109,6 +112,75 @@ def test_a_traceback_is_followed_to_its_exception_line():
     kinds = [clf.classify(text, 2) for text in lines]
     assert kinds == ["traceback", "traceback", "traceback", "cuda-oom", ""]
     assert clf.classify("  indented but ordinary", 2) == ""
+
+
+def test_a_run_of_lines_is_classified_as_line_by_line():
+    rng = random.Random(7)
+    corpus = [
+        "INFO step 1 loss 0.1",
+        "ERROR: disk full",
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        "NCCL WARN Call to connect returned Connection refused",
+        "Loading checkpoint shards: 50%",
+        "Killed",
+        "    indented",
+        "During handling of the above exception, another exception occurred:",
+        "kv cache usage 43% memory fine",
+        "caf\u00e9 \u212aILLED",  # non-ASCII that lower() turns into a keyword
+    ]
+    for _ in range(200):
+        texts = [rng.choice(corpus) for _ in range(rng.randrange(1, 30))]
+        keys = [rng.choice((1, 2)) for _ in texts]
+        one, bulk = Classifier(), Classifier()
+        expected = [one.classify(text, key) for text, key in zip(texts, keys, strict=True)]
+        assert bulk.classify_many(texts, keys) == expected
+        # The traceback state carries over to the next run the same way.
+        assert bulk.classify_many(["  tail"], [1]) == [one.classify("  tail", 1)]
+
+
+def test_lines_split_in_bulk_equal_lines_split_one_message_at_a_time():
+    rng = random.Random(11)
+    bodies = [
+        b"INFO plain line %d",
+        b"ERROR: failed %d",
+        b"Traceback (most recent call last):",
+        b"    frame %d",
+        b"colour \x1b[31mred\x1b[0m %d",
+        b"title \x1b]0;x\x07 %d",
+        b"caf\xc3\xa9 %d",
+        b"bad \xff utf8 %d",
+        b"tab\there %d",
+        b"progress 10%%\rprogress 90%% %d",
+    ]
+    for run in range(100):
+        plain = run % 2 == 0  # every line printable ASCII: the bulk path takes them all
+        messages = []
+        for i in range(rng.randrange(1, 80)):
+            body = rng.choice(bodies[:4] if plain else bodies)
+            body = body % i if b"%d" in body else body
+            ts = T0 + rng.randrange(0, 3) * NS + i
+            end = b"" if not plain and rng.random() < 0.05 else b"\n"  # a partial line
+            messages.append(_msg(ts, body + end, rng.choice((1, 2))))
+        bulk, single = LineSplitter("x"), LineSplitter("x")
+        if plain:
+            bulk._feed_each = lambda *_: pytest.fail("not taken in bulk")  # type: ignore[method-assign]
+        got = bulk.feed(messages) + bulk.flush()
+        want = [line for m in messages for line in single.feed([m])] + single.flush()
+        assert got == want
+        assert bulk.last_ts == single.last_ts and bulk.messages == single.messages
+
+
+def test_retained_lines_are_not_tracked_by_the_garbage_collector():
+    buf = LogBuffer(max_lines=1000, max_bytes=10**9)
+    buf.extend(LogLine(i, f"line {i}", (), "", "web", 1) for i in range(500))
+    gc.collect()
+    # A NamedTuple stays tracked for good; the buffer's plain tuples are untracked, so a
+    # full collection does not walk 100,000 retained lines.
+    assert not any(gc.is_tracked(row) for row in buf._lines)
+    assert isinstance(buf[0], LogLine) and buf.get(499) == LogLine(499, "line 499", (), "", "web")
+    assert list(buf.texts())[:2] == ["line 0", "line 1"]
 
 
 def test_buffer_is_bounded_by_lines():

@@ -23,6 +23,7 @@ from typing import ClassVar, Literal
 
 from rich.ansi import AnsiDecoder
 from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import on
@@ -64,6 +65,7 @@ ExportScope = Literal["view", "all"]
 
 _FILTER_CYCLE: dict[str, FilterMode] = {"off": "match", "match": "exclude", "exclude": "off"}
 _SOURCE_COLOURS = 6
+_NO_STYLE = Style()
 _TIMESTAMP_WIDTH = len(format_timestamp(1)) + 1
 _KINDS = (
     LineKind.CUDA_OOM,
@@ -208,7 +210,7 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, pane: LogPane) -> None:
         super().__init__(id="log-lines")
         self.pane = pane
-        self._cache: LRUCache[tuple[int, int, bool], list[Strip]] = LRUCache(1024)
+        self._cache: LRUCache[tuple[int, int, bool], list[Strip]] = LRUCache(256)
         self._adjusting = 0
         self._base_style: Style | None = None
 
@@ -288,9 +290,16 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        text = self._rich_line(line, cursor)
-        length = text.cell_len
-        strip = Strip(text.render(self.app.console), length)
+        if cursor or line.sgr or pane._pattern is not None or "\t" in line.text:
+            text = self._rich_line(line, cursor)
+            length = text.cell_len
+            strip = Strip(text.render(self.app.console), length)
+        else:
+            # The common line (no colours, no match, no tab) needs no Rich Text: its segments
+            # are its prefixes and its text, each in one style.
+            segments = self._segments(line)
+            length = sum(segment.cell_length for segment in segments)
+            strip = Strip(segments, length)
         if pane.wrap and length > self.text_width:
             width = self.text_width
             cuts = [*range(width, length, width), length]
@@ -302,6 +311,30 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name)
+
+    def _segments(self, line: LogLine) -> list[Segment]:
+        """A plain line's segments, as `_rich_line` would render them."""
+        pane = self.pane
+        out: list[Segment] = []
+        if pane.show_timestamps:
+            out.append(Segment(format_timestamp(line.ts) + " ", self._style("log-pane--timestamp")))
+        if pane.show_source:
+            label, colour = pane._sources.get(line.source, ("", 0))
+            out.append(
+                Segment(
+                    f"{label:<{pane._source_width}} \u2502 ",
+                    self._style(f"log-pane--source-{colour % _SOURCE_COLOURS}"),
+                )
+            )
+        if line.kind:
+            style: Style | None = self._style(f"log-pane--{line.kind}")
+        elif line.stream == 2:
+            style = self._style("log-pane--stderr")
+        else:
+            style = _NO_STYLE if out else None  # what Rich's Text gives, to the letter
+        if line.text or not out:
+            out.append(Segment(line.text, style))
+        return out
 
     def _rich_line(self, line: LogLine, cursor: bool) -> Text:
         pane = self.pane
@@ -556,6 +589,7 @@ class LogPane(Widget):
         """Lines that went past while following without ever being drawn."""
         self.dropped_lines = 0
         """Lines dropped before reaching the pane (the follower's backpressure)."""
+        self._status_text = ""
         self._lines = _LogLines(self)
 
     # --- composition and public API -----------------------------------------------------
@@ -745,7 +779,7 @@ class LogPane(Widget):
             search = compiled.search
             first = self._buffer.first_seq
             self._matches = [
-                first + i for i, line in enumerate(self._buffer) if search(line.text) is not None
+                first + i for i, text in enumerate(self._buffer.texts()) if search(text) is not None
             ]
         self._rebuild()
         return True
@@ -1146,7 +1180,11 @@ class LogPane(Widget):
         parts.append(f"{len(self._buffer):,} lines")
         if self.dropped_lines or self._buffer.dropped:
             parts.append(f"{self.dropped_lines + self._buffer.dropped:,} dropped")
-        status.update(Content("  \u00b7  ".join(parts)))
+        text = "  \u00b7  ".join(parts)
+        if text != self._status_text:
+            self._status_text = text
+            # One row docked at the bottom: its size never depends on the text.
+            status.update(Content(text), layout=False)
         status.set_class(bool(self._query_error), "-error")
         status.set_class(not self.following and not self._query_error, "-paused")
 

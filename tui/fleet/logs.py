@@ -119,6 +119,8 @@ READY_TIMEOUT = 3.0
 """A replica whose backlog has not arrived by then no longer holds the others back."""
 INSPECT_POLL = 1.0
 """How often a stopped container is asked whether it started again."""
+_PLAIN_BYTES = bytes([9, *range(32, 127)])
+"""Bytes a line may hold and still skip sanitising (printable ASCII and tab)."""
 FOLLOW_READ_PAUSE = 0.005
 FOLLOW_SMALL_READ = 256
 """After a read of fewer messages than this, a follower waits `FOLLOW_READ_PAUSE` seconds
@@ -170,6 +172,9 @@ _KIND_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
 _KINDS = tuple(
     (kind, keys, re.compile(pattern, re.MULTILINE)) for kind, keys, pattern in _KIND_RULES
 )
+_KEYS = tuple(dict.fromkeys(key for _, keys, _ in _KINDS for key in keys))
+_ALL_KEYS = tuple(k for k in _KEYS if not any(o != k and o in k for o in _KEYS))
+"""Every keyword but those holding another ("out of memory" holds "memory")."""
 _TRACEBACK_BODY = re.compile(r"[ \t]|\^+\s*$|~+\s*$|$")
 _TRACEBACK_CHAIN = re.compile(
     r"During handling of the above exception|The above exception was the direct cause"
@@ -209,6 +214,29 @@ class Classifier:
         if kind == LineKind.TRACEBACK:
             self._in_traceback.add(key)
         return kind
+
+    def classify_many(self, texts: Sequence[str], keys: Sequence[object]) -> list[str]:
+        """The kinds of consecutive lines (`keys[i]` is line i's stream), as `classify` gives.
+
+        A flood is mostly ordinary lines: the keywords are looked for once in the whole run
+        of lines, and only the lines that hold one are classified one by one.
+        """
+        if not self._in_traceback:
+            low = "\n".join(texts).lower()  # keywords hold no newline: no match spans lines
+            present = [key for key in _ALL_KEYS if key in low]
+            if not present:
+                return [LineKind.NORMAL] * len(texts)
+            if "traceback" not in present:
+                # No line can start a traceback, so no state changes: lines are independent.
+                kinds = [LineKind.NORMAL] * len(texts)
+                for i, text in enumerate(texts):
+                    lowered = text.lower()
+                    for key in present:
+                        if key in lowered:
+                            kinds[i] = classify(text)
+                            break
+                return kinds
+        return [self.classify(text, key) for text, key in zip(texts, keys, strict=True)]
 
     def reset(self, key: object = None) -> None:
         """Forget the traceback state of one stream (or of all with no key)."""
@@ -268,7 +296,76 @@ class LineSplitter:
 
     def feed(self, messages: Iterable[tuple[int, bytes]]) -> list[LogLine]:
         """Lines completed by these messages, in order."""
+        batch = messages if isinstance(messages, list) else list(messages)
         out: list[LogLine] = []
+        done = 0
+        if not self._replay and not self._partial:
+            done = self._feed_plain(batch, out)
+        if done < len(batch):
+            self._feed_each(batch[done:] if done else batch, out)
+        return out
+
+    def _feed_plain(self, messages: list[tuple[int, bytes]], out: list[LogLine]) -> int:
+        """The common case in bulk: one whole printable-ASCII line per message, each stamped
+        in the engine's format. Returns how many leading messages it took (0: none fit)."""
+        joined = b"".join([payload for _, payload in messages])
+        # One pass over the whole run tells whether any byte needs sanitising: what is left
+        # once printable ASCII and tab are deleted must be one newline per message.
+        left = joined.translate(None, _PLAIN_BYTES)
+        if len(left) != len(messages) or left.count(10) != len(left):
+            return 0
+        seconds = _SECONDS
+        room = self.max_line_bytes + 32
+        stamps: list[int] = []
+        texts: list[str] = []
+        streams: list[int] = []
+        for stream, payload in messages:
+            # With one newline per message in all, a message ending in one holds no other.
+            size = len(payload)
+            if (
+                stream == 3
+                or size < 32
+                or size > room
+                or payload[-1] != 10
+                or payload[30] != 32
+                or payload[19] != 46
+                or payload[29] != 90
+            ):
+                break
+            sec = seconds.get(payload[:19])
+            if sec is None:
+                ts = parse_timestamp(payload[:30])  # fills the cache for the next ones
+                if ts is None:
+                    break
+            else:
+                ts = sec * 1_000_000_000 + int(payload[20:29])
+            stamps.append(ts)
+            texts.append(payload[31:-1].decode("ascii"))
+            streams.append(stream)
+        if not stamps:
+            return 0
+        kinds = self.classifier.classify_many(texts, streams)
+        new = tuple.__new__
+        source = self.source
+        out.extend(
+            [
+                new(LogLine, (ts, text, (), kind, source, stream))
+                for ts, text, kind, stream in zip(stamps, texts, kinds, streams, strict=True)
+            ]
+        )
+        self.messages += len(stamps)
+        top = max(stamps)
+        if top > self.last_ts:
+            self.last_ts = top
+        recent = self._recent
+        recent.extend(stamps)
+        floor = self.last_ts - RESUME_MARGIN_NS
+        while len(recent) > 64 and recent[0] < floor:
+            recent.popleft()
+        return len(stamps)
+
+    def _feed_each(self, messages: Iterable[tuple[int, bytes]], out: list[LogLine]) -> None:
+        """Any messages, one by one (partial lines, replays, escapes, odd timestamps)."""
         recent = self._recent
         replay = self._replay
         seconds = _SECONDS
@@ -318,7 +415,6 @@ class LineSplitter:
                     out.append(make(ts, stream, payload[start:end], 0))
                 else:
                     self._add(stream, ts, payload[start:end], nl >= 0, out)
-        return out
 
     def flush(self) -> list[LogLine]:
         """Lines still waiting for their end (the stream ended inside a line)."""
@@ -776,7 +872,7 @@ class LogFollower:
         *,
         on_batch: Callable[[LogBatch], None],
         preset: LogPreset = DEFAULT_PRESET,
-        batch_interval: float = 0.05,
+        batch_interval: float = 0.1,
         max_pending_lines: int = DEFAULT_MAX_LINES,
         max_pending_bytes: int = DEFAULT_MAX_BYTES,
         wait_for_ack: bool = True,

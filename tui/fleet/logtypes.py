@@ -8,13 +8,14 @@ side (streams, followers, classification) lives in `tui.fleet.logs`.
 from __future__ import annotations
 
 import calendar
+import functools
 import itertools
 import operator
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tui.fleet.sanitize import SgrChanges, sanitize_text, to_ansi
 
@@ -245,11 +246,19 @@ _TEXT = operator.itemgetter(1)
 _SGR = operator.itemgetter(2)
 
 
-def lines_cost(lines: Sequence[LogLine]) -> int:
-    """`line_cost` summed over lines (the same figure, computed in bulk)."""
+def lines_cost(lines: Sequence[tuple[Any, ...]]) -> int:
+    """`line_cost` summed over lines (`LogLine`s or their plain tuples), computed in bulk."""
     texts = sum(map(len, map(_TEXT, lines)))
     sgr = sum(map(len, map(_SGR, lines)))
     return texts + LINE_OVERHEAD * len(lines) + 24 * sgr
+
+
+_as_line = functools.partial(tuple.__new__, LogLine)
+"""A retained row (a plain tuple) as a `LogLine`, without NamedTuple's argument handling."""
+
+
+def _row_cost(row: tuple[Any, ...]) -> int:
+    return len(row[1]) + LINE_OVERHEAD + 24 * len(row[2])
 
 
 class LogBuffer:
@@ -258,6 +267,11 @@ class LogBuffer:
     Every line gets a sequence number (`first_seq` is the oldest retained one's); numbers stay
     valid while older lines are evicted, so views can refer to lines by number. Indexing is
     O(1). Not thread-safe: one owner (the UI thread, say) uses it.
+
+    Lines are kept as plain tuples and handed out as `LogLine`s: the cyclic garbage collector
+    stops tracking a plain tuple of strings and numbers, but tracks every NamedTuple instance
+    for good, and each full collection would walk all the retained lines (at 100,000 lines,
+    pauses of 100 ms and more while a flood keeps triggering them).
     """
 
     def __init__(
@@ -265,7 +279,7 @@ class LogBuffer:
     ) -> None:
         self.max_lines = max(1, max_lines)
         self.max_bytes = max(1, max_bytes)
-        self._lines: list[LogLine] = []
+        self._lines: list[tuple[Any, ...]] = []
         self._head = 0
         self.first_seq = 0
         """Sequence number of the oldest retained line."""
@@ -278,30 +292,34 @@ class LogBuffer:
         return len(self._lines) - self._head
 
     def __iter__(self) -> Iterator[LogLine]:
-        return itertools.islice(self._lines, self._head, None)
+        return map(_as_line, itertools.islice(self._lines, self._head, None))
 
     def __getitem__(self, index: int) -> LogLine:
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(index)
-        return self._lines[self._head + index]
+        return _as_line(self._lines[self._head + index])
 
     @property
     def end_seq(self) -> int:
         """Sequence number the next line will get."""
         return self.first_seq + len(self)
 
+    def texts(self) -> Iterator[str]:
+        """The retained lines' texts, oldest first (a search's fast path)."""
+        return map(_TEXT, itertools.islice(self._lines, self._head, None))
+
     def get(self, seq: int) -> LogLine | None:
         """The line with this sequence number, or None if it was evicted (or not yet seen)."""
         index = seq - self.first_seq
         if 0 <= index < len(self):
-            return self._lines[self._head + index]
+            return _as_line(self._lines[self._head + index])
         return None
 
     def extend(self, lines: Iterable[LogLine]) -> int:
         """Append lines (evicting the oldest beyond the bounds); returns how many were evicted."""
-        added = list(lines)
+        added = list(map(tuple, lines))
         self._lines.extend(added)
         self.nbytes += lines_cost(added)
         return self._evict()
@@ -315,7 +333,7 @@ class LogBuffer:
             head += excess
         # Keep at least the newest line, however large.
         while self.nbytes > self.max_bytes and len(lines) - head > 1:
-            self.nbytes -= line_cost(lines[head])
+            self.nbytes -= _row_cost(lines[head])
             head += 1
         evicted = head - self._head
         if evicted:
