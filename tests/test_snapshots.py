@@ -62,3 +62,18 @@ def test_small_terminal(snap_compare):
     """At 80x24 the table scrolls horizontally; nothing overlaps and the footer stays."""
     app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
     assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_help_screen(snap_compare):
+    """`?` over the fleet: a dialog titled "Keys" in front of the dimmed fleet. First the
+    fleet table's own keys (cursor keys, home/end, page keys, `>` `<` sort, `I` invert), then
+    "Everywhere": tab, copy, `^q q` quit, `/` filter, `esc`, `l` logs, `?` help, `^p` palette,
+    the container actions `u s r p K D e i + - = space`, and last `A` for all containers,
+    remapped from `a` by the configuration's keymap. Each row ends with its binding id in a
+    muted colour; a hint at the bottom says how to remap keys."""
+    from tui.config import Config
+
+    app = AitopApp(
+        None, monitor=ReplayMonitor(demo_fleet()), config=Config(keymap={"toggle-all": "A"})
+    )
+    assert snap_compare(app, terminal_size=(110, 60), press=["question_mark"])

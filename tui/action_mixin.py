@@ -25,6 +25,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
+from tui.commands import ACTION_COMMANDS, bindings
 from tui.fleet import actions as act
 from tui.fleet import scaling
 from tui.fleet.engine import EngineError
@@ -37,22 +38,7 @@ from widgets.inspect_screen import InspectScreen
 from widgets.replica_screen import ReplicaScreen
 from widgets.signal_screen import SignalScreen
 
-ACTION_BINDINGS: list[Binding] = [
-    Binding("u", "start_container", "Start", id="start", tooltip="Start the container(s)"),
-    Binding("s", "stop_container", "Stop", id="stop", tooltip="Stop the container(s) (asks)"),
-    Binding("r", "restart_container", "Restart", id="restart", tooltip="Restart the container(s)"),
-    Binding("p", "pause_container", "Pause", id="pause", tooltip="Pause or unpause"),
-    Binding(
-        "K", "kill_container", "Kill", id="kill", tooltip="Send a signal (asks which; confirms)"
-    ),
-    Binding("D", "remove_container", "Remove", id="remove", tooltip="Remove (asks)"),
-    Binding("e", "exec_shell", "Shell", id="exec", tooltip="Open a shell in the container"),
-    Binding("i", "inspect_container", "Inspect", id="inspect", tooltip="Show the configuration"),
-    Binding("plus", "scale_up", "+1", id="scale-up", tooltip="One replica more"),
-    Binding("minus", "scale_down", "-1", id="scale-down", tooltip="One replica fewer (asks)"),
-    Binding("equals_sign", "scale_to", "Replicas", id="scale-to", tooltip="Set the replica count"),
-    Binding("space", "toggle_mark", "Mark", id="mark", tooltip="Mark/unmark for bulk actions"),
-]
+ACTION_BINDINGS: list[Binding] = bindings(ACTION_COMMANDS)
 """The bindings of the actions; add them to the app's BINDINGS."""
 
 MUTATING_ACTIONS = frozenset(

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import BindingType
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from tui.action_mixin import ACTION_BINDINGS, ActionsMixin
+from tui.commands import APP_COMMANDS, AitopCommands, bindings, describe_hosts, help_sections
+from tui.config import Config
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine import Engine
 from tui.fleet.gpu import GpuSampler
@@ -29,6 +33,7 @@ from tui.fleet.monitor import FleetMonitor
 from widgets.action_progress import ActionProgress
 from widgets.container_table import ContainerTable
 from widgets.gpu_panel import GpuPanel
+from widgets.help_screen import HelpScreen
 from widgets.host_gauges import HostGauges
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
@@ -73,22 +78,9 @@ class AitopApp(ActionsMixin, App):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="quit", tooltip="Leave aitop"),
-        Binding(
-            "a", "toggle_all", "All/models", id="toggle-all", tooltip="Model containers or all"
-        ),
-        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter by text"),
-        Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
-        Binding(
-            "l",
-            "toggle_logs",
-            "Logs",
-            id="logs",
-            tooltip="Open (or close) the selected container's logs; they follow the selection",
-        ),
-        *ACTION_BINDINGS,
-    ]
+    # Made from the one command registry (tui/commands.py), which also feeds help and palette.
+    BINDINGS: ClassVar[list[BindingType]] = [*bindings(APP_COMMANDS), *ACTION_BINDINGS]
+    COMMANDS = App.COMMANDS | {AitopCommands}
 
     def __init__(
         self,
@@ -99,9 +91,29 @@ class AitopApp(ActionsMixin, App):
         gpu_interval: float = 1.0,
         show_all: bool = False,
         monitor: FleetMonitor | None = None,
+        config: Config | None = None,
+        config_problems: Sequence[str] = (),
+        hosts: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.engine = engine
+        self.config = config or Config()
+        """The settings from the configuration file (already checked; see tui/config.py)."""
+        self.config_problems = tuple(config_problems)
+        """What was wrong with the configuration file, one line each (shown once mounted)."""
+        self.hosts = tuple(hosts) or self.config.hosts
+        """The engines the user configured (only the one watched is used for now)."""
+        self.keymap = dict(self.config.keymap)
+        """Keys by binding id, over the registry's defaults."""
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        self.theme = self.config.theme
+        if self.config.read_only and engine is not None:
+            engine.read_only = True
+        if config is not None:
+            rules = self.config.detection_rules(rules)
+            interval = self.config.refresh.fleet
+            gpu_interval = self.config.refresh.gpu
         self.monitor = monitor or FleetMonitor(
             engine,
             rules=rules,
@@ -120,7 +132,8 @@ class AitopApp(ActionsMixin, App):
         yield HostGauges(id="host")
         yield GpuPanel(id="gpus")
         yield ContainerTable(id="containers")
-        yield LogPane(id="logs")
+        logs = self.config.logs
+        yield LogPane(id="logs", max_lines=logs.max_lines, max_bytes=logs.max_bytes)
         yield Input(placeholder="filter by name, model, image or label (Esc clears)", id="filter")
         yield ActionProgress(id="action-progress")
         yield StatusLine(id="status")
@@ -131,6 +144,10 @@ class AitopApp(ActionsMixin, App):
         table.show_all = self._show_all
         table.focus()
         self._mounted_once = True
+        if self.config_problems:
+            count = len(self.config_problems)
+            head = f"configuration: {count} problem{'s' if count != 1 else ''}, defaults used"
+            self.notify("\n".join(self.config_problems), title=head, severity="warning", timeout=20)
         self.monitor.start()
         # The monitor may have started before the screen existed: show what it has now.
         snapshot = self.monitor.snapshot()
@@ -201,6 +218,24 @@ class AitopApp(ActionsMixin, App):
         box = self.query_one("#filter", Input)
         box.add_class("-active")
         box.focus()
+
+    def action_show_help(self) -> None:
+        """Show every key of the focused pane and the global ones."""
+        self.push_screen(HelpScreen(help_sections(self, self.screen)))
+
+    def action_switch_host(self) -> None:
+        """Say which engine aitop watches (one at a time for now) and which are configured."""
+        if self.engine is None:
+            self.notify("no engine: this is a recorded fleet", severity="warning")
+            return
+        text = describe_hosts(self.engine.url, self.engine.url_source, self.hosts)
+        self.notify(text, title="Switch host", timeout=10)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's palette commands, less those the registry offers itself (quit, keys, theme)."""
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys", "Theme"):
+                yield command
 
     def action_clear_filter(self) -> None:
         """Clear the filter and close its box."""

@@ -1,4 +1,5 @@
-"""The `aitop` command line: the TUI, `aitop snapshot --json` and `aitop demo up|down`."""
+"""The `aitop` command line: the TUI, `aitop snapshot --json`, `aitop demo up|down` and
+`aitop config`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ import traceback
 from collections.abc import Sequence
 
 from tui import __version__
+from tui.config import (
+    CONFIG_ENV,
+    ConfigProblem,
+    LoadedConfig,
+    apply_thresholds,
+    choose_host,
+    default_file,
+    default_path,
+    load_config,
+)
 from tui.fleet.engine import Engine, EngineError
 
 EXIT_ENGINE = 2
@@ -25,7 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         default=argparse.SUPPRESS,
         help="engine to watch (unix:///path, tcp://host:port, ssh://user@host); default: "
-        "DOCKER_HOST, else the active docker context, else the local socket",
+        "DOCKER_HOST, else the configuration file's first host, else the active docker "
+        "context, else the local socket",
+    )
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"configuration file (default: ${CONFIG_ENV}, else {default_path()})",
     )
     parser = argparse.ArgumentParser(
         prog="aitop",
@@ -40,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval",
         type=float,
-        default=1.0,
+        default=None,
         metavar="SECONDS",
-        help="sampling interval (default 1.0)",
+        help="sampling interval (default: the configuration file's, else 1.0)",
     )
     parser.add_argument(
         "--read-only",
@@ -53,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gpu-interval",
         type=float,
-        default=1.0,
+        default=None,
         metavar="SECONDS",
-        help="least time between two NVML readings (default 1.0)",
+        help="least time between two NVML readings (default: the configuration file's, else 1.0)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     snap = sub.add_parser(
@@ -67,17 +85,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", parents=[common], help="start or remove a demo fleet")
     demo.add_argument("action", choices=["up", "down"])
+    config = sub.add_parser(
+        "config", parents=[common], help="show, check or print the configuration file"
+    )
+    what = config.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--print-default",
+        action="store_true",
+        help="print a commented configuration file holding every default",
+    )
+    what.add_argument(
+        "--path", action="store_true", help="print where aitop looks for its configuration file"
+    )
+    what.add_argument(
+        "--check",
+        action="store_true",
+        help="report every mistake in the configuration file (exit code 1 when there is one)",
+    )
     return parser
 
 
+def _warn(problems: Sequence[ConfigProblem]) -> None:
+    for problem in problems:
+        print(f"aitop: {problem}", file=sys.stderr)
+
+
+def _config_command(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    if args.print_default:
+        from tui.commands import default_keymap_lines
+
+        sys.stdout.write(default_file(default_keymap_lines()))
+        return 0
+    if args.path:
+        state = "exists" if loaded.exists else "does not exist"
+        print(f"{loaded.path}  ({state}; from {loaded.source})")
+        return 0
+    from tui.commands import check_settings
+
+    _, problems = check_settings(loaded)
+    found = [*loaded.problems, *problems]
+    if not loaded.exists and not found:
+        print(f"{loaded.path}: no configuration file; the defaults apply")
+        return 0
+    for problem in found:
+        print(problem)
+    if found:
+        return 1
+    print(f"{loaded.path}: ok")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
-    engine = Engine(getattr(args, "host", None))
-    engine.read_only = bool(getattr(args, "read_only", False))
+    loaded = load_config(getattr(args, "config", None))
+    if args.command == "config":
+        return _config_command(args, loaded)
+    config = loaded.config
+    host, host_source, notes = choose_host(getattr(args, "host", None), loaded)
+    problems = [*loaded.problems, *notes]
+    _warn(problems)
+    engine = Engine(host)
+    if host_source == "config file":
+        engine.url_source = f"config file {loaded.path}"
+    engine.read_only = bool(getattr(args, "read_only", False)) or config.read_only
+    rules = config.detection_rules()
     if args.command == "snapshot":
         from tui.fleet.snapshot import snapshot_json
 
         json.dump(
-            snapshot_json(engine, include_all=getattr(args, "all", False)), sys.stdout, indent=2
+            snapshot_json(engine, include_all=getattr(args, "all", False), rules=rules),
+            sys.stdout,
+            indent=2,
         )
         sys.stdout.write("\n")
         return 0
@@ -96,7 +173,9 @@ def _run(args: argparse.Namespace) -> int:
         else:
             demo_down(engine)
         return 0
-    if args.interval <= 0 or args.gpu_interval <= 0:
+    interval = args.interval if args.interval is not None else config.refresh.fleet
+    gpu_interval = args.gpu_interval if args.gpu_interval is not None else config.refresh.gpu
+    if interval <= 0 or gpu_interval <= 0:
         print("aitop: intervals must be positive numbers of seconds", file=sys.stderr)
         return EXIT_ENGINE
     if not sys.stdout.isatty():
@@ -110,15 +189,26 @@ def _run(args: argparse.Namespace) -> int:
     from tui.fleet.gpu import GpuSampler
     from tui.fleet.monitor import FleetMonitor
 
+    apply_thresholds(config.thresholds)
     # Start watching now: the engine is listed and sampled while Textual loads.
     monitor = FleetMonitor(
-        engine, interval=args.interval, gpu=GpuSampler(min_interval=args.gpu_interval)
+        engine, rules=rules, interval=interval, gpu=GpuSampler(min_interval=gpu_interval)
     )
     monitor.start()
     from tui.app import AitopApp
+    from tui.commands import check_settings
 
+    config, more = check_settings(loaded)
+    _warn(more)
+    problems.extend(more)
     try:
-        AitopApp(engine, show_all=args.all, monitor=monitor).run()
+        AitopApp(
+            engine,
+            show_all=args.all,
+            monitor=monitor,
+            config=config,
+            config_problems=[str(p) for p in problems],
+        ).run()
     finally:
         monitor.stop()
     return 0

@@ -2,8 +2,9 @@
 
 A container's cgroup is found from its main process (`/proc/<pid>/cgroup`), never guessed from
 the engine's naming, so cgroup v1 and v2, the systemd and cgroupfs drivers and other engines'
-layouts all work. Reading a handful of small files costs microseconds, where the stats API
-costs a second or two per container.
+layouts all work (Docker's `docker/<id>` or `docker-<id>.scope`, Podman's
+`libpod_parent/libpod-<id>` or `machine.slice/libpod-<id>.scope`). Reading a handful of small
+files costs microseconds, where the stats API costs a second or two per container.
 """
 
 from __future__ import annotations
@@ -81,6 +82,34 @@ def _stat_value(data: bytes, key: bytes) -> int | None:
         return int(data[start : end if end >= 0 else None])
     except ValueError:
         return None
+
+
+def _first_pid(cgroup: str, *, nested: bool = True) -> int | None:
+    """A process in `cgroup`, or in a cgroup right below it, or None.
+
+    With cgroup v2 a process may only live in a leaf, so an engine that nests the container's
+    processes one level down (Podman's `libpod-<id>.scope/container`) leaves the top empty.
+    """
+    try:
+        first = _read(cgroup + "/cgroup.procs").split(b"\n", 1)[0]
+    except OSError:
+        return None
+    if first.strip():
+        try:
+            return int(first)
+        except ValueError:
+            return None
+    if not nested:
+        return None
+    try:
+        children = sorted(e.path for e in os.scandir(cgroup) if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return None
+    for child in children:
+        pid = _first_pid(child, nested=False)
+        if pid is not None:
+            return pid
+    return None
 
 
 class CgroupReader:
@@ -186,10 +215,8 @@ class CgroupReader:
             version = 2
         else:
             return None
-        try:
-            first = _read(memory + "/cgroup.procs").split(b"\n", 1)[0]
-            pid = int(first)
-        except (OSError, ValueError):
+        pid = _first_pid(memory)
+        if pid is None:
             return None
         return CgroupPaths(version, paths[0], paths[1], paths[2], pid)
 
@@ -209,6 +236,10 @@ class CgroupReader:
                 continue
             for entry in entries:
                 if not entry.is_dir(follow_symlinks=False):
+                    continue
+                # Podman under systemd gives each container's conmon a cgroup named after the
+                # container too (libpod-conmon-<id>.scope): that one is not the container.
+                if "conmon" in entry.name:
                     continue
                 found = CONTAINER_ID.search(entry.name)
                 if found:

@@ -14,7 +14,7 @@ import os
 import socket
 import tarfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -24,6 +24,17 @@ from docker.context import ContextAPI
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 5.0
+PODMAN_ROOTFUL_SOCKET = "/run/podman/podman.sock"
+"""Where `podman system service` (or podman.socket) listens when run as root."""
+PODMAN_COMPONENT = "Podman Engine"
+"""The component name in `/version` by which Podman's Docker-compatible API is recognised."""
+
+# Podman's compatible API names some container events as libpod does internally: it filters
+# on "died" and reports a removal as "remove". Callers see Docker's names only.
+_PODMAN_FILTER_EVENTS = {"die": "died", "destroy": "remove"}
+_PODMAN_EVENT_ACTIONS = {"remove": "destroy", "died": "die"}
+# URLs where a Podman service answered: error messages name Podman there, not Docker.
+_podman_urls: set[str] = set()
 
 
 class EngineError(Exception):
@@ -34,10 +45,50 @@ class ContainerGone(EngineError):
     """The container no longer exists (removed between two calls)."""
 
 
-def resolve_url(host: str | None = None) -> tuple[str, str]:
+class Unsupported(EngineError):
+    """The engine's API lacks what was asked (Podman has no swarm services, for instance)."""
+
+
+def podman_sockets(env: Mapping[str, str] | None = None, uid: int | None = None) -> list[str]:
+    """Paths where a Podman API service listens by default, in the order they are tried.
+
+    The user's own (rootless) socket, `$XDG_RUNTIME_DIR/podman/podman.sock` or
+    `/run/user/<uid>/podman/podman.sock`, and the rootful `/run/podman/podman.sock`;
+    root tries the rootful one first, other users their own.
+    """
+    env = os.environ if env is None else env
+    uid = os.getuid() if uid is None else uid
+    rootless = [f"/run/user/{uid}/podman/podman.sock"]
+    runtime_dir = env.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        rootless.insert(0, os.path.join(runtime_dir, "podman", "podman.sock"))
+    ordered = [PODMAN_ROOTFUL_SOCKET, *rootless] if uid == 0 else [*rootless, PODMAN_ROOTFUL_SOCKET]
+    return list(dict.fromkeys(ordered))
+
+
+def _socket_answers(path: str) -> bool:
+    """True when something accepts connections on the unix socket at `path`.
+
+    A connect costs microseconds and sends nothing: a missing socket, a refused connection
+    (no process behind it) or a permission error all read as "does not answer".
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(1.0)
+    try:
+        sock.connect(path)
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def resolve_url(host: str | None = None, *, podman: Sequence[str] | None = None) -> tuple[str, str]:
     """The engine URL to use and where it came from.
 
-    Order: `--host`, then `DOCKER_HOST`, then the active docker context, then the default socket.
+    Order: `--host`, then `DOCKER_HOST`, then the active docker context, then the default
+    Docker socket. When that socket does not answer (missing, refused), the first Podman
+    socket that does is used instead (`podman`: the paths to try, default `podman_sockets()`).
     """
     if host:
         return host, "--host"
@@ -50,7 +101,17 @@ def resolve_url(host: str | None = None) -> tuple[str, str]:
         url = getattr(ctx, "Host", None) if ctx is not None else None
         if url and ctx.Name != "default":
             return url, f"context {ctx.Name}"
-    return DEFAULT_URL, "default"
+    default = DEFAULT_URL
+    if default.startswith("unix://") and not _socket_answers(default[len("unix://") :]):
+        for path in podman_sockets() if podman is None else podman:
+            if _socket_answers(path):
+                kind = "rootful" if path == PODMAN_ROOTFUL_SOCKET else "rootless"
+                return f"unix://{path}", f"podman socket ({kind})"
+    return default, "default"
+
+
+def _is_podman_url(url: str) -> bool:
+    return url in _podman_urls or "/podman/" in url or url.endswith("podman.sock")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -70,38 +131,59 @@ def explain(exc: BaseException, url: str) -> str:
     """One line that says why `url` cannot be used and what to do about it."""
     text = " ".join(str(c) for c in _causes(exc))
     path = url[len("unix://") :] if url.startswith("unix://") else ""
+    podman = _is_podman_url(url)
+    name = "Podman service" if podman else "Docker engine"
     for cause in _causes(exc):
         if isinstance(cause, PermissionError) or getattr(cause, "errno", None) == errno.EACCES:
+            if podman:
+                return (
+                    f"permission denied on {path or url}: a rootful Podman socket needs root; "
+                    "use your own (systemctl --user start podman.socket) or run aitop with sudo"
+                )
             return (
                 f"permission denied on {path or url}: add your user to the docker group "
                 "(sudo usermod -aG docker $USER, then log in again) or run aitop with sudo"
             )
         if isinstance(cause, FileNotFoundError) or getattr(cause, "errno", None) == errno.ENOENT:
+            if podman:
+                return (
+                    f"no Podman service at {url}: the socket does not exist. Start it with "
+                    "`podman system service --time=0` (or systemctl start podman.socket)"
+                )
             return (
                 f"no Docker engine at {url}: the socket does not exist. Is dockerd running "
                 "(sudo systemctl start docker)? Point aitop elsewhere with --host or DOCKER_HOST"
+                + _NO_PODMAN_EITHER
+                * (url == DEFAULT_URL)
             )
         if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) in (
             errno.ECONNREFUSED,
         ):
             return (
-                f"the Docker engine at {url} refused the connection: is dockerd running and "
-                "listening there?"
+                f"the {name} at {url} refused the connection: is "
+                + ("`podman system service`" if podman else "dockerd")
+                + " running and listening there?"
+                + _NO_PODMAN_EITHER * (url == DEFAULT_URL)
             )
         if isinstance(cause, socket.gaierror):
             return f"cannot resolve the host in {url}: check --host / DOCKER_HOST"
         if isinstance(cause, requests.exceptions.Timeout | TimeoutError | socket.timeout):
-            return f"the Docker engine at {url} did not answer within {DEFAULT_TIMEOUT:g}s"
+            return f"the {name} at {url} did not answer within {DEFAULT_TIMEOUT:g}s"
     if "Invalid bind address" in text or ("invalid" in text.lower() and "url" in text.lower()):
         return (
             f"invalid engine address {url!r}: use unix:///path, tcp://host:port or ssh://user@host"
         )
     if "Connection aborted" in text or "Connection reset" in text or "RemoteDisconnected" in text:
-        return f"the Docker engine at {url} closed the connection: it may be restarting"
+        return f"the {name} at {url} closed the connection: it may be restarting"
     if isinstance(exc, docker.errors.APIError):
-        return f"the Docker engine at {url} answered: {exc.explanation or exc}"
+        return f"the {name} at {url} answered: {exc.explanation or exc}"
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"cannot use the Docker engine at {url}: {first}"
+    return f"cannot use the {name} at {url}: {first}"
+
+
+_NO_PODMAN_EITHER = (
+    " (no Podman socket answers either: `podman system service --time=0` starts one)"
+)
 
 
 class _Translate(contextlib.AbstractContextManager["_Translate"]):
@@ -132,6 +214,10 @@ class Engine:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._streams: set[Any] = set()
+        self.product = ""
+        """Which engine answered: "Docker" or "Podman"; "" until the first `version()`."""
+        self.product_version = ""
+        """That engine's own version (Podman's, not the Docker API level it speaks)."""
 
     @property
     def is_local(self) -> bool:
@@ -167,9 +253,56 @@ class Engine:
     close = reset
 
     def version(self) -> dict[str, Any]:
-        """The engine's `/version` answer; raises EngineError when it does not answer."""
+        """The engine's `/version` answer; raises EngineError when it does not answer.
+
+        It also tells Docker from Podman (`product`): Podman lists a "Podman Engine" component.
+        """
         with _Translate(self.url):
-            return self._api().version()
+            answer = self._api().version()
+        podman = next(
+            (
+                c
+                for c in answer.get("Components") or ()
+                if isinstance(c, dict) and c.get("Name") == PODMAN_COMPONENT
+            ),
+            None,
+        )
+        if podman is not None:
+            _podman_urls.add(self.url)
+            self.product_version = str(podman.get("Version") or answer.get("Version") or "")
+        else:
+            _podman_urls.discard(self.url)
+            self.product_version = str(answer.get("Version") or "")
+        self.product = "Podman" if podman is not None else "Docker"
+        return answer
+
+    @property
+    def is_podman(self) -> bool:
+        """True when the engine is Podman's Docker-compatible API (asks the engine once)."""
+        if not self.product:
+            self.version()
+        return self.product == "Podman"
+
+    @property
+    def limitations(self) -> tuple[str, ...]:
+        """What this engine's API lacks that aitop would otherwise show, one line each."""
+        if self.product != "Podman":
+            return ()
+        return (
+            "Podman has no swarm services (scaling works on compose and plain containers)",
+            "Podman sends no health events here: health shows what the last inspect saw "
+            "(its health checks run from systemd timers)",
+        )
+
+    def _podman_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+        """Event filters in Podman's names when the engine is Podman, else unchanged."""
+        out = dict(filters)
+        events = out.get("event")
+        if not self.is_podman or events is None:
+            return out
+        names = [events] if isinstance(events, str) else list(events)
+        out["event"] = [_PODMAN_FILTER_EVENTS.get(n, n) for n in names]
+        return out
 
     def container_summaries(self) -> list[dict[str, Any]]:
         """The engine's one-call listing of all containers (what `docker ps -a` shows)."""
@@ -188,7 +321,23 @@ class Engine:
     def stats(self, container_id: str) -> dict[str, Any]:
         """One stats reading from the stats API (used only where cgroup files are not local)."""
         with _Translate(self.url, container_id):
-            return self._api().stats(container_id, stream=False, one_shot=True)
+            answer = self._api().stats(container_id, stream=False, one_shot=True)
+        if self._swaps_net_stats():
+            # Podman before 4.4 reports what a container sent as received and the other way
+            # round (containers/podman#16618); /proc/<pid>/net/dev is the truth.
+            for net in (answer.get("networks") or {}).values():
+                if isinstance(net, dict):
+                    net["rx_bytes"], net["tx_bytes"] = net.get("tx_bytes"), net.get("rx_bytes")
+        return answer
+
+    def _swaps_net_stats(self) -> bool:
+        if self.product != "Podman":
+            return False
+        try:
+            major, minor = (int(p) for p in self.product_version.split(".")[:2])
+        except ValueError:
+            return False
+        return (major, minor) < (4, 4)
 
     def events(self, filters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Subscribe to the engine's event stream now; iterate it to receive decoded events.
@@ -197,7 +346,8 @@ class Engine:
         stream from another thread.
         """
         with _Translate(self.url):
-            stream = self._api().events(decode=True, filters=dict(filters or {}))
+            wanted = self._podman_filters(filters or {})
+            stream = self._api().events(decode=True, filters=wanted)
         with self._lock:
             self._streams.add(stream)
         return self._follow(stream)
@@ -205,7 +355,10 @@ class Engine:
     def _follow(self, stream: Any) -> Iterator[dict[str, Any]]:
         try:
             with _Translate(self.url):
-                yield from stream
+                if self.product == "Podman":
+                    yield from map(_docker_event, stream)
+                else:
+                    yield from stream
         finally:
             with self._lock:
                 self._streams.discard(stream)
@@ -419,19 +572,28 @@ class Engine:
         with _Translate(self.url):
             return str((self._api().info().get("Swarm") or {}).get("LocalNodeState", ""))
 
+    def _require_swarm(self, service: str) -> None:
+        if self.is_podman:
+            raise Unsupported(
+                f"Podman's Docker-compatible API has no swarm services (asked for {service})"
+            )
+
     def inspect_service(self, service: str) -> dict[str, Any]:
         """The swarm's inspect data for one service (by name or id)."""
+        self._require_swarm(service)
         with _Translate(self.url):
             return self._actions_api().inspect_service(service)
 
     def service_tasks(self, service: str) -> list[dict[str, Any]]:
         """The swarm's tasks of one service (`docker service ps`)."""
+        self._require_swarm(service)
         with _Translate(self.url):
             return self._actions_api().tasks(filters={"service": service})
 
     def scale_service(self, service: str, replicas: int) -> None:
         """Set a replicated swarm service's replica count (`docker service scale`)."""
         self.check_writable(f"scale service {service} to {replicas}")
+        self._require_swarm(service)
         with _Translate(self.url):
             api = self._actions_api()
             current = api.inspect_service(service)
@@ -520,7 +682,9 @@ class Engine:
             "event": ["start", "die", "oom", "destroy"],
         }
         with _Translate(self.url):
-            stream = self._api().events(decode=True, filters=filters)
+            stream = self._api().events(decode=True, filters=self._podman_filters(filters))
+            if self.product == "Podman":
+                stream = _PodmanEvents(stream)
         events = EventStream(stream, url=self.url, on_close=self._forget_stream)
         with self._lock:
             self._streams.add(events)
@@ -529,6 +693,30 @@ class Engine:
     def _forget_stream(self, stream: Any) -> None:
         with self._lock:
             self._streams.discard(stream)
+
+
+def _docker_event(event: Any) -> Any:
+    """A Podman event under Docker's action names (Podman says "remove" for "destroy")."""
+    if isinstance(event, dict):
+        action = event.get("Action")
+        if action in _PODMAN_EVENT_ACTIONS:
+            event = {**event, "Action": _PODMAN_EVENT_ACTIONS[action]}
+            if event.get("status") == action:
+                event["status"] = event["Action"]
+    return event
+
+
+class _PodmanEvents:
+    """A Podman event stream that reads as Docker's; `close()` closes the stream below."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Any]:
+        return map(_docker_event, self._stream)
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class EventStream:
@@ -625,6 +813,11 @@ class LogStream:
         self._closed = False
         self._eof = False
         self._chunked = (response.headers.get("Transfer-Encoding") or "").lower() == "chunked"
+        self._left: int | None = None
+        """Body bytes still to come when the engine sent a Content-Length, else None."""
+        if not self._chunked:
+            with contextlib.suppress(TypeError, ValueError):
+                self._left = int(response.headers.get("Content-Length"))
         self._fp, self._sock = _response_reader(response)
         if self._fp is None:
             # No buffered reader to reach: let urllib3 undo the chunking.
@@ -692,10 +885,17 @@ class LogStream:
                 self._frames()
 
     def _recv(self) -> bytes:
+        # Podman answers a finished log with a Content-Length and keeps the connection open:
+        # reading past the body would wait forever.
+        size = LOG_READ_SIZE if self._left is None else min(LOG_READ_SIZE, self._left)
+        if size <= 0:
+            return b""
         try:
-            if self._fp is not None:
-                return self._fp.read1(LOG_READ_SIZE)
-            return self._response.raw.read1(LOG_READ_SIZE)
+            reader = self._fp if self._fp is not None else self._response.raw
+            data = reader.read1(size)
+            if self._left is not None:
+                self._left -= len(data)
+            return data
         except Exception as exc:
             if self._closed:
                 return b""

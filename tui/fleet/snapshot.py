@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine import Engine
 from tui.fleet.gpu_types import container_gpus_json, report_status_json, report_to_json
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
@@ -62,9 +63,11 @@ def host_to_json(snap: FleetSnapshot, *, include_all: bool) -> dict[str, Any]:
     }
 
 
-def collect(engine: Engine, *, settle: float = FIRST_INTERVAL) -> FleetSnapshot:
+def collect(
+    engine: Engine, *, settle: float = FIRST_INTERVAL, rules: DetectionRules = DEFAULT_RULES
+) -> FleetSnapshot:
     """Connect, list and sample twice `settle` seconds apart; raises EngineError."""
-    monitor = FleetMonitor(engine)
+    monitor = FleetMonitor(engine, rules=rules)
     monitor.connect()
     monitor.resync()
     monitor.sample()
@@ -75,6 +78,8 @@ def collect(engine: Engine, *, settle: float = FIRST_INTERVAL) -> FleetSnapshot:
     return snapshot
 
 
-def snapshot_json(engine: Engine, *, include_all: bool = False) -> dict[str, Any]:
-    """The whole JSON document for one engine."""
-    return {"hosts": [host_to_json(collect(engine), include_all=include_all)]}
+def snapshot_json(
+    engine: Engine, *, include_all: bool = False, rules: DetectionRules = DEFAULT_RULES
+) -> dict[str, Any]:
+    """The whole JSON document for one engine (model containers found by `rules`)."""
+    return {"hosts": [host_to_json(collect(engine, rules=rules), include_all=include_all)]}

@@ -1,0 +1,216 @@
+"""Keys, help and the command palette, all from one registry (tui/commands.py), driven with
+Textual's Pilot on the recorded demo fleet: a remapped key takes effect (and the old key no
+longer does), `?` lists the focused pane's keys with the remapped one, and ctrl+p finds and runs
+commands by name."""
+
+from __future__ import annotations
+
+from textual.command import CommandPalette
+
+from tests.fleet_fixtures import ReplayMonitor, demo_fleet
+from tui.action_mixin import MUTATING_ACTIONS
+from tui.app import AitopApp
+from tui.commands import COMMANDS, binding_catalog
+from tui.config import Config
+from tui.fleet.engine import Engine
+from widgets.container_table import ContainerTable
+from widgets.help_screen import HelpScreen
+from widgets.log_pane import LogPane
+
+SIZE = (200, 40)
+
+
+def app_with(config: Config | None = None, engine: object = None, **kw) -> AitopApp:
+    return AitopApp(engine, monitor=ReplayMonitor(demo_fleet()), config=config, **kw)
+
+
+def rows_by_id(screen: HelpScreen) -> dict[str, tuple[str, str]]:
+    """binding id -> (section title, keys shown)."""
+    return {
+        binding_id: (section.title, row.keys)
+        for section in screen.sections
+        for row in section.rows
+        for binding_id in row.binding_id.split()
+    }
+
+
+async def open_palette_and_run(pilot, app: AitopApp, text: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    assert isinstance(app.screen, CommandPalette)
+    await pilot.press(*text)
+    # The palette gathers hits in a worker; give it time to list them.
+    await pilot.pause(0.5)
+    await pilot.press("enter")
+    await pilot.pause(0.3)
+
+
+def test_every_registry_command_has_a_unique_id_and_bindings_have_ids():
+    ids = [c.id for c in COMMANDS]
+    assert len(ids) == len(set(ids))
+    actions = {c.action for c in COMMANDS}
+    # Every changing action is in the registry (so palette and help know it).
+    assert actions >= MUTATING_ACTIONS
+    catalog_ids = {b.id for _, b in binding_catalog()}
+    assert {"toggle-all", "sort-invert", "log_pane.follow", "confirm-yes"} <= catalog_ids
+
+
+async def test_a_remapped_key_works_and_the_old_one_no_longer_does():
+    app = app_with(Config(keymap={"toggle-all": "A", "sort-invert": "R"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        assert table.show_all is False
+        await pilot.press("a")
+        await pilot.pause()
+        assert table.show_all is False
+        await pilot.press("A")
+        await pilot.pause()
+        assert table.show_all is True
+        # A widget's binding is remapped the same way.
+        await pilot.press("I")
+        await pilot.pause()
+        assert table.sort_reverse is False
+        await pilot.press("R")
+        await pilot.pause()
+        assert table.sort_reverse is True
+
+
+async def test_help_lists_the_focused_pane_then_the_global_keys_with_the_remapped_key():
+    app = app_with(Config(keymap={"toggle-all": "A"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HelpScreen)
+        titles = [s.title for s in screen.sections]
+        assert titles == ["Fleet table", "Everywhere"]
+        rows = rows_by_id(screen)
+        assert rows["toggle-all"] == ("Everywhere", "A")
+        assert rows["sort-invert"] == ("Fleet table", "I")
+        assert rows["help"] == ("Everywhere", "?")
+        assert rows["command-palette"] == ("Everywhere", "^p")
+        # Every changing action is listed (not read-only).
+        assert {"stop", "kill", "scale-up"} <= rows.keys()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_help_in_the_log_pane_shows_its_keys_and_what_they_shadow():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        pane = app.query_one(LogPane)
+        pane.add_class("-open")
+        pane.focus()
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HelpScreen)
+        assert screen.sections[0].title == "Log pane"
+        rows = rows_by_id(screen)
+        assert rows["log_pane.follow"] == ("Log pane", "f end")
+        assert rows["log_pane.search"] == ("Log pane", "/")
+        # In the log pane, `a` means all replicas: the app's `a` is not listed as active.
+        assert rows["log_pane.replicas"] == ("Log pane", "a")
+        assert "toggle-all" not in rows
+
+
+async def test_read_only_hides_changing_actions_from_help_and_palette():
+    # Never connected to: the recorded fleet stands in for what it would show.
+    engine = Engine("unix:///nonexistent/aitop-test.sock")
+    engine.read_only = True
+    app = app_with(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        rows = rows_by_id(app.screen)
+        assert not {"stop", "kill", "remove", "scale-up", "mark"} & rows.keys()
+        assert "toggle-all" in rows
+        await pilot.press("escape")
+        await pilot.pause()
+        from tui.commands import palette_entries
+
+        titles = {e.title for e in palette_entries(app, app.screen, app.keymap)}
+        assert "Toggle all containers" in titles
+        assert "Stop container" not in titles and "Kill container (send a signal)" not in titles
+
+
+async def test_the_palette_finds_and_runs_commands_by_name():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        await open_palette_and_run(pilot, app, "toggle all containers")
+        assert not isinstance(app.screen, CommandPalette)
+        assert table.show_all is True
+        # A command of the focused pane, by its pane and label.
+        await open_palette_and_run(pilot, app, "fleet table: invert")
+        assert table.sort_reverse is True
+        # Help, by name.
+        await open_palette_and_run(pilot, app, "show the keys")
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_the_palette_uses_remapped_keys_in_its_help_line():
+    app = app_with(Config(keymap={"toggle-all": "A"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        from tui.commands import palette_entries
+
+        entries = {e.title: e for e in palette_entries(app, app.screen, app.keymap)}
+        assert entries["Toggle all containers"].help.endswith("(A)")
+        assert entries["Show the keys (help)"].help.endswith("(?)")
+
+
+async def test_switch_host_names_the_engine_and_the_configured_hosts():
+    engine = Engine("tcp://a:2375")
+    engine.url_source = "config file"
+    app = app_with(engine=engine, hosts=("tcp://a:2375", "tcp://b:2375"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await open_palette_and_run(pilot, app, "switch host")
+        (note,) = [n for n in app._notifications if n.title == "Switch host"]
+        assert note.message == (
+            "Watching tcp://a:2375 (from config file). Watching several engines comes later; "
+            "configured too: tcp://b:2375 (run aitop --host URL)."
+        )
+
+
+async def test_set_theme_opens_the_theme_picker():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await open_palette_and_run(pilot, app, "set theme")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"nord")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.theme == "nord"
+
+
+async def test_config_problems_are_shown_in_the_app_and_its_theme_applies():
+    problems = ["/x/config.toml:3: refresh.fleet: expected a number, got a string ('fast')"]
+    app = app_with(Config(theme="nord"), config_problems=problems)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.theme == "nord"
+        (note,) = list(app._notifications)
+        assert note.severity == "warning"
+        assert note.title == "configuration: 1 problem, defaults used"
+        assert note.message == problems[0]
+
+
+async def test_log_retention_comes_from_the_config():
+    from tui.config import LogsConfig
+
+    app = app_with(Config(logs=LogsConfig(max_lines=123, max_bytes=4567)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        pane = app.query_one(LogPane)
+        assert (pane.buffer.max_lines, pane.buffer.max_bytes) == (123, 4567)

@@ -1,0 +1,637 @@
+"""aitop's configuration file: where it lives, what it holds, and how a mistake in it is reported.
+
+The file is TOML, at `$XDG_CONFIG_HOME/aitop/config.toml` (default `~/.config/aitop/config.toml`),
+or wherever `AITOP_CONFIG` or `aitop --config PATH` points. Every setting is optional.
+
+A mistake never stops aitop: a file that is not valid TOML is reported with its line and ignored
+as a whole; an unknown setting or a value of the wrong type is reported with its line and what
+was expected, and that setting keeps its default while the rest applies. Precedence is
+command-line flag over environment variable over this file over the built-in default.
+
+This module must not import Textual: the command line reads the file before Textual loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import difflib
+import inspect
+import itertools
+import os
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from tui.fleet import gpu_types
+from tui.fleet.detect import DEFAULT_RULES, DetectionRules
+from tui.fleet.logtypes import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+CONFIG_ENV = "AITOP_CONFIG"
+"""Environment variable naming the configuration file (instead of the XDG location)."""
+
+Check = Callable[[Any], "str | None"]
+"""A value check: None when fine, else what was expected."""
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "a number of seconds above 0"
+
+
+def _at_least_one(value: int) -> str | None:
+    return None if value >= 1 else "a whole number of at least 1"
+
+
+def _percent(value: float) -> str | None:
+    return None if 0 < value <= 100 else "a percentage above 0 and at most 100"
+
+
+def _not_negative(value: int) -> str | None:
+    return None if value >= 0 else "a whole number of degrees, 0 or more"
+
+
+def _regexes(value: Sequence[str]) -> str | None:
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"regular expressions; {pattern!r} is not one ({exc})"
+    return None
+
+
+def _non_empty_strings(value: Sequence[str]) -> str | None:
+    return None if all(v.strip() for v in value) else "non-empty strings"
+
+
+def _keys(value: Mapping[str, str]) -> str | None:
+    for keys in value.values():
+        if not keys.strip() or any(not k.strip() for k in keys.split(",")):
+            return 'keys like "ctrl+r" or "f,end"'
+    return None
+
+
+def _check(check: Check) -> dict[str, Check]:
+    return {"check": check}
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    """How often aitop looks."""
+
+    fleet: float = field(default=1.0, metadata=_check(_positive))
+    """Seconds between two samples of the containers (CPU, memory, network); `--interval`."""
+    gpu: float = field(default=1.0, metadata=_check(_positive))
+    """Least seconds between two NVML readings of the GPUs; `--gpu-interval`."""
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """What makes a container a model container, besides the built-in rules (which stay)."""
+
+    labels: tuple[str, ...] = field(default=(), metadata=_check(_non_empty_strings))
+    """Extra labels that mark a model container; the label's value names the model."""
+    images: tuple[str, ...] = field(default=(), metadata=_check(_non_empty_strings))
+    """Extra image names of inference servers (matched anywhere in the image's repository path)."""
+    name_patterns: tuple[str, ...] = field(default=(), metadata=_check(_regexes))
+    """Regular expressions; a container whose name matches one is a model container."""
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    """How much of a container's log the log pane keeps (the oldest lines go first)."""
+
+    max_lines: int = field(default=DEFAULT_MAX_LINES, metadata=_check(_at_least_one))
+    """Most lines kept in the log pane."""
+    max_bytes: int = field(default=DEFAULT_MAX_BYTES, metadata=_check(_at_least_one))
+    """Most bytes (estimated) kept in the log pane."""
+
+
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    """When a figure is drawn as a warning."""
+
+    gpu_memory_warning_percent: float = field(
+        default=gpu_types.MEM_WARNING_PERCENT, metadata=_check(_percent)
+    )
+    """GPU memory use above this share is drawn in the warning colour."""
+    gpu_memory_critical_percent: float = field(
+        default=gpu_types.MEM_CRITICAL_PERCENT, metadata=_check(_percent)
+    )
+    """GPU memory use above this share is critical: the status line names who holds it."""
+    gpu_temperature_margin_c: int = field(
+        default=gpu_types.TEMP_WARNING_MARGIN_C, metadata=_check(_not_negative)
+    )
+    """A GPU this many degrees below its driver's slowdown temperature is drawn as a warning."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the configuration file can set."""
+
+    theme: str = "textual-dark"
+    """A Textual theme: textual-dark, textual-light, nord, gruvbox, dracula, tokyo-night, ..."""
+    read_only: bool = False
+    """Change nothing: hide every action that would change a container (like `--read-only`)."""
+    hosts: tuple[str, ...] = field(default=(), metadata=_check(_non_empty_strings))
+    """Engines to watch (unix://, tcp://, ssh://). For now only the first is used. `--host` and
+    DOCKER_HOST come first; without any, the active docker context, then the local socket."""
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    """How often aitop looks."""
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    """What makes a container a model container, besides the built-in rules (which stay)."""
+    logs: LogsConfig = field(default_factory=LogsConfig)
+    """How much of a container's log the log pane keeps (the oldest lines go first)."""
+    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
+    """When a figure is drawn as a warning."""
+    keymap: dict[str, str] = field(default_factory=dict, metadata=_check(_keys))
+    """Keys by binding id, e.g. "toggle-all" = "A" or "log_pane.follow" = "f,end"; `?` in aitop
+    shows each key's id. Several keys are separated by commas."""
+
+    def detection_rules(self, base: DetectionRules = DEFAULT_RULES) -> DetectionRules:
+        """The built-in detection rules extended with this file's labels, images and names."""
+        d = self.detection
+        # Images are matched against a lower-cased repository path.
+        images = (i.lower() for i in d.images)
+        return base.extended(labels=d.labels, images=images, name_patterns=d.name_patterns)
+
+
+# --- where the file is ------------------------------------------------------------------------
+
+
+def default_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_CONFIG_HOME/aitop/config.toml`, else `~/.config/aitop/config.toml`."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or ""
+    # The XDG spec says a relative XDG_CONFIG_HOME is invalid and must be ignored.
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
+    return root / "aitop" / "config.toml"
+
+
+def find_config(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Path, str]:
+    """The file to read and why: `--config PATH`, then `AITOP_CONFIG`, then the XDG location."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit).expanduser(), "--config"
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser(), CONFIG_ENV
+    return default_path(env), "default"
+
+
+# --- problems ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with the configuration file, located as precisely as it can be."""
+
+    path: Path
+    """The file."""
+    line: int | None
+    """1-based line of the mistake; None when it cannot be told."""
+    message: str
+    """What is wrong and what was expected, in one line."""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A configuration as read: the settings to use and what was wrong with the file."""
+
+    config: Config
+    """The settings: the file's valid ones over the defaults."""
+    path: Path
+    """The file that was (or would have been) read."""
+    source: str
+    """Why that file: "--config", "AITOP_CONFIG" or "default"."""
+    exists: bool = False
+    """Whether the file was there."""
+    problems: tuple[ConfigProblem, ...] = ()
+    """Every mistake found; each one left its setting at the default."""
+    lines: Mapping[tuple[str, ...], int] = field(default_factory=dict)
+    """Line of each key in the file, by its path (`("refresh", "fleet")`)."""
+
+    def problem(self, keys: Sequence[str], message: str) -> ConfigProblem:
+        """A problem at a key's line (or its table's, when the key's own cannot be found)."""
+        return ConfigProblem(self.path, locate(self.lines, keys), message)
+
+
+def locate(lines: Mapping[tuple[str, ...], int], keys: Sequence[str]) -> int | None:
+    """The line of a key, else of the nearest enclosing table that has one."""
+    path = tuple(keys)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+_KEY_PART = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
+
+
+def _parse_key(text: str) -> tuple[tuple[str, ...], str] | None:
+    """A (possibly dotted, quoted) TOML key at the start of `text`, and what follows it."""
+    parts: list[str] = []
+    rest = text
+    while True:
+        match = _KEY_PART.match(rest)
+        if not match or match.end() == 0:
+            return None
+        quoted, literal, bare = match.groups()
+        if quoted is not None:
+            # Basic strings may hold escapes; keys in this file rarely do.
+            with contextlib.suppress(ValueError, SyntaxError):
+                quoted = ast.literal_eval(f'"{quoted}"')
+        parts.append(next(p for p in (quoted, literal, bare) if p is not None))
+        rest = rest[match.end() :]
+        if not rest.startswith("."):
+            return tuple(parts), rest
+        rest = rest[1:]
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each key and table header is, by its full path (first occurrence wins).
+
+    tomllib does not report positions, so a type mistake in valid TOML is located by reading
+    the text again: table headers and `key = value` lines. Lines inside multi-line strings
+    may be mistaken for keys; such a key then simply is not found where expected.
+    """
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and not line.startswith("[["):
+            parsed = _parse_key(line[1:])
+            if parsed is not None and parsed[1].lstrip().startswith("]"):
+                table = parsed[0]
+                found.setdefault(table, number)
+            continue
+        parsed = _parse_key(line)
+        if parsed is not None and parsed[1].startswith("="):
+            found.setdefault(table + parsed[0], number)
+    return found
+
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def load_config(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Read the configuration file (see `find_config`); never raises for a bad file.
+
+    A missing file at the default location is no problem; one named by `--config` or
+    `AITOP_CONFIG` is reported, and the defaults apply.
+    """
+    path, source = find_config(explicit, environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if source == "default":
+            return LoadedConfig(Config(), path, source)
+        why = f"no such file (named by {source})"
+        return LoadedConfig(Config(), path, source, problems=(ConfigProblem(path, None, why),))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        problem = ConfigProblem(path, None, f"cannot be read ({why}); using the defaults")
+        return LoadedConfig(Config(), path, source, exists=path.exists(), problems=(problem,))
+    return parse_config(text, path, source)
+
+
+def parse_config(text: str, path: Path, source: str = "--config") -> LoadedConfig:
+    """The settings in `text` (the contents of `path`) over the defaults, and the problems."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        line: int | None = None
+        match = _TOML_POSITION.search(message)
+        if match:
+            line = int(match.group(1))
+            message = f"{message[: match.start()]} (column {match.group(2)})"
+        problem = ConfigProblem(
+            path, line, f"not valid TOML: {message}; the whole file is ignored, defaults apply"
+        )
+        return LoadedConfig(Config(), path, source, exists=True, problems=(problem,))
+    lines = key_lines(text)
+    problems: list[ConfigProblem] = []
+    config = _build(
+        Config,
+        data,
+        (),
+        lambda keys, msg: problems.append(ConfigProblem(path, locate(lines, keys), msg)),
+    )
+    problems.sort(key=lambda p: p.line or 0)
+    loaded = LoadedConfig(config, path, source, True, tuple(problems), lines)
+    extra = list(_cross_checks(loaded))
+    if extra:
+        config = _undo(config, [keys for reset, _ in extra for keys in reset])
+        loaded = replace(
+            loaded,
+            config=config,
+            problems=tuple(
+                sorted(loaded.problems + tuple(p for _, p in extra), key=lambda p: p.line or 0)
+            ),
+        )
+    return loaded
+
+
+def _cross_checks(
+    loaded: LoadedConfig,
+) -> Iterable[tuple[tuple[tuple[str, ...], ...], ConfigProblem]]:
+    """Mistakes that involve two settings: (the settings to reset, the problem)."""
+    t = loaded.config.thresholds
+    if t.gpu_memory_warning_percent > t.gpu_memory_critical_percent:
+        warning = ("thresholds", "gpu_memory_warning_percent")
+        critical = ("thresholds", "gpu_memory_critical_percent")
+        yield (
+            (warning, critical),
+            loaded.problem(
+                warning,
+                f"thresholds.gpu_memory_warning_percent ({t.gpu_memory_warning_percent:g}) "
+                "must not be above thresholds.gpu_memory_critical_percent "
+                f"({t.gpu_memory_critical_percent:g}); both keep their defaults",
+            ),
+        )
+
+
+def _undo(config: Config, paths: Iterable[tuple[str, ...]]) -> Config:
+    """`config` with the settings at these paths back at their defaults."""
+    default = Config()
+    for keys in paths:
+        section, name = (keys[0], keys[1]) if len(keys) == 2 else (None, keys[0])
+        if section is None:
+            config = replace(config, **{name: getattr(default, name)})
+        else:
+            current = getattr(config, section)
+            original = getattr(getattr(default, section), name)
+            config = replace(config, **{section: replace(current, **{name: original})})
+    return config
+
+
+Report = Callable[[tuple[str, ...], str], None]
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], where: tuple[str, ...], report: Report) -> Any:
+    """An instance of the dataclass `cls` from a TOML table; mistakes go to `report`."""
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        keys = (*where, key)
+        name = ".".join(keys)
+        spec = known.get(key)
+        if spec is None:
+            report(keys, _unknown(keys, known))
+            continue
+        hint = hints[key]
+        if is_dataclass(hint) or get_origin(hint) is dict:
+            if not isinstance(value, dict):
+                got = _describe(value)
+                report(keys, f"{name}: expected a table ([{name}]), got {got}; ignored")
+                continue
+            if is_dataclass(hint):
+                values[key] = _build(hint, value, keys, report)
+            else:
+                values[key] = _string_table(value, keys, spec.metadata.get("check"), report)
+            continue
+        converted, expected = _convert(value, hint)
+        if expected is None:
+            check = spec.metadata.get("check")
+            expected = check(converted) if check is not None else None
+        if expected is not None:
+            got = "" if isinstance(value, (list, dict)) else f", got {_describe(value)}"
+            report(keys, f"{name}: expected {expected}{got}; the default applies")
+            continue
+        values[key] = converted
+    return cls(**values)
+
+
+def _string_table(
+    data: Mapping[str, Any], where: tuple[str, ...], check: Check | None, report: Report
+) -> dict[str, str]:
+    """A table of strings, entry by entry: a bad entry is reported and dropped, not the table.
+
+    Dotted keys (`log_pane.follow = "F"`) make nested tables in TOML; they are joined back
+    into one key, since binding ids contain dots.
+    """
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        keys = (*where, key)
+        if isinstance(value, dict):
+            nested = _string_table(value, keys, check, report)
+            out.update(nested)
+            continue
+        label = ".".join(keys[1:])
+        expected = None if isinstance(value, str) else "a string"
+        if expected is None and check is not None:
+            expected = check({label: value})
+        if expected is not None:
+            got = "" if isinstance(value, (list, dict)) else f", got {_describe(value)}"
+            report(keys, f"{where[0]}: {label!r}: expected {expected}{got}; ignored")
+            continue
+        out[label] = value
+    return out
+
+
+def _unknown(keys: tuple[str, ...], known: Mapping[str, Any]) -> str:
+    name = keys[-1]
+    where = f"[{'.'.join(keys[:-1])}]" if len(keys) > 1 else "the top level"
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown setting {'.'.join(keys)!r}, ignored; {hint}"
+        f"(expected at {where}: {', '.join(known)})"
+    )
+
+
+def _convert(value: Any, hint: Any) -> tuple[Any, str | None]:
+    """(converted value, None) or (None, what was expected) for a value of TOML type."""
+    origin = get_origin(hint)
+    if hint is bool:
+        return (value, None) if isinstance(value, bool) else (None, "true or false")
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return (value, None) if ok else (None, "a whole number")
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (float(value), None) if ok else (None, "a number")
+    if hint is str:
+        return (value, None) if isinstance(value, str) else (None, "a string")
+    if origin is tuple:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return (tuple(value), None) if ok else (None, 'a list of strings, like ["a", "b"]')
+    if origin is dict:
+        args = get_args(hint)
+        ok = isinstance(value, dict) and all(isinstance(v, args[1]) for v in value.values())
+        return (dict(value), None) if ok else (None, "a table of strings")
+    raise TypeError(f"no conversion for {hint!r}")  # a programming error, not a user's
+
+
+def _describe(value: Any) -> str:
+    kind = {
+        bool: "a boolean",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+    shown = repr(value) if not isinstance(value, (list, dict)) else ""
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"{kind} ({shown})" if shown else kind
+
+
+# --- the default file -------------------------------------------------------------------------
+
+
+def _field_docs(cls: type[Any]) -> dict[str, str]:
+    """The attribute docstrings of a dataclass's fields (read from the source)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
+def _comment(text: str) -> list[str]:
+    out: list[str] = []
+    for paragraph in text.split("\n\n"):
+        wrapped = textwrap.wrap(" ".join(paragraph.split()), width=96) or [""]
+        out.extend(f"# {line}".rstrip() for line in wrapped)
+    return out
+
+
+def default_file(bindings: Sequence[tuple[str, str, str]] = ()) -> str:
+    """A commented configuration file holding every default; it parses back to `Config()`.
+
+    `bindings` are (id, default keys, what it does) for the commented keymap examples.
+    """
+    out = [
+        "# aitop configuration (TOML). Every setting is optional; these are the defaults.",
+        f"# aitop reads {default_path()}, or the file named by {CONFIG_ENV} or --config.",
+        "# Command-line flags win over environment variables, which win over this file.",
+        "",
+    ]
+    default = Config()
+    docs = _field_docs(Config)
+    sections = [f for f in fields(Config) if is_dataclass(getattr(default, f.name))]
+    for spec in fields(Config):
+        value = getattr(default, spec.name)
+        if is_dataclass(value) or isinstance(value, dict):
+            continue
+        out.extend(_comment(docs.get(spec.name, "")))
+        out.append(f"{spec.name} = {_toml_value(value)}")
+        out.append("")
+    for spec in sections:
+        section = getattr(default, spec.name)
+        section_docs = _field_docs(type(section))
+        out.extend(_comment(docs.get(spec.name, "")))
+        out.append(f"[{spec.name}]")
+        for inner in fields(section):
+            out.extend(_comment(section_docs.get(inner.name, "")))
+            out.append(f"{inner.name} = {_toml_value(getattr(section, inner.name))}")
+        out.append("")
+    out.extend(_comment(docs.get("keymap", "")))
+    out.append("[keymap]")
+    for binding_id, keys, what in bindings:
+        out.append(f"# {_toml_key(binding_id)} = {_toml_string(keys)}  # {what}".rstrip())
+    return "\n".join(out) + "\n"
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+def apply_thresholds(thresholds: ThresholdsConfig) -> ThresholdsConfig:
+    """Make the GPU layer use these warning levels; returns the ones in force before.
+
+    The levels are process-wide constants of `tui.fleet.gpu_types` (read at each call), so one
+    configuration per process is what aitop supports.
+    """
+    before = ThresholdsConfig(
+        gpu_memory_warning_percent=gpu_types.MEM_WARNING_PERCENT,
+        gpu_memory_critical_percent=gpu_types.MEM_CRITICAL_PERCENT,
+        gpu_temperature_margin_c=gpu_types.TEMP_WARNING_MARGIN_C,
+    )
+    gpu_types.MEM_WARNING_PERCENT = thresholds.gpu_memory_warning_percent
+    gpu_types.MEM_CRITICAL_PERCENT = thresholds.gpu_memory_critical_percent
+    gpu_types.TEMP_WARNING_MARGIN_C = thresholds.gpu_temperature_margin_c
+    return before
+
+
+def choose_host(
+    flag: str | None, loaded: LoadedConfig, environ: Mapping[str, str] | None = None
+) -> tuple[str | None, str, list[ConfigProblem]]:
+    """The engine to watch, where that choice came from, and notes about the file's hosts.
+
+    `--host` wins, then DOCKER_HOST (None is returned so the engine reads it), then the file's
+    first host; None with "default" lets the engine fall back to the docker context.
+    """
+    env = os.environ if environ is None else environ
+    hosts = loaded.config.hosts
+    notes: list[ConfigProblem] = []
+    if len(hosts) > 1:
+        notes.append(
+            loaded.problem(
+                ("hosts",),
+                f"hosts: {len(hosts)} given, but aitop watches one engine for now: "
+                f"{hosts[0]} is used",
+            )
+        )
+    if flag:
+        return flag, "--host", notes
+    if env.get("DOCKER_HOST"):
+        return None, "DOCKER_HOST", notes
+    if hosts:
+        return hosts[0], "config file", notes
+    return None, "default", notes
