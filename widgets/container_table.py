@@ -1,25 +1,34 @@
-"""The fleet table: one row per container, grouped by compose project / service."""
+"""The fleet table: one row per container, grouped by compose project / service.
+
+A Line-API widget: every refresh sorts and measures all rows from plain strings, but styles and
+renders only the rows on screen, so a fleet of 500 costs about what the 40 visible rows cost.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import count
 
+from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable
-from textual.widgets._data_table import ColumnKey, RowKey, TwoWayDict
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from tui.fleet.gpu_types import GpuReport, format_assigned, format_gpu_usage
-from tui.fleet.models import ContainerSnapshot, FleetSnapshot
+from tui.fleet.models import ContainerInfo, ContainerSnapshot, FleetSnapshot
 from widgets.formatting import human_bytes, human_duration, human_rate, percent
 
 GROUP_PREFIX = "group:"
+CELL_PADDING = 1
+"""Blank cells on each side of a column's text."""
 
 
 def _num(value: float | None) -> float:
@@ -66,6 +75,8 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("group", "PROJECT/SERVICE", lambda c: c.info.group),
 )
 COLUMN_KEYS = tuple(col.key for col in COLUMNS)
+_NUMERIC = tuple(col.numeric for col in COLUMNS)
+_STATE, _CPU, _GPUS = (COLUMN_KEYS.index(k) for k in ("state", "cpu", "gpus"))
 
 
 def matches(container: ContainerSnapshot, needle: str) -> bool:
@@ -100,27 +111,96 @@ def _sum(values: Iterable[float | int | None]) -> float | None:
     return sum(known) if known else None
 
 
-class ContainerTable(DataTable):
+def _state_text(info: ContainerInfo) -> str:
+    state = f"exited ({info.exit_code})" if info.state == "exited" else info.state
+    return state + " OOMKilled" if info.oom_killed else state
+
+
+def _state_colour(info: ContainerInfo) -> str:
+    """The palette entry a container's state is drawn in."""
+    if info.state == "running":
+        return "ok"
+    if info.state in ("paused", "restarting", "created"):
+        return "warn"
+    if info.oom_killed or info.state == "dead" or info.exit_code not in (0, 137, 143):
+        return "bad"
+    return "muted"
+
+
+PALETTE = ("ok", "warn", "bad", "muted", "accent", "bold")
+"""Names of the styles a cell's text may be drawn in (component classes of the table)."""
+Piece = tuple[str, str]
+"""A run of a cell's text and the palette entry it is drawn in ("" for the row's own style)."""
+Cell = tuple[Piece, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One line of the table: what each column shows (plain), and how it is coloured."""
+
+    key: str
+    plain: tuple[str, ...]
+    cells: Callable[[], tuple[Cell, ...]]
+    group: tuple[str, str] | None = None
+
+
+class ContainerTable(ScrollView, can_focus=True):
     """A live table of containers, grouped by compose project / service or swarm service.
 
     Feed it snapshots with `update_snapshot()`; it never fetches. Rows are keyed by container
-    id (group headers by `group:<project>/<service>`), and each refresh touches only the cells
-    whose value changed, unless rows appeared, vanished or moved.
+    id (group headers by `group:<project>/<service>`). The name column stays in place while
+    the others scroll sideways. The cursor follows its container when rows move, and
+    `ContainerHighlighted` is posted whenever the row under it changes.
     """
+
+    COMPONENT_CLASSES = {
+        "container-table--header",
+        "container-table--cursor",
+        "container-table--ok",
+        "container-table--warn",
+        "container-table--bad",
+        "container-table--muted",
+        "container-table--accent",
+        "container-table--bold",
+    }
+    """Header line; the cursor's row; the colours of states, warnings, models and groups."""
 
     DEFAULT_CSS = """
     ContainerTable {
         height: 1fr;
         background: $surface;
-    }
-    ContainerTable > .datatable--header {
-        background: $panel;
-        color: $text;
-        text-style: bold;
+        color: $foreground;
+        & > .container-table--header {
+            background: $panel;
+            color: $foreground;
+            text-style: bold;
+        }
+        & > .container-table--cursor {
+            background: $block-cursor-blurred-background;
+        }
+        &:focus > .container-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+        & > .container-table--ok { color: $success; }
+        & > .container-table--warn { color: $warning; }
+        & > .container-table--bad { color: $error; }
+        & > .container-table--muted { color: $text-muted; }
+        & > .container-table--accent { color: $accent; }
+        & > .container-table--bold { text-style: bold; }
     }
     """
 
-    BINDINGS = [
+    BINDINGS: list[BindingType] = [
+        Binding("up,k", "cursor_up", "Up", show=False, id="table.cursor_up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="table.cursor_down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="table.page_up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="table.page_down"),
+        Binding("home", "first_row", "First", show=False, id="table.first"),
+        Binding("end", "last_row", "Last", show=False, id="table.last"),
+        Binding("left", "scroll_left", "Left", show=False, id="table.left"),
+        Binding("right", "scroll_right", "Right", show=False, id="table.right"),
         Binding(">", "sort_next", "Sort next", id="sort-next", tooltip="Sort by the next column"),
         Binding(
             "<", "sort_prev", "Sort prev", id="sort-prev", tooltip="Sort by the previous column"
@@ -138,6 +218,8 @@ class ContainerTable(DataTable):
     """Show every container, not only model containers."""
     marked: reactive[frozenset[str]] = reactive(frozenset())
     """Ids of the containers marked for a bulk action (drawn with a mark)."""
+    cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)
+    """Index of the row under the cursor."""
 
     class ContainerHighlighted(Message):
         """The cursor moved to a container (or a group header: `container_id` is None)."""
@@ -155,34 +237,20 @@ class ContainerTable(DataTable):
         classes: str | None = None,
         disabled: bool = False,
     ) -> None:
-        super().__init__(
-            cursor_type="row",
-            zebra_stripes=False,
-            name=name,
-            id=id,
-            classes=classes,
-            disabled=disabled,
-        )
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._snapshot: FleetSnapshot | None = None
-        self._order: list[str] = []
-        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._rows: list[_Row] = []
+        self._index: dict[str, int] = {}
         self._groups: dict[str, tuple[str, str]] = {}
+        self._widths: tuple[int, ...] = tuple(len(col.label) for col in COLUMNS)
+        self._highlighted: str | bool | None = False  # False: nothing posted yet
         self.visible_count = 0
-        # Rendered cells, kept across updates: DataTable drops all of its cached cells on any
-        # change, which re-renders every visible cell through Rich on every refresh.
-        self._versions: dict[tuple[str, str], int] = {}
-        self._version = count(1)
-        self._rendered: dict[tuple, object] = {}
-        self._row_cache: dict[str, tuple[tuple, tuple[Text, ...]]] = {}
-        self._palette_cache: tuple[tuple, dict[str, str]] | None = None
-
-    def on_mount(self) -> None:
-        # Fixed widths that this widget sets itself from the plain text: DataTable's own
-        # auto-width measures whole columns through Rich on every changed cell, which costs
-        # seconds a refresh at 500 rows.
-        for col in COLUMNS:
-            label = self._header(col)
-            self.add_column(label, key=col.key, width=label.cell_len)
+        # The parts of a row that come from the container's configuration: the engine hands
+        # out the same info object until the container changes, so they are kept by object.
+        self._info_text: dict[str, tuple[ContainerInfo, tuple[str, ...]]] = {}
+        # Rendered lines of the rows, kept while what they show is unchanged.
+        self._strips: dict[str, tuple[tuple, Strip]] = {}
+        self._base_style: Style | None = None
 
     # --- public ------------------------------------------------------------------------------
 
@@ -206,9 +274,60 @@ class ContainerTable(DataTable):
     @property
     def row_keys(self) -> list[str]:
         """Keys of the rows in display order (container ids and group keys)."""
-        return list(self._order)
+        return [row.key for row in self._rows]
+
+    @property
+    def row_count(self) -> int:
+        """How many rows the table shows (group headers included)."""
+        return len(self._rows)
+
+    def get_row(self, key: str) -> list[Text]:
+        """The cells of a row as styled text (what the row shows, column by column)."""
+        row = self._rows[self._index[key]]
+        palette = self._palette()
+        return [
+            Text.assemble(*((text, palette.get(colour, Style())) for text, colour in cell))
+            for cell in row.cells()
+        ]
+
+    def header_label(self, key: str) -> str:
+        """A column's header as shown, with the sort arrow on the sorted column."""
+        return self._header(COLUMNS[COLUMN_KEYS.index(key)])
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:
+        """Put the cursor on row `row` (clamped) and scroll it into view."""
+        self.cursor_row = max(0, min(row, len(self._rows) - 1))
+        self._scroll_to_cursor(animate=animate)
+
+    def set_marked(self, ids: frozenset[str]) -> None:
+        """Draw these containers as marked."""
+        self.marked = ids
 
     # --- actions -------------------------------------------------------------------------------
+
+    def action_cursor_up(self) -> None:
+        """Cursor one row up."""
+        self.move_cursor(row=self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        """Cursor one row down."""
+        self.move_cursor(row=self.cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        """Cursor one screen up."""
+        self.move_cursor(row=self.cursor_row - self._page())
+
+    def action_page_down(self) -> None:
+        """Cursor one screen down."""
+        self.move_cursor(row=self.cursor_row + self._page())
+
+    def action_first_row(self) -> None:
+        """Cursor to the first row."""
+        self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        """Cursor to the last row."""
+        self.move_cursor(row=len(self._rows) - 1)
 
     def action_sort_next(self) -> None:
         """Sort by the next column."""
@@ -226,30 +345,29 @@ class ContainerTable(DataTable):
         index = COLUMN_KEYS.index(self.sort_column)
         self.sort_column = COLUMN_KEYS[(index + step) % len(COLUMN_KEYS)]
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        event.stop()
-        key = str(event.column_key.value)
+    def sort_by(self, key: str) -> None:
+        """Sort by column `key`; the column already sorted by flips its order."""
         if key == self.sort_column:
             self.sort_reverse = not self.sort_reverse
         else:
             self.sort_column = key
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
         event.stop()
-        key = event.row_key.value if event.row_key is not None else None
-        if key is None:
-            self.post_message(self.ContainerHighlighted(None, None))
-        elif key.startswith(GROUP_PREFIX):
-            self.post_message(self.ContainerHighlighted(None, self._groups.get(key)))
+        if offset.y == 0:
+            column = self._column_at(offset.x)
+            if column is not None:
+                self.sort_by(COLUMN_KEYS[column])
         else:
-            self.post_message(self.ContainerHighlighted(key, None))
+            self.move_cursor(row=int(self.scroll_offset.y) + offset.y - 1)
 
     def watch_sort_column(self) -> None:
-        self._relabel()
         self._rebuild()
 
     def watch_sort_reverse(self) -> None:
-        self._relabel()
         self._rebuild()
 
     def watch_filter_text(self) -> None:
@@ -261,192 +379,200 @@ class ContainerTable(DataTable):
     def watch_marked(self) -> None:
         self._rebuild()
 
-    def set_marked(self, ids: frozenset[str]) -> None:
-        """Draw these containers as marked."""
-        self.marked = ids
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        if old != new:
+            self._refresh_row(old)
+            self._refresh_row(new)
+        self._post_highlight()
+
+    def _on_focus(self, event: events.Focus) -> None:
+        self._strips.clear()  # the cursor's colour depends on focus
+        self.refresh()
+
+    def _on_blur(self, event: events.Blur) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    # --- geometry ------------------------------------------------------------------------------
+
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height - 2)
+
+    def _scroll_to_cursor(self, *, animate: bool) -> None:
+        # The header takes the first line of the view: row r is on screen while
+        # top <= r < top + height - 1.
+        shown = max(1, self.scrollable_content_region.height - 1)
+        top = int(self.scroll_offset.y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=animate, immediate=True)
+        elif self.cursor_row >= top + shown:
+            self.scroll_to(y=self.cursor_row - shown + 1, animate=animate, immediate=True)
+
+    def _refresh_row(self, index: int) -> None:
+        self.refresh_line(index + 1)
+
+    def _column_spans(self) -> list[tuple[int, int]]:
+        """Where each column starts and ends on the unscrolled line."""
+        spans, x = [], 0
+        for width in self._widths:
+            spans.append((x, x + width + 2 * CELL_PADDING))
+            x += width + 2 * CELL_PADDING
+        return spans
+
+    def _column_at(self, x: int) -> int | None:
+        spans = self._column_spans()
+        fixed_end = spans[0][1]
+        line_x = x if x < fixed_end else x + int(self.scroll_offset.x)
+        for i, (start, end) in enumerate(spans):
+            if start <= line_x < end:
+                return i
+        return None
 
     # --- building rows -------------------------------------------------------------------
 
-    def _header(self, col: ColumnSpec) -> Text:
-        label = col.label
-        if col.key == self.sort_column:
-            label += " ▼" if self.sort_reverse else " ▲"
-        return Text(label, justify="right" if col.numeric else "left")
-
-    def _relabel(self) -> None:
-        if not self.columns:
-            return
-        for col in COLUMNS:
-            column = self.columns.get(col.key)  # type: ignore[call-overload]
-            if column is not None:
-                column.label = self._header(col)
-        self._require_update_dimensions = True
-        self.refresh()
+    def _header(self, col: ColumnSpec) -> str:
+        if col.key != self.sort_column:
+            return col.label
+        return col.label + (" ▼" if self.sort_reverse else " ▲")
 
     def _cursor_key(self) -> str | None:
-        if not self._order or not 0 <= self.cursor_row < len(self._order):
+        if not 0 <= self.cursor_row < len(self._rows):
             return None
-        return self._order[self.cursor_row]
+        return self._rows[self.cursor_row].key
 
-    def _palette(self) -> dict[str, str]:
-        variables = self.app.theme_variables if self.is_attached else {}
-        key = tuple(
-            variables.get(k) for k in ("success", "warning", "error", "text-muted", "accent")
-        )
-        if self._palette_cache is not None and self._palette_cache[0] == key:
-            return self._palette_cache[1]
-        palette = {
-            "ok": variables.get("success", "green"),
-            "warn": variables.get("warning", "yellow"),
-            "bad": variables.get("error", "red"),
-            "muted": variables.get("text-muted", "grey50"),
-            "accent": variables.get("accent", "cyan"),
-        }
-        self._palette_cache = (key, palette)
+    def _palette(self) -> dict[str, Style]:
+        """The styles cells are drawn in, by name, from the theme (via DEFAULT_CSS)."""
+        palette = {"": Style()}
+        if self.is_attached:
+            for name in PALETTE:
+                palette[name] = self.get_component_rich_style(
+                    f"container-table--{name}", partial=True
+                )
         return palette
 
-    def _state_cell(self, c: ContainerSnapshot, palette: dict[str, str]) -> Text:
-        info = c.info
-        state = info.state
-        if state == "exited":
-            state = f"exited ({info.exit_code})"
-        if info.oom_killed:
-            state += " OOMKilled"
-        text = Text(state)
-        if info.state == "running":
-            text.stylize(palette["ok"])
-        elif info.state in ("paused", "restarting", "created"):
-            text.stylize(palette["warn"])
-        elif info.oom_killed or info.state == "dead" or info.exit_code not in (0, 137, 143):
-            text.stylize(palette["bad"])
-        else:
-            text.stylize(palette["muted"])
-        if info.health:
-            colour = {"healthy": "ok", "unhealthy": "bad"}.get(info.health, "warn")
-            text.append(f" {info.health}", style=palette[colour])
+    def _info_columns(self, info: ContainerInfo) -> tuple[str, ...]:
+        """name, model, image, state, restarts, ports and group: they change with the info."""
+        cached = self._info_text.get(info.id)
+        if cached is not None and cached[0] is info:
+            return cached[1]
+        state = _state_text(info) + (f" {info.health}" if info.health else "")
+        text = (
+            _clip(info.name, 30),
+            _clip(info.model, 36),
+            _clip(info.image, 30),
+            state,
+            str(info.restart_count),
+            _clip(", ".join(info.ports), 28),
+            group_label(info.group),
+        )
+        self._info_text[info.id] = (info, text)
         return text
 
-    def _container_row(
-        self, c: ContainerSnapshot, palette: dict[str, str], now: float, indent: bool
-    ) -> tuple[Text, ...]:
-        """A container's cells, rebuilt only when something shown in them changed."""
+    def _container_row(self, c: ContainerSnapshot, now: float, indent: bool) -> _Row:
         info, stats = c.info, c.stats
-        uptime = now - info.started_at if info.running and info.started_at else None
-        # Most of a large fleet looks the same from one tick to the next: compare what is
-        # shown (formatted), and reuse the same cells (the same objects) when nothing is new.
-        shown = (
-            info,
-            human_duration(uptime),
-            percent(stats.cpu_percent),
-            stats.mem_bytes and human_bytes(stats.mem_bytes),
-            human_bytes(stats.mem_limit_bytes),
-            human_rate(stats.net_rx_rate),
-            human_rate(stats.net_tx_rate),
-            c.gpus,
-            info.id in self.marked,
-            indent,
-            self._snapshot.gpu if self._snapshot is not None and info.gpus_assigned else None,
-            id(palette),
-        )
-        cached = self._row_cache.get(info.id)
-        if cached is not None and cached[0] == shown:
-            return cached[1]
-        cells = self._container_cells(c, palette, now, indent)
-        self._row_cache[info.id] = (shown, cells)
-        return cells
-
-    def _container_cells(
-        self, c: ContainerSnapshot, palette: dict[str, str], now: float, indent: bool
-    ) -> tuple[Text, ...]:
-        info, stats = c.info, c.stats
+        name, model, image, state, restarts, ports, group = self._info_columns(info)
         uptime = now - info.started_at if info.running and info.started_at else None
         mem = "-"
         if stats.mem_bytes is not None:
             mem = f"{human_bytes(stats.mem_bytes)} / {human_bytes(stats.mem_limit_bytes)}"
         mark = "✓ " if info.id in self.marked else ("  " if indent else "")
-        name = mark + _clip(info.name, 30)
-        report = self._snapshot.gpu if self._snapshot is not None else None
-        cpu = Text(percent(stats.cpu_percent), justify="right")
-        if stats.cpu_percent is not None and stats.cpu_percent >= 90:
-            cpu.stylize(palette["warn"])
-        return (
-            Text(name),
-            Text(_clip(info.model, 36), style=palette["accent"] if info.is_model else ""),
-            Text(_clip(info.image, 30)),
-            self._state_cell(c, palette),
-            Text(human_duration(uptime)),
-            Text(str(info.restart_count), justify="right"),
-            cpu,
-            Text(mem, justify="right"),
-            Text(format_gpu_usage(c.gpus)),
-            Text(percent(gpu_util(c)) if c.gpus else "", justify="right"),
-            self._assigned_cell(c, report, palette),
-            Text(human_rate(stats.net_rx_rate), justify="right"),
-            Text(human_rate(stats.net_tx_rate), justify="right"),
-            Text(_clip(", ".join(info.ports), 28)),
-            Text(group_label(info.group), style=palette["muted"]),
+        assigned = format_assigned(info.gpus_assigned) if info.gpus_assigned else ""
+        if assigned and self._sits_idle(c):
+            assigned += " idle"
+        plain = (
+            mark + name,
+            model,
+            image,
+            state,
+            human_duration(uptime),
+            restarts,
+            percent(stats.cpu_percent),
+            mem,
+            format_gpu_usage(c.gpus),
+            percent(gpu_util(c)) if c.gpus else "",
+            assigned,
+            human_rate(stats.net_rx_rate),
+            human_rate(stats.net_tx_rate),
+            ports,
+            group,
         )
 
-    @staticmethod
-    def _assigned_cell(
-        c: ContainerSnapshot, report: GpuReport | None, palette: dict[str, str]
-    ) -> Text:
-        assigned = c.info.gpus_assigned
-        if not assigned:
-            return Text("")
-        text = Text(format_assigned(assigned))
-        # A running container sitting on GPUs it does not use: worth a glance.
-        if (
+        def cells() -> tuple[Cell, ...]:
+            styled: list[Cell] = [((text, ""),) for text in plain]
+            styled[1] = ((plain[1], "accent" if info.is_model else ""),)
+            state_text = _state_text(info)
+            styled[_STATE] = ((state_text, _state_colour(info)),)
+            if info.health:
+                colour = {"healthy": "ok", "unhealthy": "bad"}.get(info.health, "warn")
+                styled[_STATE] += ((f" {info.health}", colour),)
+            if stats.cpu_percent is not None and stats.cpu_percent >= 90:
+                styled[_CPU] = ((plain[_CPU], "warn"),)
+            if assigned.endswith(" idle"):
+                styled[_GPUS] = ((assigned[:-5], ""), (" idle", "warn"))
+            styled[-1] = ((plain[-1], "muted"),)
+            return tuple(styled)
+
+        return _Row(info.id, plain, cells)
+
+    def _sits_idle(self, c: ContainerSnapshot) -> bool:
+        """A running container holding GPUs it does not use: worth a glance."""
+        report: GpuReport | None = self._snapshot.gpu if self._snapshot is not None else None
+        return (
             c.info.state == "running"
             and not c.gpus
             and report is not None
             and report.ok
             and report.attribution_possible
-        ):
-            text.append(" idle", style=palette["warn"])
-        return text
+        )
 
-    def _group_cells(
+    def _group_row(
         self,
         group: tuple[str, str],
         members: Sequence[ContainerSnapshot],
         everyone: Sequence[ContainerSnapshot],
-        palette: dict[str, str],
-    ) -> tuple[Text, ...]:
+    ) -> _Row:
         running = sum(1 for c in everyone if c.info.state == "running")
         unhealthy = sum(1 for c in everyone if c.info.health == "unhealthy")
-        state = Text(f"{running}/{len(everyone)} running")
-        state.stylize(palette["ok"] if running == len(everyone) else palette["warn"])
-        if unhealthy:
-            state.append(f" {unhealthy} unhealthy", style=palette["bad"])
-        models = sorted({c.info.model for c in members})
-        images = sorted({c.info.image for c in members})
+        state = f"{running}/{len(everyone)} running"
+        health = f" {unhealthy} unhealthy" if unhealthy else ""
+        label = group_label(group)
         mem = _sum(c.stats.mem_bytes for c in members)
-        return (
-            Text("▾ " + _clip(group_label(group), 30), style="bold"),
-            Text(_clip(", ".join(models), 36), style="bold"),
-            Text(_clip(", ".join(images), 30)),
-            state,
-            Text(""),
-            Text(str(sum(c.info.restart_count for c in members)), justify="right"),
-            Text(percent(_sum(c.stats.cpu_percent for c in members)), justify="right"),
-            Text(human_bytes(mem), justify="right"),
-            Text(human_bytes(_sum(gpu_mem(c) for c in members), na="")),
-            Text(""),
-            Text(""),
-            Text(human_rate(_sum(c.stats.net_rx_rate for c in members)), justify="right"),
-            Text(human_rate(_sum(c.stats.net_tx_rate for c in members)), justify="right"),
-            Text(""),
-            Text(group_label(group), style="bold"),
+        plain = (
+            "▾ " + _clip(label, 30),
+            _clip(", ".join(sorted({c.info.model for c in members})), 36),
+            _clip(", ".join(sorted({c.info.image for c in members})), 30),
+            state + health,
+            "",
+            str(sum(c.info.restart_count for c in members)),
+            percent(_sum(c.stats.cpu_percent for c in members)),
+            human_bytes(mem),
+            human_bytes(_sum(gpu_mem(c) for c in members), na=""),
+            "",
+            "",
+            human_rate(_sum(c.stats.net_rx_rate for c in members)),
+            human_rate(_sum(c.stats.net_tx_rate for c in members)),
+            "",
+            label,
         )
 
-    def _rows(self) -> list[tuple[str, tuple[Text, ...]]]:
+        def cells() -> tuple[Cell, ...]:
+            styled: list[Cell] = [((text, ""),) for text in plain]
+            for i in (0, 1, len(plain) - 1):
+                styled[i] = ((plain[i], "bold"),)
+            styled[_STATE] = ((state, "ok" if running == len(everyone) else "warn"),)
+            if health:
+                styled[_STATE] += ((health, "bad"),)
+            return tuple(styled)
+
+        return _Row(GROUP_PREFIX + label, plain, cells, group)
+
+    def _build_rows(self) -> list[_Row]:
         snapshot = self._snapshot
         if snapshot is None:
             return []
         visible = visible_containers(snapshot, show_all=self.show_all, needle=self.filter_text)
         self.visible_count = len(visible)
-        spec = next(col for col in COLUMNS if col.key == self.sort_column)
+        spec = COLUMNS[COLUMN_KEYS.index(self.sort_column)]
         reverse = self.sort_reverse
 
         def order(c: ContainerSnapshot) -> tuple[object, str]:
@@ -468,124 +594,124 @@ class ContainerTable(DataTable):
         blocks.extend(((order(c)), None, [c]) for c in lone)
         blocks.sort(key=lambda b: b[0], reverse=reverse)
 
-        palette = self._palette()
         now = snapshot.taken_at or time.time()
         everyone: dict[tuple[str, str], list[ContainerSnapshot]] = {}
         for c in snapshot.containers:
             everyone.setdefault(c.info.group, []).append(c)
-        rows: list[tuple[str, tuple[Text, ...]]] = []
-        self._groups = {}
+        rows: list[_Row] = []
         for _, group, members in blocks:
             if group is not None:
-                key = GROUP_PREFIX + group_label(group)
-                self._groups[key] = group
-                rows.append((key, self._group_cells(group, members, everyone[group], palette)))
-            rows.extend(
-                (c.info.id, self._container_row(c, palette, now, group is not None))
-                for c in members
-            )
-        if len(self._row_cache) > 2 * len(snapshot.containers) + 64:
+                rows.append(self._group_row(group, members, everyone[group]))
+            rows.extend(self._container_row(c, now, group is not None) for c in members)
+        if len(self._info_text) > 2 * len(snapshot.containers) + 64:
             present = {c.info.id for c in snapshot.containers}
-            self._row_cache = {k: v for k, v in self._row_cache.items() if k in present}
+            self._info_text = {k: v for k, v in self._info_text.items() if k in present}
         return rows
 
-    def _render_cell(
-        self,
-        row_index: int,
-        column_index: int,
-        base_style: Style,
-        width: int,
-        cursor: bool = False,
-        hover: bool = False,
-    ) -> list:
-        if row_index < 0 or column_index < 0:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        column_key = self._column_locations.get_key(column_index)
-        if row_key is None or column_key is None:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        key = (
-            row_key.value,
-            column_key.value,
-            self._versions.get((row_key.value, column_key.value), 0),
-            row_index,
-            base_style,
-            width,
-            cursor,
-            hover,
-            self._show_hover_cursor,
-            self._pseudo_class_state,
-        )
-        lines = self._rendered.get(key)
-        if lines is None:
-            if len(self._rendered) > 20_000:
-                self._rendered.clear()
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-            self._rendered[key] = lines
-        return lines  # type: ignore[return-value]
-
-    def _fit_columns(self, rows: list[tuple[str, tuple[Text, ...]]]) -> None:
-        if len(rows) == len(self._cells) and all(
-            self._cells.get(key) is cells for key, cells in rows
-        ):
-            return
-        widths = [self._header(col).cell_len for col in COLUMNS]
-        for _, cells in rows:
-            for i, cell in enumerate(cells):
-                widths[i] = max(widths[i], cell.cell_len)
-        changed = False
-        for col, width in zip(COLUMNS, widths, strict=True):
-            column = self.columns.get(col.key)  # type: ignore[call-overload]
-            if column is not None and column.width != width:
-                column.width = width
-                changed = True
-        if changed:
-            self._require_update_dimensions = True
-            self.refresh()
-
     def _rebuild(self) -> None:
+        selected = self._cursor_key()
+        rows = self._build_rows()
+        self._rows = rows
+        self._index = {row.key: i for i, row in enumerate(rows)}
+        self._groups = {row.key: row.group for row in rows if row.group is not None}
+        widths = [cell_len(self._header(col)) for col in COLUMNS]
+        for row in rows:
+            for i, text in enumerate(row.plain):
+                if len(text) > widths[i]:
+                    widths[i] = cell_len(text)
+        self._widths = tuple(widths)
+        if len(self._strips) > 2 * len(rows) + 64:
+            self._strips = {k: v for k, v in self._strips.items() if k in self._index}
+        self.virtual_size = Size(sum(widths) + 2 * CELL_PADDING * len(widths), len(rows) + 1)
         if not self.is_mounted:
             return
-        rows = self._rows()
-        keys = [key for key, _ in rows]
-        self._fit_columns(rows)
-        if set(keys) == set(self._order):
-            changed = False
-            for key, cells in rows:
-                old = self._cells.get(key, ())
-                if cells is old:
-                    continue
-                data = self._data[RowKey(key)]
-                for col_key, new, before in zip(COLUMN_KEYS, cells, old, strict=False):
-                    if new != before:
-                        # What update_cell does, less a refresh per cell: one follows below.
-                        self._versions[(key, col_key)] = next(self._version)
-                        data[ColumnKey(col_key)] = new
-                        changed = True
-                self._cells[key] = cells
-            if changed:
-                self._update_count += 1
-                self.refresh()
-            if keys != self._order:
-                # Same rows, new order (a sort by CPU reorders every tick): move them in
-                # place, as DataTable.sort does, instead of rebuilding the table.
-                selected = self._cursor_key()
-                self._order = keys
-                self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
-                self._update_count += 1
-                self.refresh()
-                if selected is not None:
-                    self.move_cursor(row=keys.index(selected), animate=False)
+        # The cursor follows its row when rows move; when its row is gone it stays put.
+        if selected in self._index:
+            index = self._index[selected]
+            if index != self.cursor_row:
+                self.move_cursor(row=index)
+        elif rows and self.cursor_row >= len(rows):
+            self.move_cursor(row=len(rows) - 1)
+        self._post_highlight()
+        self.refresh()
+
+    def _post_highlight(self) -> None:
+        key = self._cursor_key()
+        if key == self._highlighted:
             return
-        selected = self._cursor_key()
-        self.clear()
-        self._order = keys
-        self._cells = dict(rows)
-        self._versions.clear()
-        self._rendered.clear()
-        for key, cells in rows:
-            self.add_row(*cells, key=key)
-        if selected in self._cells:
-            self.move_cursor(row=keys.index(selected), animate=False)
-        elif keys:
-            self.move_cursor(row=min(self.cursor_row, len(keys) - 1), animate=False)
+        self._highlighted = key
+        if key is None:
+            self.post_message(self.ContainerHighlighted(None, None))
+        elif key.startswith(GROUP_PREFIX):
+            self.post_message(self.ContainerHighlighted(None, self._groups.get(key)))
+        else:
+            self.post_message(self.ContainerHighlighted(key, None))
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's style is computed through its ancestors: once a frame, not once a line.
+        self._base_style = self.rich_style
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self._base_style or self.rich_style
+        scroll_x, scroll_y = int(self.scroll_offset.x), int(self.scroll_offset.y)
+        if y == 0:
+            line = self._line(
+                [[(self._header(col), "")] for col in COLUMNS],
+                base + self.get_component_rich_style("container-table--header"),
+                {},
+            )
+        else:
+            index = scroll_y + y - 1
+            if not 0 <= index < len(self._rows):
+                return Strip.blank(width, base)
+            line = self._row_strip(index, base)
+        # The name column stays put; the rest scrolls sideways under it.
+        fixed = self._widths[0] + 2 * CELL_PADDING
+        if scroll_x == 0 or line.cell_length <= fixed:
+            return line.crop_extend(0, width, base)
+        rest = line.crop_extend(fixed + scroll_x, width + scroll_x, base)
+        return Strip.join([line.crop(0, fixed), rest]).crop_extend(0, width, base)
+
+    def _row_strip(self, index: int, base: Style) -> Strip:
+        row = self._rows[index]
+        cursor = index == self.cursor_row
+        key = (row.plain, cursor, self._widths, self.app.theme, self.has_focus, base)
+        cached = self._strips.get(row.key)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        style = base
+        if cursor:
+            style = base + self.get_component_rich_style("container-table--cursor")
+        strip = self._line(row.cells(), style, self._palette())
+        self._strips[row.key] = (key, strip)
+        return strip
+
+    def _line(
+        self, cells: Sequence[Sequence[Piece]], style: Style, palette: dict[str, Style]
+    ) -> Strip:
+        """One table line: each cell padded to its column's width, numbers to the right."""
+        # Runs of text in the line's own style are joined: most cells are plain, and fewer
+        # segments make every later step of the frame cheaper.
+        segments: list[Segment] = []
+        run: list[str] = []
+        pad = " " * CELL_PADDING
+        for cell, width, numeric in zip(cells, self._widths, _NUMERIC, strict=True):
+            used = sum(cell_len(text) for text, _ in cell)
+            gap = " " * max(0, width - used)
+            run.append(pad + gap if numeric else pad)
+            for text, colour in cell:
+                if not colour:
+                    run.append(text)
+                elif text:
+                    if run:
+                        segments.append(Segment("".join(run), style))
+                        run = []
+                    segments.append(Segment(text, style + palette.get(colour, Style())))
+            run.append(pad if numeric else gap + pad)
+        if run:
+            segments.append(Segment("".join(run), style))
+        return Strip(segments)
