@@ -14,6 +14,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from tui.fleet.openfiles import OpenFiles
+
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 INDEX_DEPTH = 6
 """How deep below a hierarchy's root container cgroups are looked for (kubepods nest deep)."""
@@ -57,11 +59,9 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def _read_int(path: str) -> int | None:
-    try:
-        text = _read(path).strip()
-    except OSError:
-        return None
+def _parse_int(text: bytes) -> int | None:
+    """A counter file's value; None for "max" (no limit) or anything unreadable."""
+    text = text.strip()
     if text == b"max":
         return None
     try:
@@ -112,6 +112,10 @@ def _first_pid(cgroup: str, *, nested: bool = True) -> int | None:
     return None
 
 
+NETNS_CACHE = 4096
+"""Processes whose network namespace is remembered; the cache starts over beyond it."""
+
+
 class CgroupReader:
     """Reads container figures from cgroup files below `sys_root` and `/proc` below `proc_root`.
 
@@ -127,6 +131,23 @@ class CgroupReader:
         self._host_netns = self._netns(1)
         self._index: dict[str, str] = {}
         self._indexed_at = -INDEX_MIN_AGE
+        self._files = OpenFiles()
+        # A container's main process keeps its network namespace: look it up once per pid.
+        self._netns_of: dict[int, str | None] = {}
+
+    def end_tick(self) -> None:
+        """Close the files of containers not read since the last call (they stopped or left)."""
+        self._files.end_tick()
+
+    def close(self) -> None:
+        """Close every file kept open for reading."""
+        self._files.close()
+
+    def _int(self, path: str) -> int | None:
+        try:
+            return _parse_int(self._files.read(path))
+        except OSError:
+            return None
 
     def _load_mounts(self) -> None:
         try:
@@ -251,30 +272,30 @@ class CgroupReader:
     def read(self, paths: CgroupPaths, at: float) -> RawSample:
         """Read the cumulative counters of one container."""
         if paths.version == 1:
-            cpu_ns = _read_int(paths.cpu + "/cpuacct.usage")
-            mem_usage = _read_int(paths.memory + "/memory.usage_in_bytes")
-            mem_limit = _read_int(paths.memory + "/memory.limit_in_bytes")
+            cpu_ns = self._int(paths.cpu + "/cpuacct.usage")
+            mem_usage = self._int(paths.memory + "/memory.usage_in_bytes")
+            mem_limit = self._int(paths.memory + "/memory.limit_in_bytes")
             try:
-                stat = _read(paths.memory + "/memory.stat")
+                stat = self._files.read(paths.memory + "/memory.stat")
             except OSError:
                 stat = b""
             inactive = _stat_value(stat, b"total_inactive_file") or 0
-            blk_read, blk_write = self._blkio_v1(paths.io)
+            blk_read, blk_write = self._blkio_v1(self._files, paths.io)
         else:
             try:
-                cpu_stat = _read(paths.cpu + "/cpu.stat")
+                cpu_stat = self._files.read(paths.cpu + "/cpu.stat")
             except OSError:
                 cpu_stat = b""
             usec = _stat_value(cpu_stat, b"usage_usec")
             cpu_ns = usec * 1000 if usec is not None else None
-            mem_usage = _read_int(paths.memory + "/memory.current")
-            mem_limit = _read_int(paths.memory + "/memory.max")
+            mem_usage = self._int(paths.memory + "/memory.current")
+            mem_limit = self._int(paths.memory + "/memory.max")
             try:
-                stat = _read(paths.memory + "/memory.stat")
+                stat = self._files.read(paths.memory + "/memory.stat")
             except OSError:
                 stat = b""
             inactive = _stat_value(stat, b"inactive_file") or 0
-            blk_read, blk_write = self._io_v2(paths.io)
+            blk_read, blk_write = self._io_v2(self._files, paths.io)
         net_rx, net_tx = self._net(paths.pid)
         return RawSample(
             at=at,
@@ -289,9 +310,9 @@ class CgroupReader:
         )
 
     @staticmethod
-    def _blkio_v1(path: str) -> tuple[int | None, int | None]:
+    def _blkio_v1(files: OpenFiles, path: str) -> tuple[int | None, int | None]:
         try:
-            data = _read(path + "/blkio.throttle.io_service_bytes")
+            data = files.read(path + "/blkio.throttle.io_service_bytes")
         except OSError:
             return None, None
         read = write = 0
@@ -305,9 +326,9 @@ class CgroupReader:
         return read, write
 
     @staticmethod
-    def _io_v2(path: str) -> tuple[int | None, int | None]:
+    def _io_v2(files: OpenFiles, path: str) -> tuple[int | None, int | None]:
         try:
-            data = _read(path + "/io.stat")
+            data = files.read(path + "/io.stat")
         except OSError:
             return None, None
         read = write = 0
@@ -320,11 +341,15 @@ class CgroupReader:
 
     def _net(self, pid: int) -> tuple[int | None, int | None]:
         # A container on the host's network has no traffic of its own: the CLI shows none.
-        ns = self._netns(pid)
+        if pid not in self._netns_of:
+            if len(self._netns_of) > NETNS_CACHE:
+                self._netns_of.clear()
+            self._netns_of[pid] = self._netns(pid)
+        ns = self._netns_of[pid]
         if ns is not None and ns == self._host_netns:
             return None, None
         try:
-            data = _read(os.path.join(self.proc_root, str(pid), "net", "dev"))
+            data = self._files.read(os.path.join(self.proc_root, str(pid), "net", "dev"))
         except OSError:
             return None, None
         rx = tx = 0

@@ -134,6 +134,7 @@ class FleetMonitor:
             thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._gpu_sampler.close()
+        self._cgroups.close()
 
     def connect(self) -> EngineStatus:
         """Ask the engine for its version; raises EngineError when it does not answer."""
@@ -193,6 +194,7 @@ class FleetMonitor:
                 remote.append(info)
                 continue
             readings[info.id] = self._cgroups.read(paths, now)
+        self._cgroups.end_tick()
         if remote and status.reachable:
             for cid, raw in zip(
                 (c.id for c in remote), self._pool.map(self._api_reading, remote), strict=True
@@ -200,8 +202,9 @@ class FleetMonitor:
                 if raw is not None:
                     readings[cid] = raw
         stats: dict[str, ContainerStats] = {}
+        remote_ids = {c.id for c in remote}
         for cid, raw in readings.items():
-            source = "api" if any(c.id == cid for c in remote) else "cgroup"
+            source = "api" if cid in remote_ids else "cgroup"
             prev = self._raw.get(cid)
             stats[cid] = compute_stats(raw, prev, mem_total=self._mem_total, source=source)
         sampled = bool(self._raw) or not readings
