@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="engine to watch (unix:///path, tcp://host:port, ssh://user@host); default: "
         "DOCKER_HOST, else the configuration file's first host, else the active docker "
-        "context, else the local socket",
+        "context, else the local Docker socket, else a Podman socket",
     )
     common.add_argument(
         "--config",
