@@ -2,7 +2,10 @@
 
 Run it from the repository root:
 
-    .venv/bin/python bench/logs_bench.py                    # 10k and 100k lines/s, 10 s each
+    .venv/bin/python bench/logs_bench.py                    # all runs (about 8 minutes)
+    .venv/bin/python bench/logs_bench.py --runs flood       # 10k and 100k lines/s, 10 s each
+    .venv/bin/python bench/logs_bench.py --runs soak --soak-seconds 600
+    .venv/bin/python bench/logs_bench.py --runs open --history 1000000 --opens 9
     .venv/bin/python bench/logs_bench.py --rates 10000 --seconds 5
     .venv/bin/python bench/logs_bench.py --json /tmp/logs-bench.json
 
@@ -25,7 +28,21 @@ once its reader is attached, so both readers follow live:
 
 Both also read the whole log back without following (aitop through `Engine.open_logs` and the
 line splitter; `docker logs -t`): the parsing cost without the generator's pacing.
-The container is removed at the end, also on Ctrl-C or an error.
+
+Two more runs (`--runs flood,soak,open` picks them):
+
+- soak: one flood of `--soak-rate` lines/s for `--soak-seconds`, followed like flood 1, the
+  child's RSS (VmRSS) and the pane's retained lines and estimated bytes sampled every
+  `--soak-every` seconds, against the buffer's caps (`max_lines`, `max_bytes`). It ends when
+  the last line is in or at 1.2 x the flood's length + 30 s, whichever comes first; the lines
+  aitop took in are what to compare with an hour at 10,000 lines/s (36 million lines).
+- open: a container writes `--history` lines as fast as the engine takes them; then a pane is
+  opened on it `--opens` times as the app's `l` does (a `LogFollower` with the "last
+  `--tail` lines" preset feeding the pane through `post_batch`), each timed from the open to
+  the first screen refresh after the history's last line is in the pane (the median is the
+  figure), next to `docker logs --tail` (a process start included).
+
+Containers are removed at the end, also on Ctrl-C or an error.
 """
 
 from __future__ import annotations
@@ -51,6 +68,7 @@ if str(ROOT) not in sys.path:
 from tui.fleet.engine import Engine, EngineError  # noqa: E402
 from tui.fleet.logs import (  # noqa: E402
     LineSplitter,
+    LogBatch,
     LogFollower,
     LogTarget,
     parse_timestamp,
@@ -145,8 +163,23 @@ def _cpu_seconds() -> float:
 # --- child: aitop's path, in a process of its own -------------------------------------------
 
 
-def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
-    """Follow flood 1 with a LogFollower into a LogPane in a headless app; return figures."""
+def _rss_mb() -> float:
+    """This process's resident memory now (VmRSS), in MB."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for row in fh:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    return 0.0
+
+
+def child(
+    container_id: str, rate: int, seconds: float, sample_every: float = 0.0
+) -> dict[str, Any]:
+    """Follow flood 1 with a LogFollower into a LogPane in a headless app; return figures.
+
+    With `sample_every` (the soak run), RSS and the buffer's retained lines and bytes are
+    sampled that often, and the run ends at the flood's end even if aitop is behind.
+    """
     from textual.app import App, ComposeResult
 
     from widgets.log_pane import LogPane
@@ -154,6 +187,7 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
     expected = int(rate * seconds)
     engine = Engine()
     result: dict[str, Any] = {}
+    samples: list[dict[str, float]] = []
 
     class Bench(App):
         def compose(self) -> ComposeResult:
@@ -199,17 +233,33 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
                 time.sleep(0.01)
             cpu0, wall0 = _cpu_seconds(), time.monotonic()
             trigger(container_id)
-            deadline = wall0 + seconds * 10 + 60
+            deadline = wall0 + (seconds * 1.2 + 30 if sample_every else seconds * 10 + 60)
             done_at = None
+            next_sample = wall0
 
             def appended() -> int:
                 return pane.line_count + pane.buffer.dropped + pane.dropped_lines
 
+            def sample() -> dict[str, float]:
+                buffer = pane.buffer
+                return {
+                    "t": time.monotonic() - wall0,
+                    "rss_mb": _rss_mb(),
+                    "retained_lines": len(buffer),
+                    "retained_bytes": buffer.nbytes,
+                    "lines_taken": appended(),
+                }
+
             while time.monotonic() < deadline:
                 time.sleep(0.01)
+                if sample_every and time.monotonic() >= next_sample:
+                    samples.append(self.call_from_thread(sample))
+                    next_sample += sample_every
                 if done and self.call_from_thread(appended) >= expected + 1:
                     done_at = time.time()
                     break
+            if sample_every:
+                samples.append(self.call_from_thread(sample))
             cpu1, wall1 = _cpu_seconds(), time.monotonic()
             follower.close()
 
@@ -225,6 +275,9 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
                     skipped_in_rendering=pane.skipped_lines,
                     follower=follower.stats.__dict__,
                     buffer_bytes=pane.buffer.nbytes,
+                    max_lines=pane.buffer.max_lines,
+                    max_bytes=pane.buffer.max_bytes,
+                    lines_taken=appended(),
                 )
 
             self.call_from_thread(collect)
@@ -245,6 +298,105 @@ def child(container_id: str, rate: int, seconds: float) -> dict[str, Any]:
 
     Bench().run(headless=True, size=(160, 50))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if samples:
+        result["samples"] = samples
+    engine.close()
+    return result
+
+
+def open_child(container_id: str, name: str, opens: int, tail: int) -> dict[str, Any]:
+    """Open a pane on a container's long history `opens` times, as the app does; time each.
+
+    One open: a `LogFollower` with the "last `tail` lines" preset, `on_batch` the pane's
+    `post_batch`, the pane's session started, the follower started (what the app's `l` does).
+    It is shown once the pane holds the history's last line and the screen has been
+    refreshed after that (`call_after_refresh`), with the last line in the pane's bottom row.
+    """
+    from textual.app import App, ComposeResult
+
+    from widgets.log_pane import LogPane
+
+    engine = Engine()
+    result: dict[str, Any] = {"opens": []}
+
+    class TimedPane(LogPane):
+        """The pane, telling the bench after each batch it took in."""
+
+        after_batch: Any = None
+
+        def add_batch(self, batch: LogBatch) -> bool:
+            accepted = super().add_batch(batch)
+            if self.after_batch is not None:
+                self.after_batch()
+            return accepted
+
+    class Bench(App):
+        def compose(self) -> ComposeResult:
+            yield TimedPane(title="history", id="pane", tail=tail)
+
+        def on_mount(self) -> None:
+            self.pane = self.query_one(LogPane)
+            self.run_worker(self._drive, thread=True, exit_on_error=True)
+
+        def _drive(self) -> None:
+            pane = self.pane
+            for _ in range(opens):
+                shown = threading.Event()
+                marks: dict[str, float] = {}
+
+                def on_batch(batch: Any, marks: dict[str, float] = marks) -> None:
+                    marks.setdefault("first_batch", time.perf_counter())
+                    pane.post_batch(batch)
+
+                def drawn(marks: dict[str, float] = marks, shown: threading.Event = shown) -> None:
+                    view = pane.query_one("#log-lines")
+                    bottom = view.render_line(view.size.height - 1).text
+                    marks["shown"] = time.perf_counter()
+                    marks["bottom_is_last"] = float("phase=1 done" in bottom)
+                    shown.set()
+
+                def check(marks: dict[str, float] = marks) -> None:
+                    if pane.line_count >= tail and "complete" not in marks:
+                        last = pane.buffer.get(pane.buffer.end_seq - 1)
+                        if last is not None and last.text.startswith("phase=1 done"):
+                            marks["complete"] = time.perf_counter()
+                            pane.call_after_refresh(drawn)
+
+                def open_pane(marks: dict[str, float] = marks) -> LogFollower:
+                    marks["t0"] = time.perf_counter()
+                    follower = LogFollower(
+                        engine,
+                        LogTarget(container_id, name),
+                        on_batch=on_batch,
+                        preset=pane.preset,
+                    )
+                    pane.after_batch = check
+                    pane.start_session(follower.session, title=name, show_source=False)
+                    follower.start()
+                    return follower
+
+                follower = self.call_from_thread(open_pane)
+                shown.wait(30)
+                follower.stop()
+                t0 = marks["t0"]
+                result["opens"].append(
+                    {
+                        "shown_ms": 1000 * (marks["shown"] - t0) if "shown" in marks else None,
+                        "first_batch_ms": 1000 * (marks["first_batch"] - t0)
+                        if "first_batch" in marks
+                        else None,
+                        "in_buffer_ms": 1000 * (marks["complete"] - t0)
+                        if "complete" in marks
+                        else None,
+                        "lines": self.call_from_thread(lambda: pane.line_count),
+                        "bottom_is_last": bool(marks.get("bottom_is_last")),
+                    }
+                )
+                follower.join(5)
+                time.sleep(0.2)
+            self.call_from_thread(self.exit)
+
+    Bench().run(headless=True, size=(160, 50))
     engine.close()
     return result
 
@@ -338,17 +490,7 @@ def bench_rate(engine: Engine, rate: int, seconds: float) -> dict[str, Any]:
         name=f"aitop-bench-logs-{rate}-{uuid.uuid4().hex[:6]}",
     )
     try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", cid, str(rate), str(seconds)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-            timeout=seconds * 10 + 120,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"child failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-        aitop = json.loads(out.stdout.strip().splitlines()[-1])
+        aitop = _child(["--child", cid, str(rate), str(seconds)], seconds * 10 + 120)
         if not aitop.get("done_ts"):
             raise RuntimeError(f"aitop never saw the end of flood 1: {aitop}")
         docker = docker_logs_follow(cid, aitop["done_ts"] + 1, int(rate * seconds))
@@ -356,6 +498,89 @@ def bench_rate(engine: Engine, rate: int, seconds: float) -> dict[str, Any]:
         return {"rate": rate, "seconds": seconds, "aitop": aitop, "docker_logs_f": docker, **back}
     finally:
         _remove(engine, cid)
+
+
+def _child(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run this file with `args` in a fresh process; its last stdout line is the JSON result."""
+    out = subprocess.run(
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"child failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_soak(engine: Engine, rate: int, seconds: float, every: float) -> dict[str, Any]:
+    """One long flood followed by aitop's path, sampling its memory every `every` seconds."""
+    cid = engine.run(
+        IMAGE,
+        [str(rate), str(seconds), "1"],
+        labels={LABEL: "logs"},
+        name=f"aitop-bench-soak-{uuid.uuid4().hex[:6]}",
+    )
+    try:
+        aitop = _child(
+            ["--child", cid, str(rate), str(seconds), "--sample-every", str(every)],
+            seconds * 1.5 + 120,
+        )
+        return {"rate": rate, "seconds": seconds, "aitop": aitop}
+    finally:
+        _remove(engine, cid)
+
+
+def _wait_for_log(cid: str, marker: bytes, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tail = subprocess.run(
+            ["docker", "logs", "--tail", "1", cid], capture_output=True, check=True
+        ).stdout
+        if marker in tail:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the history container did not write {marker!r} in {timeout:.0f} s")
+
+
+def bench_open(engine: Engine, history: int, opens: int, tail: int) -> dict[str, Any]:
+    """A container with `history` lines written: open the pane on it `opens` times."""
+    name = f"aitop-bench-history-{uuid.uuid4().hex[:6]}"
+    # Written as fast as the engine takes them (the rate is out of reach), then it idles.
+    cid = engine.run(IMAGE, [str(history), "1", "1"], labels={LABEL: "logs"}, name=name)
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        trigger(cid)
+        _wait_for_log(cid, b"phase=1 done", 600)
+        written_s = time.monotonic() - t0
+        aitop = _child(["--open-child", cid, name, str(opens), str(tail)], 300)
+        cli: list[float] = []
+        for _ in range(opens):
+            t = time.perf_counter()
+            subprocess.run(
+                ["docker", "logs", "-t", "--tail", str(tail), cid], capture_output=True, check=True
+            )
+            cli.append(1000 * (time.perf_counter() - t))
+        return {
+            "history": history,
+            "written_s": written_s,
+            "tail": tail,
+            "aitop": aitop,
+            "docker_logs_tail_ms": cli,
+        }
+    finally:
+        _remove(engine, cid)
+
+
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _fmt(value: Any, spec: str = ",.0f") -> str:
@@ -398,27 +623,116 @@ def report(results: list[dict[str, Any]]) -> None:
         )
 
 
+def report_soak(r: dict[str, Any]) -> None:
+    a = r["aitop"]
+    samples = a["samples"]
+    rss = [x["rss_mb"] for x in samples]
+    full = next((x for x in samples if x["retained_lines"] >= a["max_lines"]), None)
+    after = [x["rss_mb"] for x in samples if full is not None and x["t"] >= full["t"]]
+    taken = a["lines_taken"]
+    span = samples[-1]["t"] if samples else 0.0
+    print(f"\n== soak: {r['rate']:,} lines/s for {r['seconds']:g} s ==")
+    print(
+        f"  aitop  took in           {taken:,} lines in {span:.0f} s ({taken / span:,.0f} lines/s);"
+        f" as many as {taken / 10_000 / 60:.0f} min at 10,000 lines/s"
+        if span
+        else "  aitop  took in           nothing"
+    )
+    print(
+        f"  aitop  RSS               first {rss[0]:.0f} MB, peak {max(rss):.0f} MB,"
+        f" last {rss[-1]:.0f} MB ({len(rss)} samples every {r.get('every', 0):g} s)"
+    )
+    if full is not None and after:
+        print(
+            f"  aitop  RSS once full     {full['rss_mb']:.0f} MB at {full['t']:.0f} s (buffer"
+            f" at its cap); after that min {min(after):.0f}, max {max(after):.0f},"
+            f" last {after[-1]:.0f} MB"
+        )
+    print(
+        f"  aitop  retained          {a['retained']:,} lines (cap {a['max_lines']:,}),"
+        f" {a['buffer_bytes'] / 2**20:.1f} MB estimated (cap {a['max_bytes'] / 2**20:.0f} MB);"
+        f" evicted {a['evicted_by_cap']:,}, dropped by backpressure {a['dropped_backpressure']:,}"
+    )
+    print(f"  aitop  CPU               {a['cpu_percent']:.0f}% of a core")
+
+
+def report_open(r: dict[str, Any]) -> None:
+    opens = r["aitop"]["opens"]
+    shown = [o["shown_ms"] for o in opens]
+    print(
+        f"\n== opening the pane on {r['history']:,} lines of history"
+        f" (written in {r['written_s']:.0f} s), last {r['tail']:,} lines, {len(opens)} opens =="
+    )
+    print(
+        f"  aitop  shown             median {_fmt(_median(shown), '.0f')} ms"
+        f" (each: {', '.join(_fmt(v, '.0f') for v in shown)} ms)"
+    )
+    print(
+        f"  aitop  in the buffer     median {_fmt(_median([o['in_buffer_ms'] for o in opens]))} ms;"
+        f" first batch median {_fmt(_median([o['first_batch_ms'] for o in opens]))} ms;"
+        f" lines {sorted({o['lines'] for o in opens})};"
+        f" last line in the bottom row: {all(o['bottom_is_last'] for o in opens)}"
+    )
+    cli = r["docker_logs_tail_ms"]
+    print(
+        f"  docker logs --tail       median {_fmt(_median(cli))} ms"
+        f" (the CLI's process start included)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="flood,soak,open", help="which runs, in this order")
     parser.add_argument("--rates", default="10000,100000")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--soak-rate", type=int, default=100_000)
+    parser.add_argument("--soak-seconds", type=float, default=180.0)
+    parser.add_argument("--soak-every", type=float, default=5.0, help="RSS sampling interval")
+    parser.add_argument("--history", type=int, default=1_000_000)
+    parser.add_argument("--opens", type=int, default=7)
+    parser.add_argument("--tail", type=int, default=1000)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--sample-every", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--open-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         cid, rate, seconds = args.child
-        print(json.dumps(child(cid, int(rate), float(seconds))))
+        print(json.dumps(child(cid, int(rate), float(seconds), args.sample_every)))
+        return
+    if args.open_child:
+        cid, name, opens, tail = args.open_child
+        print(json.dumps(open_child(cid, name, int(opens), int(tail))))
         return
     engine = Engine(timeout=30)
     engine.version()
     build_image(engine)
-    results = []
-    for rate in (int(r) for r in args.rates.split(",")):
-        print(f"flooding at {rate:,} lines/s ...", flush=True)
-        results.append(bench_rate(engine, rate, args.seconds))
-    report(results)
-    meta = {"cpus": os.cpu_count(), "engine": engine.version().get("Version")}
-    print(f"\nmachine: {meta['cpus']} CPUs, Docker {meta['engine']}")
+    runs = args.runs.split(",")
+    results: dict[str, Any] = {}
+    if "flood" in runs:
+        results["flood"] = []
+        for rate in (int(r) for r in args.rates.split(",")):
+            print(f"flooding at {rate:,} lines/s ...", flush=True)
+            results["flood"].append(bench_rate(engine, rate, args.seconds))
+        report(results["flood"])
+    if "soak" in runs:
+        print(f"\nsoak: {args.soak_rate:,} lines/s for {args.soak_seconds:g} s ...", flush=True)
+        results["soak"] = bench_soak(engine, args.soak_rate, args.soak_seconds, args.soak_every)
+        results["soak"]["every"] = args.soak_every
+        report_soak(results["soak"])
+    if "open" in runs:
+        print(f"\nwriting {args.history:,} lines of history ...", flush=True)
+        results["open"] = bench_open(engine, args.history, args.opens, args.tail)
+        report_open(results["open"])
+    meta = {
+        "cpus": os.cpu_count(),
+        "engine": engine.version().get("Version"),
+        "load": os.getloadavg(),
+    }
+    print(
+        f"\nmachine: {meta['cpus']} CPUs, Docker {meta['engine']},"
+        f" load average at the end {meta['load'][0]:.1f}"
+    )
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
         print(f"written to {args.json}")

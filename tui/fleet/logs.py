@@ -74,6 +74,7 @@ __all__ = [
     "DEFAULT_PRESET",
     "DEFAULT_TAIL",
     "FOLLOW_READ_PAUSE",
+    "HISTORY_HOLD",
     "INSPECT_POLL",
     "JUMP_KINDS",
     "LINE_OVERHEAD",
@@ -117,6 +118,8 @@ strict timestamp order; resuming a little earlier and dropping what was seen clo
 """
 READY_TIMEOUT = 3.0
 """A replica whose backlog has not arrived by then no longer holds the others back."""
+HISTORY_HOLD = 0.5
+"""How long a follower keeps the initial history back to hand it over whole."""
 INSPECT_POLL = 1.0
 """How often a stopped container is asked whether it started again."""
 _PLAIN_BYTES = bytes([9, *range(32, 127)])
@@ -1096,6 +1099,10 @@ class LogFollower:
                 ack_due = self._ack_due
             if ack_due is not None and now < ack_due:
                 timeout = ack_due - now
+            elif not self.ready and now - self._started < HISTORY_HOLD:
+                # The initial history goes out in one batch (shown at once, not a part
+                # now and the rest a batch interval later), unless it takes long to come.
+                timeout = self._started + HISTORY_HOLD - now
             elif now - last < self.batch_interval:
                 timeout = last + self.batch_interval - now
             else:
