@@ -366,3 +366,30 @@ def test_a_section_that_is_not_a_table_is_reported(tmp_path, value):
 def test_an_inline_table_is_a_table(tmp_path):
     loaded = load_config(str(write(tmp_path, "refresh = {fleet = 4}\n")))
     assert loaded.problems == () and loaded.config.refresh.fleet == 4.0
+
+
+def test_the_readme_example_is_a_valid_file(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1]
+    example = section.split("```toml", 1)[1].split("```", 1)[0]
+    loaded = parse_config(example, tmp_path / "readme.toml")
+    assert loaded.problems == ()
+    config, problems = check_settings(loaded)
+    assert problems == [] and config.keymap == {"toggle-all": "A", "log_pane.follow": "f,end"}
+    assert config.detection.name_patterns == ("^llm-",)
+
+
+def test_an_unreadable_file_is_reported_and_an_unreachable_default_is_not(tmp_path):
+    folder = tmp_path / "a-folder.toml"
+    folder.mkdir()
+    (problem,) = load_config(str(folder)).problems
+    assert str(problem) == f"{folder}: cannot be read (Is a directory); the defaults apply"
+    binary = tmp_path / "latin1.toml"
+    binary.write_bytes(b"theme = '\xe9'\n")
+    (problem,) = load_config(str(binary)).problems
+    assert str(problem).startswith(f"{binary}: cannot be read (") and "utf-8" in str(problem)
+    # XDG_CONFIG_HOME is a file, so the default place cannot exist: quietly the defaults.
+    not_a_dir = tmp_path / "plain-file"
+    not_a_dir.write_text("", encoding="utf-8")
+    loaded = load_config(environ={"XDG_CONFIG_HOME": str(not_a_dir)})
+    assert (loaded.config, loaded.problems) == (Config(), ())

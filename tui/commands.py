@@ -395,7 +395,8 @@ def palette_entries(
                 PaletteEntry(title, help_text, partial(app.run_action, binding.action, node))
             )
     for command in COMMANDS:
-        if app.check_action(command.action, ()) is False:
+        # The palette is open already; hidden actions (read-only) are not offered.
+        if command.id == "command-palette" or app.check_action(command.action, ()) is False:
             continue
         keys = keymap.get(command.id, command.key)
         help_text = command.help

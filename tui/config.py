@@ -309,9 +309,17 @@ def load_config(
         why = f"no such file (named by {source})"
         return LoadedConfig(Config(), path, source, problems=(ConfigProblem(path, None, why),))
     except (OSError, UnicodeDecodeError) as exc:
+        try:
+            path.stat()
+            exists = True
+        except OSError:
+            exists = False
+        # An unreadable ~/.config hides whether there is a file at all: nothing to report.
+        if not exists and source == "default":
+            return LoadedConfig(Config(), path, source)
         why = getattr(exc, "strerror", None) or str(exc)
-        problem = ConfigProblem(path, None, f"cannot be read ({why}); using the defaults")
-        return LoadedConfig(Config(), path, source, exists=path.exists(), problems=(problem,))
+        problem = ConfigProblem(path, None, f"cannot be read ({why}); the defaults apply")
+        return LoadedConfig(Config(), path, source, exists=exists, problems=(problem,))
     return parse_config(text, path, source)
 
 
