@@ -82,4 +82,7 @@ def snapshot_json(
     engine: Engine, *, include_all: bool = False, rules: DetectionRules = DEFAULT_RULES
 ) -> dict[str, Any]:
     """The whole JSON document for one engine (model containers found by `rules`)."""
-    return {"hosts": [host_to_json(collect(engine, rules=rules), include_all=include_all)]}
+    host = host_to_json(collect(engine, rules=rules), include_all=include_all)
+    # Known once connected: "Docker" or "Podman", and what that engine's API lacks.
+    host.update(engine=engine.product, engine_limitations=list(engine.limitations))
+    return {"hosts": [host]}
