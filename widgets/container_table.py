@@ -129,6 +129,7 @@ def _state_colour(info: ContainerInfo) -> str:
 
 PALETTE = ("ok", "warn", "bad", "muted", "accent", "bold")
 """Names of the styles a cell's text may be drawn in (component classes of the table)."""
+_NOT_DRAWN = object()
 Piece = tuple[str, str]
 """A run of a cell's text and the palette entry it is drawn in ("" for the row's own style)."""
 Cell = tuple[Piece, ...]
@@ -142,6 +143,10 @@ class _Row:
     plain: tuple[str, ...]
     cells: Callable[[], tuple[Cell, ...]]
     group: tuple[str, str] | None = None
+    widths: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(map(cell_len, self.plain)))
 
 
 class ContainerTable(ScrollView, can_focus=True):
@@ -250,7 +255,10 @@ class ContainerTable(ScrollView, can_focus=True):
         self._info_text: dict[str, tuple[ContainerInfo, tuple[str, ...]]] = {}
         # Rendered lines of the rows, kept while what they show is unchanged.
         self._strips: dict[str, tuple[tuple, Strip]] = {}
+        self._row_cache: dict[str, tuple[tuple, _Row]] = {}
         self._base_style: Style | None = None
+        self._frame_palette: dict[str, Style] | None = None
+        self._drawn: dict[int, object] = {}
 
     # --- public ------------------------------------------------------------------------------
 
@@ -469,22 +477,48 @@ class ContainerTable(ScrollView, can_focus=True):
         return text
 
     def _container_row(self, c: ContainerSnapshot, now: float, indent: bool) -> _Row:
+        """A container's row; the same object as last time while nothing shown changed."""
+        info, stats = c.info, c.stats
+        uptime = now - info.started_at if info.running and info.started_at else None
+        uptime_text = human_duration(uptime)
+        idle = bool(info.gpus_assigned) and self._sits_idle(c)
+        # Most of a large fleet idles: the same figures as a tick ago, nothing to format.
+        key = (
+            info,
+            uptime_text,
+            stats.cpu_percent,
+            stats.mem_bytes,
+            stats.mem_limit_bytes,
+            stats.net_rx_rate,
+            stats.net_tx_rate,
+            c.gpus,
+            info.id in self.marked,
+            indent,
+            idle,
+        )
+        cached = self._row_cache.get(info.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        row = self._format_row(c, uptime_text, indent, idle)
+        self._row_cache[info.id] = (key, row)
+        return row
+
+    def _format_row(self, c: ContainerSnapshot, uptime: str, indent: bool, idle: bool) -> _Row:
         info, stats = c.info, c.stats
         name, model, image, state, restarts, ports, group = self._info_columns(info)
-        uptime = now - info.started_at if info.running and info.started_at else None
         mem = "-"
         if stats.mem_bytes is not None:
             mem = f"{human_bytes(stats.mem_bytes)} / {human_bytes(stats.mem_limit_bytes)}"
         mark = "✓ " if info.id in self.marked else ("  " if indent else "")
         assigned = format_assigned(info.gpus_assigned) if info.gpus_assigned else ""
-        if assigned and self._sits_idle(c):
+        if assigned and idle:
             assigned += " idle"
         plain = (
             mark + name,
             model,
             image,
             state,
-            human_duration(uptime),
+            uptime,
             restarts,
             percent(stats.cpu_percent),
             mem,
@@ -603,9 +637,10 @@ class ContainerTable(ScrollView, can_focus=True):
             if group is not None:
                 rows.append(self._group_row(group, members, everyone[group]))
             rows.extend(self._container_row(c, now, group is not None) for c in members)
-        if len(self._info_text) > 2 * len(snapshot.containers) + 64:
+        if len(self._row_cache) > 2 * len(snapshot.containers) + 64:
             present = {c.info.id for c in snapshot.containers}
             self._info_text = {k: v for k, v in self._info_text.items() if k in present}
+            self._row_cache = {k: v for k, v in self._row_cache.items() if k in present}
         return rows
 
     def _rebuild(self) -> None:
@@ -615,10 +650,8 @@ class ContainerTable(ScrollView, can_focus=True):
         self._index = {row.key: i for i, row in enumerate(rows)}
         self._groups = {row.key: row.group for row in rows if row.group is not None}
         widths = [cell_len(self._header(col)) for col in COLUMNS]
-        for row in rows:
-            for i, text in enumerate(row.plain):
-                if len(text) > widths[i]:
-                    widths[i] = cell_len(text)
+        if rows:
+            widths = list(map(max, widths, *(row.widths for row in rows)))
         self._widths = tuple(widths)
         if len(self._strips) > 2 * len(rows) + 64:
             self._strips = {k: v for k, v in self._strips.items() if k in self._index}
@@ -633,7 +666,26 @@ class ContainerTable(ScrollView, can_focus=True):
         elif rows and self.cursor_row >= len(rows):
             self.move_cursor(row=len(rows) - 1)
         self._post_highlight()
-        self.refresh()
+        self._refresh_changed()
+
+    def _line_token(self, y: int, top: int) -> object:
+        """What screen line `y` shows when the view starts at row `top`: equal tokens, equal
+        lines."""
+        if y == 0:
+            return (self._widths, self.sort_column, self.sort_reverse)
+        index = top + y - 1
+        if not 0 <= index < len(self._rows):
+            return None
+        row = self._rows[index]
+        return (row.key, row.plain, index == self.cursor_row, self._widths)
+
+    def _refresh_changed(self) -> None:
+        # Most ticks change a few figures of a large fleet: repainting only the lines that
+        # changed keeps both the frame and what goes to the terminal small.
+        top = int(self.scroll_offset.y)
+        for y in range(self.scrollable_content_region.height):
+            if self._drawn.get(y, _NOT_DRAWN) != self._line_token(y, top):
+                self.refresh_line(top + y)
 
     def _post_highlight(self) -> None:
         key = self._cursor_key()
@@ -652,12 +704,14 @@ class ContainerTable(ScrollView, can_focus=True):
     def render_lines(self, crop: Region) -> list[Strip]:
         # The widget's style is computed through its ancestors: once a frame, not once a line.
         self._base_style = self.rich_style
+        self._frame_palette = None
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self._base_style or self.rich_style
         scroll_x, scroll_y = int(self.scroll_offset.x), int(self.scroll_offset.y)
+        self._drawn[y] = self._line_token(y, scroll_y)
         if y == 0:
             line = self._line(
                 [[(self._header(col), "")] for col in COLUMNS],
@@ -679,14 +733,16 @@ class ContainerTable(ScrollView, can_focus=True):
     def _row_strip(self, index: int, base: Style) -> Strip:
         row = self._rows[index]
         cursor = index == self.cursor_row
-        key = (row.plain, cursor, self._widths, self.app.theme, self.has_focus, base)
+        key = (row.plain, cursor, self._widths, self.app.theme, self.has_focus, hash(base))
         cached = self._strips.get(row.key)
         if cached is not None and cached[0] == key:
             return cached[1]
         style = base
         if cursor:
             style = base + self.get_component_rich_style("container-table--cursor")
-        strip = self._line(row.cells(), style, self._palette())
+        if self._frame_palette is None:
+            self._frame_palette = self._palette()
+        strip = self._line(row.cells(), style, self._frame_palette)
         self._strips[row.key] = (key, strip)
         return strip
 

@@ -19,6 +19,7 @@ from tui.fleet.gpu_types import (
     format_bytes,
     pressure_warnings,
 )
+from widgets.static_text import set_text
 
 HOLDERS_SHOWN = 3
 """How many holders of a GPU's memory its block names."""
@@ -178,7 +179,7 @@ class GpuPanel(Widget):
 
     def _show(self, report: GpuReport | None) -> None:
         state = self.query_one("#gpu-state", Static)
-        state.update(self._state_line(report))
+        set_text(state, self._state_line(report))
         state.set_class(
             report is not None and (not report.ok or not report.attribution_possible), "-problem"
         )
@@ -246,10 +247,10 @@ class GpuPanel(Widget):
             title += " · MIG"
         if device.lost:
             title += " · LOST"
-        block.title.update(title)
+        set_text(block.title, title)
         block.root.set_class(device.lost, "-lost")
 
-        block.util.update(f"SM {_na(device.util_percent, '{:.0f}%')}")
+        set_text(block.util, f"SM {_na(device.util_percent, '{:.0f}%')}")
         _history(block.util_spark, device.util_history)
         if device.mem_used_bytes is None and device.mem_total_bytes is None:
             mem = f"MEM {NA}"
@@ -259,28 +260,28 @@ class GpuPanel(Widget):
             )
         if device.mem_percent is not None:
             mem += f" {device.mem_percent:.0f}%"
-        block.mem.update(mem)
+        set_text(block.mem, mem)
         _history(block.mem_spark, device.mem_history)
         _level(block.mem, device.mem_level)
 
         temp = f"TEMP {_na(device.temp_c, '{}°C')}"
         if device.temp_slowdown_c is not None:
             temp += f" (slowdown {device.temp_slowdown_c}°C)"
-        block.temp.update(temp)
+        set_text(block.temp, temp)
         _level(block.temp, device.temp_level)
-        block.power.update(f"POWER {_pair(device.power_w, device.power_limit_w, '{:.0f}', 'W')}")
+        set_text(block.power, f"POWER {_pair(device.power_w, device.power_limit_w, '{:.0f}', 'W')}")
         _level(block.power, device.power_level)
-        block.fan.update(f"FAN {_na(device.fan_percent, '{}%')}")
+        set_text(block.fan, f"FAN {_na(device.fan_percent, '{}%')}")
         clocks = _pair(device.clock_sm_mhz, device.clock_mem_mhz, "{}", " MHz")
-        block.clocks.update(f"CLK {clocks}")
+        set_text(block.clocks, f"CLK {clocks}")
 
         prefix = f"{device.label} "
         pressure = [w for w in warnings if w.startswith(prefix)]
         lines = list(pressure)
         if device.lost or device.error:
             lines.append(device.error)
-        block.holders.update("" if device.lost else self._holders(report, device))
-        block.note.update("\n".join(line for line in lines if line))
+        set_text(block.holders, "" if device.lost else self._holders(report, device))
+        set_text(block.note, "\n".join(line for line in lines if line))
         block.note.display = any(lines)
         block.note.set_class(bool(pressure) or device.lost, "-critical")
 

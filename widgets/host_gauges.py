@@ -10,6 +10,7 @@ from textual.widgets import Sparkline, Static
 
 from tui.fleet.models import HostSnapshot
 from widgets.formatting import human_bytes
+from widgets.static_text import set_text
 
 BARS = " ▁▂▃▄▅▆▇█"
 
@@ -65,21 +66,24 @@ class HostGauges(Widget):
 
     def update_host(self, host: HostSnapshot) -> None:
         """Show these host figures."""
-        self.query_one("#cpu-label", Static).update(
-            Text.assemble(("CPU ", "bold"), f"{host.cpu_percent:5.1f}%")
+        set_text(
+            self.query_one("#cpu-label", Static),
+            Text.assemble(("CPU ", "bold"), f"{host.cpu_percent:5.1f}%"),
         )
         self.query_one("#cpu-spark", Sparkline).data = list(host.cpu_history)
-        self.query_one("#cpu-cores", Static).update(
-            Text(f"{len(host.per_cpu_percent)} cores {core_bars(host.per_cpu_percent)}")
+        set_text(
+            self.query_one("#cpu-cores", Static),
+            Text(f"{len(host.per_cpu_percent)} cores {core_bars(host.per_cpu_percent)}"),
         )
         mem_pct = 100.0 * host.mem_used_bytes / host.mem_total_bytes if host.mem_total_bytes else 0
-        self.query_one("#mem-label", Static).update(
+        set_text(
+            self.query_one("#mem-label", Static),
             Text.assemble(
                 ("MEM ", "bold"),
                 f"{human_bytes(host.mem_used_bytes)}/{human_bytes(host.mem_total_bytes)}"
                 f" {mem_pct:.0f}%",
-            )
+            ),
         )
         self.query_one("#mem-spark", Sparkline).data = list(host.mem_history)
         one, five, fifteen = host.load_average
-        self.query_one("#load", Static).update(Text(f"load {one:.2f} {five:.2f} {fifteen:.2f}"))
+        set_text(self.query_one("#load", Static), Text(f"load {one:.2f} {five:.2f} {fifteen:.2f}"))

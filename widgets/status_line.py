@@ -9,6 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.fleet.models import EngineStatus
+from widgets.static_text import set_text
 
 
 class StatusLine(Static):
@@ -63,12 +64,12 @@ class StatusLine(Static):
     def _redraw(self) -> None:
         engine = self._engine
         if engine is None:
-            self.update(Text("connecting…"))
+            set_text(self, Text("connecting…"))
             return
         self.set_class(not engine.reachable, "-unreachable")
         if not engine.reachable:
             retry = f"; retrying in {engine.retry_in:.0f}s" if engine.retry_in else ""
-            self.update(Text(f"✖ engine unreachable: {engine.error}{retry}"))
+            set_text(self, Text(f"✖ engine unreachable: {engine.error}{retry}"))
             return
         clock = time.strftime("%H:%M:%S", time.localtime(self._updated)) if self._updated else "-"
         self.set_class(bool(self.alert), "-alert")
@@ -80,4 +81,4 @@ class StatusLine(Static):
             f" · {self.view}" if self.view else "",
             f" · updated {clock}",
         )
-        self.update(text)
+        set_text(self, text)
