@@ -198,8 +198,6 @@ class AitopApp(ActionsMixin, App):
         view = f"{table.visible_count} shown · {kind} · a: toggle"
         if table.filter_text:
             view += f" · filter: {table.filter_text!r}"
-        if self.engine is not None and self.engine.product == "Podman":
-            view = f"Podman {self.engine.product_version} (Docker-compatible API) · {view}"
         status = self.query_one(StatusLine)
         status.update_status(snapshot.engine, snapshot.taken_at)
         status.view = view

@@ -76,7 +76,8 @@ class StatusLine(Static):
         text = Text.assemble(
             (f"⚠ {self.alert} · ", "bold") if self.alert else "",
             ("● ", "bold"),
-            f"docker {engine.version} @ {engine.url}",
+            f"{engine.product} {engine.version} @ {engine.url}",
+            " (Docker-compatible API)" if engine.product != "Docker" else "",
             f" · stats: {engine.stats_source}",
             f" · {self.view}" if self.view else "",
             f" · updated {clock}",

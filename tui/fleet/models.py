@@ -128,6 +128,8 @@ class EngineStatus:
     """Seconds until the next reconnection attempt while unreachable."""
     stats_source: str = ""
     """"cgroup" when figures come from local kernel files, "api" when from the stats API."""
+    product: str = "Docker"
+    """Which engine answers: "Docker", or "Podman" (through its Docker-compatible API)."""
 
 
 @dataclass(frozen=True)

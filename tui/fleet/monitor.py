@@ -143,9 +143,10 @@ class FleetMonitor:
         status = EngineStatus(
             url=self.engine.url,
             reachable=True,
-            version=str(version.get("Version", "")),
+            version=self.engine.product_version or str(version.get("Version", "")),
             api_version=str(version.get("ApiVersion", "")),
             stats_source="cgroup" if local else "api",
+            product=self.engine.product or "Docker",
         )
         with self._lock:
             self._status = status
