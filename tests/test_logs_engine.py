@@ -521,15 +521,17 @@ def test_backpressure_bounds_what_waits_and_counts_what_it_drops(
     )
     wait_for(lambda: follower.stats.lines >= 20_000)
     assert len(sink.batches) == 1
-    first = sink.batches[0]
-    first.consumed()
-    wait_for(lambda: len(sink.batches) == 2)
-    second = sink.batches[1]
-    assert len(second.lines) == 500
-    assert second.lines[-1].text == "20000"
-    assert len(first.lines) <= 500
-    assert first.dropped + len(first.lines) + second.dropped + len(second.lines) == 20_000
-    assert follower.stats.dropped == first.dropped + second.dropped
+    # The history may be handed over whole (read within HISTORY_HOLD) or in part first:
+    # either way what waits stays bounded and every line is delivered or counted as dropped.
+    sink.batches[0].consumed()
+
+    def accounted() -> int:
+        return sum(b.dropped + len(b.lines) for b in sink.batches)
+
+    wait_for(lambda: accounted() == 20_000)
+    assert sink.batches[-1].lines[-1].text == "20000"
+    assert all(len(b.lines) <= 500 for b in sink.batches)
+    assert follower.stats.dropped == sum(b.dropped for b in sink.batches) > 0
 
 
 @pytest.mark.engine
