@@ -104,6 +104,7 @@ APP_COMMANDS: tuple[Command, ...] = (
         "Show the keys (help)",
         "Every key of the focused pane and the global ones",
         key="question_mark",
+        description="Help",
     ),
     Command(
         "command-palette",
