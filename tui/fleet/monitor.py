@@ -57,13 +57,16 @@ RELEVANT_ACTIONS = frozenset(
     }
 )
 
-FIRST_INTERVAL = 0.25
+FIRST_INTERVAL = 0.1
 """Gap between the first two samples, so CPU figures appear well within a second."""
 FIRST_FIGURES_WAIT = 1.0
 """Longest a first resync holds its inspects back for the first figures."""
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 INSPECT_WORKERS = 8
+SSH_WORKERS = 2
+"""Parallel calls to an ssh:// engine: each is an ssh process, and sshd limits how many
+connections may start at once (MaxStartups) and the sessions of each (MaxSessions, 10)."""
 
 
 class FleetMonitor:
@@ -99,7 +102,8 @@ class FleetMonitor:
         # Sampler-thread state: previous readings and where each container's files are.
         self._raw: dict[str, RawSample] = {}
         self._paths: dict[str, CgroupPaths | None] = {}
-        self._pool = ThreadPoolExecutor(INSPECT_WORKERS, thread_name_prefix="aitop-engine")
+        workers = SSH_WORKERS if engine.url.startswith("ssh://") else INSPECT_WORKERS
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="aitop-engine")
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._online = threading.Event()
