@@ -1,44 +1,208 @@
-"""Render aitop's screenshots from the recorded demo fleet: `python screenshots/render.py`.
+"""Render aitop's screenshots: `python screenshots/render.py` (add `--recorded-only` to skip
+the ones that need a Docker engine).
 
-The fleet in tests/fixtures/demo_fleet.json was recorded from a real engine running
-`aitop demo up` (re-record with `python -m tests.record_fleet tests/fixtures/demo_fleet.json`);
-the GPU readings come from recorded NVML fixtures. The app renders itself into SVG.
+Every picture is the app rendering itself into SVG (`App.save_screenshot`):
+
+- from the recorded demo fleet: tests/fixtures/demo_fleet.json was recorded from a real engine
+  running `aitop demo up` (re-record with `python -m tests.record_fleet
+  tests/fixtures/demo_fleet.json`), with GPU readings replayed from the recorded NVML fixtures
+  (tests/fixtures/nvml): the fleet table, the GPU pane, the help screen and the app at 80x24;
+- from a live demo fleet on the local engine (started here when it is not up, and removed
+  again afterwards): the log pane with a search and a scale-down confirmation. Only the demo
+  fleet's containers are shown, whatever else runs on the engine; the confirmation is
+  answered "no", so nothing changes.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from textual.pilot import Pilot  # noqa: E402
+
 from tests.fleet_fixtures import ReplayMonitor, demo_fleet, demo_fleet_with_gpus  # noqa: E402
 from tui.app import AitopApp  # noqa: E402
+from tui.fleet.demo import DEMO_LABEL, demo_down, demo_up  # noqa: E402
+from tui.fleet.engine import Engine, EngineError  # noqa: E402
 from tui.fleet.models import FleetSnapshot  # noqa: E402
+from tui.fleet.monitor import FleetMonitor  # noqa: E402
+from widgets.confirm_screen import ConfirmScreen  # noqa: E402
+from widgets.container_table import GROUP_PREFIX, ContainerTable  # noqa: E402
+from widgets.log_pane import LogPane  # noqa: E402
+
+Step = Callable[[AitopApp, Pilot[Any]], Any]
 
 
-async def shoot(
-    name: str, snapshot: FleetSnapshot, size: tuple[int, int], keys: tuple[str, ...] = ()
+def save(app: AitopApp, name: str) -> None:
+    app.save_screenshot(filename=f"{name}.svg", path=str(HERE))
+    print(f"wrote screenshots/{name}.svg")
+
+
+async def select(app: AitopApp, pilot: Pilot[Any], key: str) -> None:
+    """Put the table's cursor on the row `key` (a container id or a group row's key)."""
+    table = app.query_one(ContainerTable)
+    table.move_cursor(row=table.row_keys.index(key))
+    await pilot.pause()
+
+
+def row_of(snapshot: FleetSnapshot, name: str) -> str:
+    return next(c.info.id for c in snapshot.containers if c.info.name == name)
+
+
+async def until(pilot: Pilot[Any], what: str, check: Callable[[], bool], limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"render.py: gave up waiting for {what} after {limit:.0f}s")
+        await pilot.pause(0.2)
+
+
+# --- from recorded data ----------------------------------------------------------------------
+
+
+async def recorded(
+    name: str,
+    snapshot: FleetSnapshot,
+    size: tuple[int, int],
+    keys: tuple[str, ...] = (),
+    select_name: str = "",
 ) -> None:
     app = AitopApp(None, monitor=ReplayMonitor(snapshot))
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
+        if select_name:
+            await select(app, pilot, row_of(snapshot, select_name))
         for key in keys:
             await pilot.press(key)
         await pilot.pause()
-        app.save_screenshot(filename=f"{name}.svg", path=str(HERE))
-        print(f"wrote screenshots/{name}.svg")
+        save(app, name)
+
+
+async def render_recorded() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        gpus = demo_fleet_with_gpus(Path(tmp))
+    await recorded("fleet-table", gpus, (200, 40))
+    # The GPU pane, with the cursor on the tensor-parallel replica that holds both GPUs.
+    await recorded("gpu-pane", gpus, (150, 23), select_name="aitop-demo-llama-1")
+    await recorded("all-containers-filtered", demo_fleet(), (200, 30), ("a", "slash", *"llama"))
+    await recorded("help", gpus, (120, 50), ("question_mark",))
+    await recorded("80x24", gpus, (80, 24))
+
+
+# --- from a live demo fleet ------------------------------------------------------------------
+
+
+class DemoOnlyMonitor:
+    """The real monitor, passing on only the demo fleet's containers (a shared engine may run
+    others: they stay out of the picture)."""
+
+    def __init__(self, monitor: FleetMonitor) -> None:
+        self._monitor = monitor
+        self.on_snapshot: Callable[[FleetSnapshot], None] | None = None
+
+    @staticmethod
+    def _only_demo(snapshot: FleetSnapshot) -> FleetSnapshot:
+        kept = tuple(c for c in snapshot.containers if DEMO_LABEL in c.info.labels)
+        return dataclasses.replace(snapshot, containers=kept)
+
+    def _forward(self, snapshot: FleetSnapshot) -> None:
+        if self.on_snapshot is not None:
+            self.on_snapshot(self._only_demo(snapshot))
+
+    def start(self) -> None:
+        self._monitor.on_snapshot = self._forward
+        self._monitor.start()
+
+    def snapshot(self) -> FleetSnapshot:
+        return self._only_demo(self._monitor.snapshot())
+
+    def stop(self) -> None:
+        self._monitor.stop()
+
+
+async def live(engine: Engine, name: str, size: tuple[int, int], steps: Step) -> None:
+    app = AitopApp(engine, monitor=DemoOnlyMonitor(FleetMonitor(engine)))  # type: ignore[arg-type]
+    async with app.run_test(size=size) as pilot:
+
+        def sampled() -> bool:
+            snap = app.last_snapshot
+            return snap is not None and any(
+                c.stats.cpu_percent is not None for c in snap.containers
+            )
+
+        await until(pilot, "the demo fleet's first figures", sampled)
+        await steps(app, pilot)
+        save(app, name)
+        await pilot.press("escape")
+        await pilot.pause()
+
+
+async def log_search(app: AitopApp, pilot: Pilot[Any]) -> None:
+    snapshot = app.last_snapshot
+    assert snapshot is not None
+    await select(app, pilot, row_of(snapshot, "aitop-demo-llama-1"))
+    await pilot.press("l")
+    pane = app.query_one(LogPane)
+    # The server logs a request every 1 to 3 seconds after loading: wait for a few.
+    await until(pilot, "request lines in the log pane", lambda: pane.line_count >= 18)
+    await pilot.press("slash", *"chat/completions", "enter")
+    await until(pilot, "search matches", lambda: pane.match_count >= 3)
+    await pilot.pause(0.3)
+
+
+async def scale_down(app: AitopApp, pilot: Pilot[Any]) -> None:
+    table = app.query_one(ContainerTable)
+    group = next(k for k in table.row_keys if k.startswith(f"{GROUP_PREFIX}aitop-demo/llama"))
+    await select(app, pilot, group)
+    await pilot.press("minus")
+    await until(pilot, "the confirmation", lambda: isinstance(app.screen, ConfirmScreen))
+    await pilot.pause(0.3)
+
+
+async def render_live() -> None:
+    engine = Engine()
+    try:
+        engine.version()
+        running = {
+            name.lstrip("/")
+            for entry in engine.list_containers((DEMO_LABEL,))
+            if entry.get("State") == "running"
+            for name in entry.get("Names") or ()
+        }
+    except EngineError as exc:
+        raise SystemExit(f"render.py: {exc} (or use --recorded-only)") from None
+    started = not {"aitop-demo-llama-1", "aitop-demo-llama-3"} <= running
+    if started:
+        print("starting the demo fleet (aitop demo up)")
+        demo_up(engine, say=lambda _msg: None)
+    try:
+        await live(engine, "log-search", (140, 40), log_search)
+        await live(engine, "scale-down-confirm", (140, 34), scale_down)
+    finally:
+        if started:
+            demo_down(engine, say=lambda _msg: None)
+            print("removed the demo fleet again")
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        gpus = demo_fleet_with_gpus(Path(tmp))
-    await shoot("fleet-table", gpus, (200, 40))
-    await shoot("all-containers-filtered", demo_fleet(), (200, 30), ("a", "slash", *"llama"))
-    await shoot("80x24", gpus, (80, 24))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--recorded-only", action="store_true", help="skip the pictures that need an engine"
+    )
+    args = parser.parse_args()
+    await render_recorded()
+    if not args.recorded_only:
+        await render_live()
 
 
 if __name__ == "__main__":
