@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -15,9 +17,19 @@ from widgets.static_text import set_text
 BARS = " ▁▂▃▄▅▆▇█"
 
 
-def core_bars(per_cpu: tuple[float, ...]) -> str:
-    """One block character per core, its height the core's load: scales to 100+ cores."""
-    return "".join(BARS[min(len(BARS) - 1, round(p / 100 * (len(BARS) - 1)))] for p in per_cpu)
+def cores_per_bar(cores: int, width: int) -> int:
+    """How many adjacent cores one character stands for so that `cores` fit in `width`
+    characters (1 when they fit or when the width is not known yet)."""
+    if width <= 0 or cores <= width:
+        return 1
+    return math.ceil(cores / width)
+
+
+def core_bars(per_cpu: tuple[float, ...], per_bar: int = 1) -> str:
+    """One block character per core (or per run of `per_bar` adjacent cores), its height the
+    load. A run shows its busiest core, so one hot core is never averaged away."""
+    loads = [max(per_cpu[i : i + per_bar]) for i in range(0, len(per_cpu), max(1, per_bar))]
+    return "".join(BARS[min(len(BARS) - 1, round(p / 100 * (len(BARS) - 1)))] for p in loads)
 
 
 class HostGauges(Widget):
@@ -64,17 +76,45 @@ class HostGauges(Widget):
             yield Sparkline([], id="mem-spark")
             yield Static("", id="load", classes="gauge-extra")
 
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._host: HostSnapshot | None = None
+
+    def on_resize(self) -> None:
+        # How many cores one bar stands for depends on the width.
+        if self._host is not None:
+            self._show_cores(self._host)
+
+    def _show_cores(self, host: HostSnapshot) -> None:
+        cores = len(host.per_cpu_percent)
+        label = f"{cores} cores "
+        # The cores' text may take half the line (`max-width: 50%`); keep room for the label
+        # and its "(N per bar)" note so the bars are never clipped.
+        room = self.content_size.width // 2 - len(label) - len("(999 per bar) ")
+        per_bar = cores_per_bar(cores, room) if self.content_size.width else 1
+        if per_bar > 1:
+            label += f"({per_bar} per bar) "
+        set_text(
+            self.query_one("#cpu-cores", Static),
+            Text(label + core_bars(host.per_cpu_percent, per_bar)),
+        )
+
     def update_host(self, host: HostSnapshot) -> None:
         """Show these host figures."""
+        self._host = host
         set_text(
             self.query_one("#cpu-label", Static),
             Text.assemble(("CPU ", "bold"), f"{host.cpu_percent:5.1f}%"),
         )
         self.query_one("#cpu-spark", Sparkline).data = list(host.cpu_history)
-        set_text(
-            self.query_one("#cpu-cores", Static),
-            Text(f"{len(host.per_cpu_percent)} cores {core_bars(host.per_cpu_percent)}"),
-        )
+        self._show_cores(host)
         mem_pct = 100.0 * host.mem_used_bytes / host.mem_total_bytes if host.mem_total_bytes else 0
         set_text(
             self.query_one("#mem-label", Static),
