@@ -96,7 +96,8 @@ async def render_recorded() -> None:
     await recorded("gpu-pane", gpus, (150, 23), select_name="aitop-demo-llama-1")
     await recorded("all-containers-filtered", demo_fleet(), (200, 30), ("a", "slash", *"llama"))
     await recorded("help", gpus, (120, 50), ("question_mark",))
-    await recorded("80x24", gpus, (80, 24))
+    # Scrolled sideways to the figures: the name column stays put.
+    await recorded("80x24", gpus, (80, 24), ("right",) * 60)
 
 
 # --- from a live demo fleet ------------------------------------------------------------------
