@@ -93,7 +93,8 @@ async def render_recorded() -> None:
         gpus = demo_fleet_with_gpus(Path(tmp))
     await recorded("fleet-table", gpus, (200, 40))
     # The GPU pane, with the cursor on the tensor-parallel replica that holds both GPUs.
-    await recorded("gpu-pane", gpus, (150, 23), select_name="aitop-demo-llama-1")
+    # Scrolled sideways so that the containers' GPU columns show whole.
+    await recorded("gpu-pane", gpus, (150, 23), ("right",) * 40, select_name="aitop-demo-llama-1")
     await recorded("all-containers-filtered", demo_fleet(), (200, 30), ("a", "slash", *"llama"))
     await recorded("help", gpus, (120, 50), ("question_mark",))
     # Scrolled sideways to the figures: the name column stays put.
