@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from tui.fleet import logs
 from tui.fleet.engine import Engine
 from tui.fleet.logs import (
     DEFAULT_TAIL,
@@ -501,6 +502,37 @@ def test_a_dropped_stream_resumes_without_duplicates_or_gaps(
         # Resumed lines can arrive in a later batch than the stream's other half.
         assert sorted(numbers) == list(range(numbers[0], numbers[0] + len(numbers)))
         assert len(set(numbers)) == len(numbers)
+
+
+@pytest.mark.engine
+def test_a_resume_whose_tail_falls_short_reads_again_without_one(
+    engine: Engine, run_container, followers, monkeypatch
+):
+    """A resumed stream asks only for the log's last lines (a long history is not decoded
+    from its start); when more came while it was away, nothing in between may be lost."""
+    monkeypatch.setattr(logs, "FOLLOW_TAIL", 3)
+    opened_with = []
+    read = logs._Reader._read
+
+    def slow_to_reconnect(self, *, follow, tail, since_ns):
+        opened_with.append(tail)
+        if follow and tail is not None:
+            time.sleep(0.1)  # a busy engine: hundreds of lines come in the meantime
+        return read(self, follow=follow, tail=tail, since_ns=since_ns)
+
+    monkeypatch.setattr(logs._Reader, "_read", slow_to_reconnect)
+    cid = run_container("i=0; while :; do echo n $i; i=$((i+1)); usleep 500; done")
+    follower, sink = _follow(followers, engine, cid)
+    wait_for(lambda: follower.ready and len(sink.numbers("n")) > 100)
+    for _ in range(3):
+        before = len(sink.numbers("n"))
+        follower.drop_streams()
+        wait_for(lambda b=before: len(sink.numbers("n")) > b + 200)
+    assert follower.stats.resumes >= 3
+    assert follower.stats.refills >= 3, (follower.stats, opened_with)
+    assert opened_with.count(None) >= 3  # each refill read again without a tail
+    numbers = sink.numbers("n")
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
 @pytest.mark.engine

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -74,6 +74,7 @@ __all__ = [
     "DEFAULT_PRESET",
     "DEFAULT_TAIL",
     "FOLLOW_READ_PAUSE",
+    "FOLLOW_TAIL",
     "HISTORY_HOLD",
     "INSPECT_POLL",
     "JUMP_KINDS",
@@ -124,6 +125,11 @@ INSPECT_POLL = 1.0
 """How often a stopped container is asked whether it started again."""
 _PLAIN_BYTES = bytes([9, *range(32, 127)])
 """Bytes a line may hold and still skip sanitising (printable ASCII and tab)."""
+FOLLOW_TAIL = 10_000
+"""Lines a resumed stream asks for back from the end of the log, with `since` filtering them:
+without a tail, the engine decodes the whole file from its start to find `since` (seconds of
+its CPU, and of waiting, on a long history). Should more lines have come since, the stream is
+opened again without the tail, so nothing is missed."""
 FOLLOW_READ_PAUSE = 0.005
 FOLLOW_SMALL_READ = 256
 """After a read of fewer messages than this, a follower waits `FOLLOW_READ_PAUSE` seconds
@@ -286,6 +292,11 @@ class LineSplitter:
         if not self.last_ts:
             return 0
         return max(1, self.last_ts - (RESUME_MARGIN_NS if margin else 0))
+
+    @property
+    def replay_newest(self) -> int:
+        """Timestamp of the newest message a replay should repeat (0: none expected)."""
+        return self._replay[-1] if self._replay else 0
 
     def expect_replay(self, since_ns: int) -> None:
         """The next messages replay the stream from `since_ns`: skip those already seen.
@@ -556,6 +567,8 @@ class FollowerStats:
     resumes: int = 0
     """Dropped streams resumed from the last timestamp seen."""
     restarts: int = 0
+    refills: int = 0
+    """Resumed streams opened again without a tail: more than `FOLLOW_TAIL` lines had come."""
     skipped_replayed: int = 0
     """Replayed messages dropped as already seen."""
 
@@ -666,7 +679,17 @@ class _Reader(threading.Thread):
             began = time.monotonic()
             if since:
                 self.splitter.expect_replay(since)
-            got, _ = self._read(follow=True, tail=None, since_ns=max(since, self._floor) or None)
+            start = max(since, self._floor) or None
+            try:
+                got, _ = self._read(
+                    follow=True,
+                    tail=FOLLOW_TAIL if since and not self._tty else None,
+                    since_ns=start,
+                )
+            except _TailTooShort:
+                self.follower._count("refills")
+                self.splitter.expect_replay(since)
+                got, _ = self._read(follow=True, tail=None, since_ns=start)
             if self._stopping:
                 return
             since = self.splitter.resume_since()
@@ -709,11 +732,19 @@ class _Reader(threading.Thread):
             stream.close()
         got = 0
         ok = True
+        # With a tail, the replay must reach back to what was last seen: a first message newer
+        # than that means the tail began after it, and lines in between would be missed.
+        seen = self.splitter.replay_newest if tail is not None and follow else 0
         try:
             while True:
                 messages = stream.read()
                 if not messages:
                     break
+                if seen:
+                    first = _first_timestamp(messages)
+                    if first is not None and first > seen:
+                        raise _TailTooShort
+                    seen = 0
                 lines = self.splitter.feed(messages)
                 if lines:
                     got += len(lines)
@@ -907,7 +938,7 @@ class LogFollower:
         self._dropped = 0
         self._ack_due: float | None = None
         self._counters: dict[str, int] = dict.fromkeys(
-            ("lines", "delivered", "dropped", "batches", "resumes", "restarts"), 0
+            (f.name for f in fields(FollowerStats) if f.name != "skipped_replayed"), 0
         )
         self._markers = False
         self._thread = threading.Thread(target=self._deliver, name="aitop-logs", daemon=True)
@@ -1203,6 +1234,19 @@ class LogFollower:
 
 class _StopReader(Exception):
     """Ends a reader thread whose stream cannot be read (internal)."""
+
+
+class _TailTooShort(Exception):
+    """A resumed stream's tail did not reach back to the last line seen (internal)."""
+
+
+def _first_timestamp(messages: Sequence[tuple[int, bytes]]) -> int | None:
+    """The engine's timestamp on the first log message (not a notice), if it has one."""
+    for stream, payload in messages:
+        if stream != 3:
+            space = payload.find(b" ", 0, 40)
+            return parse_timestamp(payload[:space]) if space > 0 else None
+    return None
 
 
 def _line_ts(line: LogLine) -> int:
