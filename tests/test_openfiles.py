@@ -69,11 +69,11 @@ def test_a_restarted_container_is_read_afresh_and_a_removed_one_leaves_nothing_o
         return raw
 
     wait_for(lambda: (sample().mem_usage or 0) >= 16 << 20)
-    kept = len(reader._files)
-    assert kept >= 5  # cpu, memory (3), block I/O, network
+    # cpu, memory usage and stat, block I/O, network; the limit on one tick in ten.
+    assert 5 <= len(reader._files) <= 6
     subprocess.run(["docker", "restart", "-t", "0", cid], check=True, capture_output=True)
     wait_for(lambda: (sample().mem_usage or 0) >= 16 << 20)
-    assert len(reader._files) == kept
+    assert 5 <= len(reader._files) <= 6  # the stale descriptors were replaced, not added to
     subprocess.run(["docker", "rm", "-f", cid], check=True, capture_output=True)
     reader.end_tick()  # nothing read this tick: the removed container's files are closed
     assert len(reader._files) == 0
