@@ -18,7 +18,7 @@ from tui.config import (
     Config,
     ThresholdsConfig,
     apply_thresholds,
-    choose_host,
+    choose_hosts,
     default_file,
     find_config,
     key_lines,
@@ -288,23 +288,20 @@ def test_flags_win_over_the_file(tmp_path):
     assert out.returncode == 2 and "intervals must be positive" in out.stderr
 
 
-def test_the_host_comes_from_flag_then_docker_host_then_the_file(tmp_path):
-    path = write(tmp_path, 'hosts = ["tcp://a:2375", "tcp://b:2375"]\n')
+def test_the_hosts_come_from_flags_then_docker_host_then_the_file(tmp_path):
+    path = write(tmp_path, 'hosts = ["tcp://a:2375", "tcp://b:2375", "tcp://a:2375"]\n')
     loaded = load_config(str(path))
-    host, source, notes = choose_host(None, loaded, {})
-    assert (host, source) == ("tcp://a:2375", "config file")
-    assert [str(n) for n in notes] == [
-        f"{path}:1: hosts: 2 given, but aitop watches one engine for now: tcp://a:2375 is used"
-    ]
-    assert choose_host(None, loaded, {"DOCKER_HOST": "tcp://env:1"})[:2] == (None, "DOCKER_HOST")
-    assert choose_host("tcp://flag:1", loaded, {"DOCKER_HOST": "x"})[:2] == (
-        "tcp://flag:1",
-        "--host",
-    )
-    assert choose_host(None, load_config(str(tmp_path / "none.toml")), {})[:2] == (
-        None,
-        "default",
-    )
+    source = f"config file {path}"
+    # Every host of the file is watched, each once.
+    assert choose_hosts([], loaded, {}) == [("tcp://a:2375", source), ("tcp://b:2375", source)]
+    assert choose_hosts([], loaded, {"DOCKER_HOST": "tcp://env:1"}) == [(None, "DOCKER_HOST")]
+    assert choose_hosts(
+        ["tcp://flag:1", "tcp://flag:2"],
+        loaded,
+        {"DOCKER_HOST": "x"},
+        contexts=[("ssh://me@box", "context box")],
+    ) == [("tcp://flag:1", "--host"), ("tcp://flag:2", "--host"), ("ssh://me@box", "context box")]
+    assert choose_hosts([], load_config(str(tmp_path / "none.toml")), {}) == [(None, "default")]
 
 
 def test_thresholds_change_the_gpu_levels():

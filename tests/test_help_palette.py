@@ -176,8 +176,8 @@ async def test_switch_host_names_the_engine_and_the_configured_hosts():
         await open_palette_and_run(pilot, app, "switch host")
         (note,) = [n for n in app._notifications if n.title == "Switch host"]
         assert note.message == (
-            "Watching tcp://a:2375 (from config file). Watching several engines comes later; "
-            "configured too: tcp://b:2375 (run aitop --host URL)."
+            "Watching tcp://a:2375 (from config file); "
+            "configured too: tcp://b:2375 (add --host URL to watch it too)."
         )
 
 

@@ -77,3 +77,47 @@ def test_help_screen(snap_compare):
         None, monitor=ReplayMonitor(demo_fleet()), config=Config(keymap={"toggle-all": "A"})
     )
     assert snap_compare(app, terminal_size=(110, 60), press=["question_mark"])
+
+
+def test_two_engines_and_one_unreachable(snap_compare):
+    """Three engines at 200x60: a HOST column right after NAME, and the rows grouped by host,
+    each host under a bold "▣" host row. First the local socket (/var/run/docker.sock: Docker
+    20.10.24+dfsg1, 8/8 running, stats: cgroup) with the demo fleet as in test_fleet_table;
+    then me@gpu-box (stats: api) with its own aitop-demo/llama group (2 replicas) and a
+    burner, the group row being a separate row from the local llama group; last
+    10.0.0.7:2376, whose host row says "unreachable, retrying in 8s" and "unreachable" in the
+    error colour, with nothing under it. The GPU pane says the GPU data of me@gpu-box and
+    10.0.0.7:2376 needs aitop on that host; the status line warns, first, that 10.0.0.7:2376
+    is unreachable and names the three engines."""
+    import dataclasses
+
+    local = demo_fleet()
+    remote_url = "ssh://me@gpu-box"
+    keep = ("aitop-demo-llama-1", "aitop-demo-llama-2", "aitop-demo-burner")
+    remote = dataclasses.replace(
+        local,
+        engine=dataclasses.replace(local.engine, url=remote_url, stats_source="api"),
+        containers=tuple(
+            dataclasses.replace(c, info=dataclasses.replace(c.info, id="f" + c.info.id[1:]))
+            for c in local.containers
+            if c.info.name in keep
+        ),
+    )
+    down = unreachable(
+        dataclasses.replace(
+            local, engine=dataclasses.replace(local.engine, url="tcp://10.0.0.7:2376")
+        )
+    )
+    down = dataclasses.replace(
+        down,
+        containers=(),
+        engine=dataclasses.replace(
+            down.engine,
+            retry_in=8.0,
+            error="the Docker engine at tcp://10.0.0.7:2376 refused the connection",
+        ),
+    )
+    app = AitopApp(
+        None, monitors=[ReplayMonitor(local), ReplayMonitor(remote), ReplayMonitor(down)]
+    )
+    assert snap_compare(app, terminal_size=(200, 60))

@@ -4,6 +4,8 @@
 whose `BINDINGS` include `ACTION_BINDINGS`. It expects the app to have `engine` (an `Engine`,
 or None for a recorded fleet), `last_snapshot` (the latest `FleetSnapshot`) and one
 `ContainerTable`; an `ActionProgress` widget, when the app composes one, shows progress.
+An app watching several engines overrides `engine_for` and `host_of`, so that every call
+goes to the engine that owns the container.
 
 Every engine call runs in a `@work(thread=True, group="actions")` worker that reports back
 with `post_message`; confirmations, pickers and the inspect view are modal screens. In
@@ -33,7 +35,7 @@ from tui.fleet.inspect_view import inspect_sections
 from tui.fleet.models import ContainerInfo, FleetSnapshot
 from widgets.action_progress import ActionProgress
 from widgets.confirm_screen import ConfirmAnswer, ConfirmScreen
-from widgets.container_table import GROUP_PREFIX, ContainerTable
+from widgets.container_table import ContainerTable
 from widgets.inspect_screen import InspectScreen
 from widgets.replica_screen import ReplicaScreen
 from widgets.signal_screen import SignalScreen
@@ -89,18 +91,24 @@ class ActionCompleted(Message):
 class ScaleAsked(Message):
     """A scale group was found; the next step needs the user (a count or a confirmation)."""
 
-    def __init__(self, group: scaling.ScaleGroup, plan: scaling.ScalePlan | None) -> None:
+    def __init__(
+        self, group: scaling.ScaleGroup, plan: scaling.ScalePlan | None, engine: Any = None
+    ) -> None:
         self.group = group
         self.plan = plan
+        self.engine = engine
+        """The engine the group runs on."""
         super().__init__()
 
 
 class PlacementBlocked(Message):
     """No GPU can hold another replica; the user may force it."""
 
-    def __init__(self, plan: scaling.ScalePlan, reason: str) -> None:
+    def __init__(self, plan: scaling.ScalePlan, reason: str, engine: Any = None) -> None:
         self.plan = plan
         self.reason = reason
+        self.engine = engine
+        """The engine the plan runs on."""
         super().__init__()
 
 
@@ -181,26 +189,39 @@ class ActionsMixin:
         app: Any = self
         return app.query_one(ContainerTable)
 
+    def engine_for(self, container_id: str | None = None, *, host: str | None = None) -> Any:
+        """The engine that owns a container (or a host's rows): here, the one engine."""
+        return self.engine
+
+    def host_of(self, container_id: str) -> str | None:
+        """The engine URL a container belongs to; None with one engine."""
+        return None
+
     def _selection(self) -> tuple[str | None, tuple[str, str] | None]:
         """(selected container id, selected group) under the table's cursor."""
         table = self._table()
-        keys = table.row_keys
-        if not keys or not 0 <= table.cursor_row < len(keys):
-            return None, None
-        key = keys[table.cursor_row]
-        if key.startswith(GROUP_PREFIX):
-            project, _, service = key[len(GROUP_PREFIX) :].partition("/")
-            return None, (project, service)
-        return key, None
+        return table.selected_container_id, table.selected_group
 
-    def _containers(self) -> tuple[ContainerInfo, ...]:
+    def _containers(self, host: str | None = None) -> tuple[ContainerInfo, ...]:
+        """The containers of every engine, or of the engine `host` only."""
         snapshot = self.last_snapshot
-        return tuple(c.info for c in snapshot.containers) if snapshot is not None else ()
+        if snapshot is None:
+            return ()
+        infos = (c.info for c in snapshot.containers)
+        if host is None:
+            return tuple(infos)
+        return tuple(i for i in infos if self.host_of(i.id) == host)
 
     def _targets(self) -> tuple[ContainerInfo, ...]:
         selected, group = self._selection()
+        everyone = self._containers()
+        host = self._table().selected_host
+        # A group row means that group on its own host (the same project may run on two);
+        # marks may span hosts.
+        marks = self.marked & {c.id for c in everyone}
+        pool = everyone if marks or host is None else self._containers(host)
         return act.resolve_targets(
-            self._containers(), marked=self.marked, selected_id=selected, selected_group=group
+            pool, marked=self.marked, selected_id=selected, selected_group=group
         )
 
     def _progress_widget(self) -> ActionProgress | None:
@@ -343,14 +364,30 @@ class ActionsMixin:
     def _lifecycle_worker(
         self, action: str, targets: tuple[ContainerInfo, ...], signal: str, volumes: bool
     ) -> None:
-        result = act.run_action(
-            self.engine,
-            action,
-            targets,
-            signal=signal,
-            volumes=volumes,
-            on_progress=self._report_step,
-        )
+        by_engine: dict[int, tuple[Any, list[ContainerInfo]]] = {}
+        for info in targets:
+            engine = self.engine_for(info.id)
+            by_engine.setdefault(id(engine), (engine, []))[1].append(info)
+        results = [
+            act.run_action(
+                engine,
+                action,
+                mine,
+                signal=signal,
+                volumes=volumes,
+                on_progress=self._report_step,
+            )
+            for engine, mine in by_engine.values()
+        ]
+        result = results[0]
+        if len(results) > 1:
+            result = act.ActionResult(
+                result.action,
+                succeeded=tuple(o for r in results for o in r.succeeded),
+                failed=tuple(o for r in results for o in r.failed),
+                refused=result.refused if all(r.refused for r in results) else "",
+                detail=result.detail,
+            )
         app: Any = self
         app.post_message(ActionCompleted(result.summary, result.severity))
 
@@ -373,7 +410,7 @@ class ActionsMixin:
             app.notify(f"{info.name} is {info.state}: start it first (u)", severity="warning")
             return
         try:
-            argv = act.shell_argv(self.engine, info.id)
+            argv = act.shell_argv(self.engine_for(info.id), info.id)
         except EngineError as exc:
             app.notify(str(exc), severity="error", timeout=10)
             return
@@ -413,7 +450,7 @@ class ActionsMixin:
     def _inspect_worker(self, container_id: str, name: str) -> None:
         app: Any = self
         try:
-            attrs = self.engine.inspect(container_id)
+            attrs = self.engine_for(container_id).inspect(container_id)
         except EngineError as exc:
             app.post_message(ActionCompleted(f"Inspect {name}: {exc}", "error", ends=False))
             return
@@ -448,30 +485,37 @@ class ActionsMixin:
         if selected is None and group is None:
             app.notify("Select a service or a container to scale", severity="warning")
             return
+        engine = self.engine_for(selected, host=self._table().selected_host)
         self._started("looking up replicas…")
-        self._scale_find_worker(selected, group, step)
+        self._scale_find_worker(selected, group, step, engine)
 
     @work(thread=True, exit_on_error=False, group=ACTIONS_GROUP, description="find replicas")
     def _scale_find_worker(
-        self, selected: str | None, group: tuple[str, str] | None, step: int | None
+        self,
+        selected: str | None,
+        group: tuple[str, str] | None,
+        step: int | None,
+        engine: Any = None,
     ) -> None:
         app: Any = self
+        engine = engine if engine is not None else self.engine
         try:
-            found = scaling.find_group(self.engine, container_id=selected, group=group)
+            found = scaling.find_group(engine, container_id=selected, group=group)
             plan = scaling.step_plan(found, step) if step is not None else None
         except EngineError as exc:
             app.post_message(ActionCompleted(f"Scale: {exc}", "error"))
             return
         if plan is not None and not plan.needs_confirmation:
-            self._execute_scale(plan, force=False, volumes=False)
+            self._execute_scale(plan, force=False, volumes=False, engine=engine)
             return
-        app.post_message(ScaleAsked(found, plan))
+        app.post_message(ScaleAsked(found, plan, engine))
 
     def on_scale_asked(self, message: ScaleAsked) -> None:
         app: Any = self
         self._finish_progress()
+        engine = message.engine
         if message.plan is not None:
-            self._confirm_scale(message.plan)
+            self._confirm_scale(message.plan, engine)
             return
         group = message.group
 
@@ -487,14 +531,14 @@ class ActionsMixin:
             if plan.changes_nothing:
                 app.notify(plan.describe(), timeout=4)
             elif plan.needs_confirmation:
-                self._confirm_scale(plan)
+                self._confirm_scale(plan, engine)
             else:
                 self._started(plan.describe() + "…")
-                self._scale_worker(plan, False, False)
+                self._scale_worker(plan, False, False, engine)
 
         app.push_screen(ReplicaScreen(group.label, group.count), counted)
 
-    def _confirm_scale(self, plan: scaling.ScalePlan) -> None:
+    def _confirm_scale(self, plan: scaling.ScalePlan, engine: Any = None) -> None:
         app: Any = self
         group = plan.group
         if group.kind == scaling.KIND_SWARM:
@@ -515,7 +559,7 @@ class ActionsMixin:
         def answered(answer: ConfirmAnswer | None) -> None:
             if answer is not None and answer.confirmed:
                 self._started(plan.describe() + "…")
-                self._scale_worker(plan, False, answer.option)
+                self._scale_worker(plan, False, answer.option, engine)
             else:
                 app.notify("Scale: cancelled, nothing changed", timeout=3)
 
@@ -529,7 +573,7 @@ class ActionsMixin:
         def answered(answer: ConfirmAnswer | None) -> None:
             if answer is not None and answer.confirmed:
                 self._started(plan.describe() + " (forced)…")
-                self._scale_worker(plan, True, False)
+                self._scale_worker(plan, True, False, message.engine)
             else:
                 app.notify("Scale: nothing was created", timeout=4)
 
@@ -543,16 +587,25 @@ class ActionsMixin:
         )
 
     @work(thread=True, exit_on_error=False, group=ACTIONS_GROUP, description="scale")
-    def _scale_worker(self, plan: scaling.ScalePlan, force: bool, volumes: bool) -> None:
-        self._execute_scale(plan, force=force, volumes=volumes)
+    def _scale_worker(
+        self, plan: scaling.ScalePlan, force: bool, volumes: bool, engine: Any = None
+    ) -> None:
+        self._execute_scale(plan, force=force, volumes=volumes, engine=engine)
 
-    def _execute_scale(self, plan: scaling.ScalePlan, *, force: bool, volumes: bool) -> None:
-        """Carry out a plan (on a worker thread) and post the outcome."""
+    def _execute_scale(
+        self, plan: scaling.ScalePlan, *, force: bool, volumes: bool, engine: Any = None
+    ) -> None:
+        """Carry out a plan on `engine` (default: the one engine) on a worker thread, and post
+        the outcome."""
         app: Any = self
-        free, need = gpu_inputs(self.last_snapshot, plan.group.source_id)
+        engine = engine if engine is not None else self.engine
+        free, need = None, None
+        # The GPUs known here are this machine's: they say nothing of a remote engine's.
+        if getattr(engine, "is_local", True):
+            free, need = gpu_inputs(self.last_snapshot, plan.group.source_id)
         try:
             result = scaling.execute_plan(
-                self.engine,
+                engine,
                 plan,
                 gpu_free=free,
                 gpu_need=need,
@@ -562,7 +615,7 @@ class ActionsMixin:
                 on_progress=self._report_step,
             )
         except scaling.PlacementError as exc:
-            app.post_message(PlacementBlocked(plan, str(exc)))
+            app.post_message(PlacementBlocked(plan, str(exc), engine))
             return
         except EngineError as exc:
             app.post_message(ActionCompleted(f"Scale {plan.group.label}: {exc}", "error"))

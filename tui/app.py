@@ -1,7 +1,9 @@
 """The aitop application: wires the headless fleet layer to the widgets.
 
 Data flows one way: the `FleetMonitor`'s threads publish snapshots, which arrive here as
-`FleetUpdated` messages and are handed to the widgets. User intent flows back as messages
+`FleetUpdated` messages and are handed to the widgets. With several engines there is one
+monitor per engine; their fleets are shown together, grouped by host, and every action or
+log stream goes to the engine that owns the container. User intent flows back as messages
 and key bindings. Nothing on the event loop talks to the engine, the kernel or psutil.
 """
 
@@ -11,12 +13,14 @@ import gc
 import os
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
@@ -29,10 +33,10 @@ from tui.fleet.engine import Engine
 from tui.fleet.gpu import GpuSampler
 from tui.fleet.gpu_types import pressure_warnings
 from tui.fleet.logs import LogFollower, LogTarget, ReplicaSetFollower, export_lines, export_path
-from tui.fleet.models import FleetSnapshot
+from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from widgets.action_progress import ActionProgress
-from widgets.container_table import ContainerTable
+from widgets.container_table import ContainerTable, host_label
 from widgets.gpu_panel import GpuPanel
 from widgets.help_screen import HelpScreen
 from widgets.host_gauges import HostGauges
@@ -44,15 +48,53 @@ FIRST_FRAME_ENV = "AITOP_FIRST_FRAME_FILE"
 
 
 class FleetUpdated(Message):
-    """A new fleet snapshot arrived from the monitor's threads."""
+    """A new fleet snapshot arrived from a monitor's threads (`index`: which engine's)."""
 
-    def __init__(self, snapshot: FleetSnapshot) -> None:
+    def __init__(self, snapshot: FleetSnapshot, index: int = 0) -> None:
         self.snapshot = snapshot
+        self.index = index
         super().__init__()
 
     def can_replace(self, message: Message) -> bool:
-        # Only the newest picture matters: a queued older one is dropped.
-        return isinstance(message, FleetUpdated)
+        # Only the newest picture of an engine matters: a queued older one is dropped.
+        return isinstance(message, FleetUpdated) and message.index == self.index
+
+
+def is_local_url(url: str) -> bool:
+    """True when an engine URL names this machine (its GPUs are the ones NVML sees here)."""
+    return url.startswith(("unix://", "npipe://"))
+
+
+def combined_status(fleets: Sequence[FleetSnapshot]) -> EngineStatus:
+    """One status for several engines, for the status line: reachable while any answers."""
+    up = [f.engine for f in fleets if f.engine.reachable]
+    down = [f.engine for f in fleets if not f.engine.reachable]
+
+    def joined(values: Iterable[str]) -> str:
+        return "/".join(dict.fromkeys(v for v in values if v))
+
+    labels = ", ".join(host_label(f.engine.url) for f in fleets)
+    return EngineStatus(
+        url=f"{len(fleets)} engines: {labels}",
+        reachable=bool(up),
+        version=joined(e.version for e in up),
+        api_version=joined(e.api_version for e in up),
+        error="; ".join(f"{host_label(e.url)}: {e.error or 'connecting'}" for e in down),
+        retry_in=min((e.retry_in for e in down if e.retry_in), default=0.0),
+        stats_source=joined(e.stats_source for e in up),
+        product=joined(e.product for e in up) or "Docker",
+    )
+
+
+def unreachable_notes(fleets: Sequence[FleetSnapshot]) -> list[str]:
+    """ "<host>: unreachable, retrying in 4s" for each engine of several that does not answer."""
+    notes = []
+    for fleet in fleets:
+        engine = fleet.engine
+        if not engine.reachable and engine.error:
+            retry = f" in {engine.retry_in:.0f}s" if engine.retry_in else ""
+            notes.append(f"{host_label(engine.url)}: unreachable, retrying{retry}")
+    return notes
 
 
 class AitopApp(ActionsMixin, App):
@@ -95,34 +137,53 @@ class AitopApp(ActionsMixin, App):
         config: Config | None = None,
         config_problems: Sequence[str] = (),
         hosts: Sequence[str] = (),
+        monitors: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         self.engine = engine
+        """The first engine (the only one, usually); None for a recorded fleet."""
         self.config = config or Config()
         """The settings from the configuration file (already checked; see tui/config.py)."""
         self.config_problems = tuple(config_problems)
         """What was wrong with the configuration file, one line each (shown once mounted)."""
         self.hosts = tuple(hosts) or self.config.hosts
-        """The engines the user configured (only the one watched is used for now)."""
+        """The engines the user configured."""
         self.keymap = dict(self.config.keymap)
         """Keys by binding id, over the registry's defaults."""
         if self.keymap:
             self.set_keymap(self.keymap)
         self.theme = self.config.theme
-        if self.config.read_only and engine is not None:
-            engine.read_only = True
         if config is not None:
             rules = self.config.detection_rules(rules)
             interval = self.config.refresh.fleet
             gpu_interval = self.config.refresh.gpu
-        self.monitor = monitor or FleetMonitor(
-            engine,
-            rules=rules,
-            interval=interval,
-            gpu=GpuSampler(min_interval=gpu_interval),
-        )
+        self.monitors: list[Any] = list(monitors) or [
+            monitor
+            or FleetMonitor(
+                engine,
+                rules=rules,
+                interval=interval,
+                gpu=GpuSampler(min_interval=gpu_interval),
+            )
+        ]
+        """One monitor per engine watched, in the order the hosts were given."""
+        self.monitor = self.monitors[0]
+        self.engines: list[Engine | None] = [
+            getattr(m, "engine", None) or (engine if i == 0 else None)
+            for i, m in enumerate(self.monitors)
+        ]
+        """The engine of each monitor (None for a recorded fleet)."""
+        if self.config.read_only:
+            for each in self.engines:
+                if each is not None:
+                    each.read_only = True
+        self._urls = [m.snapshot().engine.url for m in self.monitors]
+        self._fleets: list[FleetSnapshot | None] = [None] * len(self.monitors)
+        # Read by action workers too: replaced whole, never changed in place.
+        self._host_by_id: dict[str, str] = {}
         self._mounted_once = False
-        self.monitor.on_snapshot = self._from_monitor
+        for index, each in enumerate(self.monitors):
+            each.on_snapshot = partial(self._from_monitor, index)
         self._show_all = show_all
         self._first_frame_file = os.environ.get(FIRST_FRAME_ENV)
         self.last_snapshot: FleetSnapshot | None = None
@@ -150,29 +211,83 @@ class AitopApp(ActionsMixin, App):
             count = len(self.config_problems)
             head = f"configuration: {count} problem{'s' if count != 1 else ''}, defaults used"
             self.notify("\n".join(self.config_problems), title=head, severity="warning", timeout=20)
-        self.monitor.start()
-        # The monitor may have started before the screen existed: show what it has now.
-        snapshot = self.monitor.snapshot()
-        if snapshot.engine.reachable:
-            self.post_message(FleetUpdated(snapshot))
+        remote = [host_label(u) for u in self._urls if not is_local_url(u)]
+        self.query_one(GpuPanel).remote_hosts = tuple(remote)
+        for index, each in enumerate(self.monitors):
+            each.start()
+            # The monitor may have started before the screen existed: show what it has now.
+            snapshot = each.snapshot()
+            if snapshot.engine.reachable:
+                self.post_message(FleetUpdated(snapshot, index))
 
     def on_unmount(self) -> None:
         self._stop_logs()
-        self.monitor.stop()
+        for each in self.monitors:
+            each.stop()
 
-    # Called on the monitor's threads: post_message is thread-safe and never blocks.
-    def _from_monitor(self, snapshot: FleetSnapshot) -> None:
+    # Called on the monitors' threads: post_message is thread-safe and never blocks.
+    def _from_monitor(self, index: int, snapshot: FleetSnapshot) -> None:
         # Before mounting there is no screen to update; on_mount pulls the latest instead.
         if self._mounted_once:
-            self.post_message(FleetUpdated(snapshot))
+            self.post_message(FleetUpdated(snapshot, index))
+
+    def _combine(self) -> tuple[FleetSnapshot, tuple[FleetSnapshot, ...]]:
+        """Several engines' latest fleets as one snapshot (all containers, this machine's
+        host and GPU figures, a combined engine status), and each engine's fleet to show."""
+        fleets = []
+        for url, fleet in zip(self._urls, self._fleets, strict=True):
+            if fleet is None:
+                fleet = FleetSnapshot(engine=EngineStatus(url=url))
+            elif not is_local_url(url):
+                # This machine's NVML says nothing of another machine's containers.
+                fleet = FleetSnapshot(
+                    engine=fleet.engine,
+                    host=fleet.host,
+                    containers=fleet.containers,
+                    taken_at=fleet.taken_at,
+                    sampled=fleet.sampled,
+                )
+            fleets.append(fleet)
+        local = [f for f in fleets if is_local_url(f.engine.url)] or fleets
+        combined = FleetSnapshot(
+            engine=combined_status(fleets),
+            host=local[0].host,
+            containers=tuple(c for f in fleets for c in f.containers),
+            taken_at=max(f.taken_at for f in fleets),
+            sampled=all(f.sampled for f in fleets if f.engine.reachable),
+            gpu=next((f.gpu for f in local if f.gpu is not None), None),
+        )
+        return combined, tuple(fleets)
+
+    def engine_for(self, container_id: str | None = None, *, host: str | None = None) -> Any:
+        """The engine that owns a container, or the engine of a host's rows."""
+        if len(self.engines) == 1:
+            return self.engine
+        if host is None and container_id is not None:
+            host = self.host_of(container_id)
+        if host in self._urls:
+            return self.engines[self._urls.index(host)]
+        return self.engine
+
+    def host_of(self, container_id: str) -> str | None:
+        """The engine URL a container belongs to; None with one engine."""
+        return self._host_by_id.get(container_id)
 
     def on_fleet_updated(self, message: FleetUpdated) -> None:
-        snapshot = message.snapshot
+        self._fleets[message.index] = message.snapshot
+        try:
+            table = self.query_one(ContainerTable)
+        except NoMatches:
+            return  # shutting down: a monitor published after the screen went
+        if len(self.monitors) == 1:
+            snapshot, fleets = message.snapshot, (message.snapshot,)
+        else:
+            snapshot, fleets = self._combine()
+            self._host_by_id = {c.info.id: f.engine.url for f in fleets for c in f.containers}
         self.last_snapshot = snapshot
-        table = self.query_one(ContainerTable)
         names = {c.info.id: c.info.name for c in snapshot.containers}
         with self.batch_update():
-            table.update_snapshot(snapshot)
+            table.update_fleets(fleets)
             self.query_one(HostGauges).update_host(snapshot.host)
             if snapshot.gpu is not None:
                 self.query_one(GpuPanel).update_report(snapshot.gpu, names)
@@ -211,6 +326,14 @@ class AitopApp(ActionsMixin, App):
         status.view = view
         names = {c.info.id: c.info.name for c in snapshot.containers}
         warnings = pressure_warnings(snapshot.gpu, names) if snapshot.gpu is not None else []
+        if len(self.monitors) > 1:
+            # The line stays in the normal colours while another engine answers: say which not.
+            warnings = (
+                unreachable_notes(
+                    [f for f in self._fleets if f is not None and snapshot.engine.reachable]
+                )
+                + warnings
+            )
         status.alert = " · ".join(warnings)
 
     # --- actions -------------------------------------------------------------------------------
@@ -232,11 +355,12 @@ class AitopApp(ActionsMixin, App):
         self.push_screen(HelpScreen(help_sections(self, self.screen)))
 
     def action_switch_host(self) -> None:
-        """Say which engine aitop watches (one at a time for now) and which are configured."""
-        if self.engine is None:
+        """Say which engines aitop watches and which are configured."""
+        watched = [e for e in self.engines if e is not None]
+        if not watched:
             self.notify("no engine: this is a recorded fleet", severity="warning")
             return
-        text = describe_hosts(self.engine.url, self.engine.url_source, self.hosts)
+        text = describe_hosts([(e.url, e.url_source) for e in watched], self.hosts)
         self.notify(text, title="Switch host", timeout=10)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -262,7 +386,7 @@ class AitopApp(ActionsMixin, App):
             self._stop_logs()
             self.query_one(ContainerTable).focus()
             return
-        if self.engine is None:
+        if all(e is None for e in self.engines):
             self.notify("no engine to read logs from (a recorded fleet)", severity="warning")
             return
         pane.add_class("-open")
@@ -295,13 +419,19 @@ class AitopApp(ActionsMixin, App):
         self.notify(f"wrote {len(message.lines)} lines to {path}")
 
     def _log_targets(self) -> tuple[list[LogTarget], str]:
-        """What the pane should follow now: the selected container, its replicas, or a group."""
+        """What the pane should follow now: the selected container, its replicas, or a group
+        (replicas and groups on the selected row's host only)."""
         snapshot = self.last_snapshot
         table = self.query_one(ContainerTable)
         pane = self.query_one(LogPane)
         if snapshot is None:
             return [], ""
-        by_id = {c.info.id: c.info for c in snapshot.containers}
+        host = table.selected_host
+        by_id = {
+            c.info.id: c.info
+            for c in snapshot.containers
+            if host is None or table.host_of(c.info.id) == host
+        }
         selected = by_id.get(table.selected_container_id or "")
         group = selected.group if selected is not None else table.selected_group
         if (pane.replicas or selected is None) and group and group != ("", ""):
@@ -325,8 +455,12 @@ class AitopApp(ActionsMixin, App):
             return
         several = len(targets) > 1
         cls = ReplicaSetFollower if several else LogFollower
+        engine = self.engine_for(targets[0].container_id)
+        if engine is None:
+            pane.start_session(None, title="no engine (a recorded fleet)", show_source=False)
+            return
         follower = cls(
-            self.engine,
+            engine,
             targets if several else targets[0],
             on_batch=pane.post_batch,
             preset=pane.preset,

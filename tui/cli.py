@@ -17,12 +17,12 @@ from tui.config import (
     ConfigProblem,
     LoadedConfig,
     apply_thresholds,
-    choose_host,
+    choose_hosts,
     default_file,
     default_path,
     load_config,
 )
-from tui.fleet.engine import Engine, EngineError
+from tui.fleet.engine import Engine, EngineError, context_url
 
 EXIT_ENGINE = 2
 
@@ -34,10 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--host",
         metavar="URL",
+        action="append",
         default=argparse.SUPPRESS,
-        help="engine to watch (unix:///path, tcp://host:port, ssh://user@host); default: "
-        "DOCKER_HOST, else the configuration file's first host, else the active docker "
-        "context, else the local Docker socket, else a Podman socket",
+        help="engine to watch (unix:///path, tcp://host:port, ssh://user@host); give it "
+        "several times to watch several engines at once; default: DOCKER_HOST, else the "
+        "configuration file's hosts, else the active docker context, else the local Docker "
+        "socket, else a Podman socket",
+    )
+    common.add_argument(
+        "--context",
+        metavar="NAME",
+        action="append",
+        default=argparse.SUPPRESS,
+        help="watch the engine of this docker context (`docker context ls`); repeatable, and "
+        "combines with --host",
     )
     common.add_argument(
         "--config",
@@ -140,25 +150,36 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "config":
         return _config_command(args, loaded)
     config = loaded.config
-    host, host_source, notes = choose_host(getattr(args, "host", None), loaded)
-    problems = [*loaded.problems, *notes]
+    contexts = [(context_url(name), f"context {name}") for name in getattr(args, "context", [])]
+    chosen = choose_hosts(getattr(args, "host", None) or [], loaded, contexts=contexts)
+    problems = list(loaded.problems)
     _warn(problems)
-    engine = Engine(host)
-    if host_source == "config file":
-        engine.url_source = f"config file {loaded.path}"
-    engine.read_only = bool(getattr(args, "read_only", False)) or config.read_only
+    engines = []
+    for url, source in chosen:
+        engine = Engine(url)
+        if url is not None:
+            engine.url_source = source
+        engine.read_only = bool(getattr(args, "read_only", False)) or config.read_only
+        engines.append(engine)
+    engine = engines[0]
     rules = config.detection_rules()
     if args.command == "snapshot":
         from tui.fleet.snapshot import snapshot_json
 
         json.dump(
-            snapshot_json(engine, include_all=getattr(args, "all", False), rules=rules),
+            snapshot_json(engines, include_all=getattr(args, "all", False), rules=rules),
             sys.stdout,
             indent=2,
         )
         sys.stdout.write("\n")
         return 0
     if args.command == "demo":
+        if len(engines) > 1:
+            print(
+                "aitop: `aitop demo` works on one engine: give one --host or --context",
+                file=sys.stderr,
+            )
+            return EXIT_ENGINE
         if engine.read_only:
             print(
                 "aitop: read-only mode: `aitop demo` would start and remove containers",
@@ -184,17 +205,20 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ENGINE
-    # Fail fast, before the screen switches, with one readable line.
-    engine.version()
+    # Fail fast, before the screen switches, with one readable line. With several engines
+    # one that is down is shown as such and retried, like an engine that goes away later.
+    if len(engines) == 1:
+        engine.version()
     from tui.fleet.gpu import GpuSampler
     from tui.fleet.monitor import FleetMonitor
 
     apply_thresholds(config.thresholds)
-    # Start watching now: the engine is listed and sampled while Textual loads.
-    monitor = FleetMonitor(
-        engine, rules=rules, interval=interval, gpu=GpuSampler(min_interval=gpu_interval)
-    )
-    monitor.start()
+    # One NVML sampler for all: it throttles itself, so engines together read NVML once a tick.
+    gpu = GpuSampler(min_interval=gpu_interval)
+    # Start watching now: the engines are listed and sampled while Textual loads.
+    monitors = [FleetMonitor(e, rules=rules, interval=interval, gpu=gpu) for e in engines]
+    for monitor in monitors:
+        monitor.start()
     from tui.app import AitopApp
     from tui.commands import check_settings
 
@@ -205,12 +229,13 @@ def _run(args: argparse.Namespace) -> int:
         AitopApp(
             engine,
             show_all=args.all,
-            monitor=monitor,
+            monitors=monitors,
             config=config,
             config_problems=[str(p) for p in problems],
         ).run()
     finally:
-        monitor.stop()
+        for monitor in monitors:
+            monitor.stop()
     return 0
 
 

@@ -431,10 +431,12 @@ class AitopCommands(Provider):
                 yield Hit(score, matcher.highlight(entry.title), entry.run, help=entry.help)
 
 
-def describe_hosts(current: str, source: str, configured: Sequence[str]) -> str:
-    """What "switch host" says while aitop watches one engine at a time."""
-    text = f"Watching {current} (from {source}). Watching several engines comes later"
-    others = [h for h in configured if h != current]
+def describe_hosts(watched: Sequence[tuple[str, str]], configured: Sequence[str]) -> str:
+    """What "switch host" says: the engines watched (URL, where it came from) and the others
+    configured."""
+    text = "Watching " + ", ".join(f"{url} (from {source})" for url, source in watched)
+    urls = {url for url, _ in watched}
+    others = [h for h in configured if h not in urls]
     if others:
-        text += "; configured too: " + ", ".join(others) + " (run aitop --host URL)"
+        text += "; configured too: " + ", ".join(others) + " (add --host URL to watch it too)"
     return text + "."

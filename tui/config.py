@@ -142,8 +142,8 @@ class Config:
     read_only: bool = False
     """Change nothing: hide every action that would change a container (like `--read-only`)."""
     hosts: tuple[str, ...] = field(default=(), metadata=_check(_non_empty_strings))
-    """Engines to watch (unix://, tcp://, ssh://). For now only the first is used. `--host` and
-    DOCKER_HOST come first; without any, the active docker context, then the local socket."""
+    """Engines to watch together (unix://, tcp://, ssh://). `--host`, `--context` and DOCKER_HOST
+    come first; without any, the active docker context, then the local socket."""
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
     """How often aitop looks."""
     detection: DetectionConfig = field(default_factory=DetectionConfig)
@@ -617,29 +617,33 @@ def apply_thresholds(thresholds: ThresholdsConfig) -> ThresholdsConfig:
     return before
 
 
-def choose_host(
-    flag: str | None, loaded: LoadedConfig, environ: Mapping[str, str] | None = None
-) -> tuple[str | None, str, list[ConfigProblem]]:
-    """The engine to watch, where that choice came from, and notes about the file's hosts.
+def choose_hosts(
+    flags: Sequence[str],
+    loaded: LoadedConfig,
+    environ: Mapping[str, str] | None = None,
+    contexts: Sequence[tuple[str, str]] = (),
+) -> list[tuple[str | None, str]]:
+    """The engines to watch, each with where that choice came from.
 
-    `--host` wins, then DOCKER_HOST (None is returned so the engine reads it), then the file's
-    first host; None with "default" lets the engine fall back to the docker context.
+    `--host` flags and the `--context` ones (`contexts`: already resolved, as (url, source))
+    win together; then DOCKER_HOST (None is returned so the engine reads it); then every host
+    of the file; else None with "default", which lets the engine fall back to the docker
+    context, the local socket or a Podman socket. The same URL given twice is watched once.
     """
     env = os.environ if environ is None else environ
-    hosts = loaded.config.hosts
-    notes: list[ConfigProblem] = []
-    if len(hosts) > 1:
-        notes.append(
-            loaded.problem(
-                ("hosts",),
-                f"hosts: {len(hosts)} given, but aitop watches one engine for now: "
-                f"{hosts[0]} is used",
-            )
-        )
-    if flag:
-        return flag, "--host", notes
-    if env.get("DOCKER_HOST"):
-        return None, "DOCKER_HOST", notes
-    if hosts:
-        return hosts[0], "config file", notes
-    return None, "default", notes
+    chosen: list[tuple[str | None, str]]
+    if flags or contexts:
+        chosen = [(flag, "--host") for flag in flags] + list(contexts)
+    elif env.get("DOCKER_HOST"):
+        chosen = [(None, "DOCKER_HOST")]
+    elif loaded.config.hosts:
+        chosen = [(host, f"config file {loaded.path}") for host in loaded.config.hosts]
+    else:
+        chosen = [(None, "default")]
+    seen: set[str | None] = set()
+    unique = []
+    for url, source in chosen:
+        if url not in seen:
+            seen.add(url)
+            unique.append((url, source))
+    return unique

@@ -1,5 +1,8 @@
 """The fleet table: one row per container, grouped by compose project / service.
 
+With several engines, a HOST column appears and rows are grouped by host first: each host's
+rows follow a host row saying how that engine answers (or that it is unreachable).
+
 A Line-API widget: every refresh sorts and measures all rows from plain strings, but styles and
 renders only the rows on screen, so a fleet of 500 costs about what the 40 visible rows cost.
 """
@@ -27,6 +30,10 @@ from tui.fleet.models import ContainerInfo, ContainerSnapshot, FleetSnapshot
 from widgets.formatting import human_bytes, human_duration, human_rate, percent
 
 GROUP_PREFIX = "group:"
+HOST_PREFIX = "host:"
+HOST_WIDTH = 40
+"""Widest a host's name is drawn (a socket path in a temporary directory fits)."""
+"""Key prefix of a host row (several engines): `host:<engine url>`."""
 CELL_PADDING = 1
 """Blank cells on each side of a column's text."""
 
@@ -75,7 +82,12 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("group", "PROJECT/SERVICE", lambda c: c.info.group),
 )
 COLUMN_KEYS = tuple(col.key for col in COLUMNS)
-_NUMERIC = tuple(col.numeric for col in COLUMNS)
+HOST_COLUMN = ColumnSpec("host", "HOST", lambda c: "")
+"""Shown with several engines only, right after the name; rows are grouped by host anyway."""
+_ALL = (*COLUMNS, HOST_COLUMN)
+_HOST = len(COLUMNS)
+_ONE_ENGINE = tuple(range(len(COLUMNS)))
+_SEVERAL_ENGINES = (0, _HOST, *range(1, len(COLUMNS)))
 _STATE, _CPU, _GPUS = (COLUMN_KEYS.index(k) for k in ("state", "cpu", "gpus"))
 
 
@@ -100,6 +112,21 @@ def visible_containers(
 def group_label(group: tuple[str, str]) -> str:
     """ "project/service" for a group key; "" for lone containers."""
     return "/".join(part for part in group if part)
+
+
+def host_label(url: str) -> str:
+    """How a host is named in the table: `user@box` for ssh://, `box:2376` for tcp://, the
+    socket's path for unix://."""
+    for scheme in ("ssh://", "tcp://", "http://", "https://"):
+        if url.startswith(scheme):
+            return url[len(scheme) :].rstrip("/")
+    return url[len("unix://") :] if url.startswith("unix://") else url
+
+
+def group_key(group: tuple[str, str], host: str = "") -> str:
+    """A group row's key: `group:<project>/<service>`, and `@<engine url>` with several
+    engines (the same compose project may run on two hosts)."""
+    return GROUP_PREFIX + group_label(group) + (f"@{host}" if host else "")
 
 
 def _clip(text: str, width: int) -> str:
@@ -143,6 +170,8 @@ class _Row:
     plain: tuple[str, ...]
     cells: Callable[[], tuple[Cell, ...]]
     group: tuple[str, str] | None = None
+    host: str = ""
+    """The engine URL the row belongs to; "" with one engine."""
     widths: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -152,10 +181,12 @@ class _Row:
 class ContainerTable(ScrollView, can_focus=True):
     """A live table of containers, grouped by compose project / service or swarm service.
 
-    Feed it snapshots with `update_snapshot()`; it never fetches. Rows are keyed by container
-    id (group headers by `group:<project>/<service>`). The name column stays in place while
-    the others scroll sideways. The cursor follows its container when rows move, and
-    `ContainerHighlighted` is posted whenever the row under it changes.
+    Feed it snapshots with `update_snapshot()` (one engine) or `update_fleets()` (several); it
+    never fetches. Rows are keyed by container id (group headers by `group:<project>/<service>`,
+    with `@<engine url>` appended and host rows keyed `host:<engine url>` when there are several
+    engines). The name column stays in place while the others scroll sideways. The cursor
+    follows its container when rows move, and `ContainerHighlighted` is posted whenever the
+    row under it changes.
     """
 
     COMPONENT_CLASSES = {
@@ -244,10 +275,13 @@ class ContainerTable(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._snapshot: FleetSnapshot | None = None
+        self._fleets: tuple[FleetSnapshot, ...] = ()
+        self._order: tuple[int, ...] = _ONE_ENGINE
         self._rows: list[_Row] = []
         self._index: dict[str, int] = {}
         self._groups: dict[str, tuple[str, str]] = {}
         self._widths: tuple[int, ...] = tuple(len(col.label) for col in COLUMNS)
+        self._hosts: dict[str, str] = {}
         self._highlighted: str | bool | None = False  # False: nothing posted yet
         self.visible_count = 0
         # The parts of a row that come from the container's configuration: the engine hands
@@ -263,15 +297,34 @@ class ContainerTable(ScrollView, can_focus=True):
     # --- public ------------------------------------------------------------------------------
 
     def update_snapshot(self, snapshot: FleetSnapshot) -> None:
-        """Show this snapshot."""
-        self._snapshot = snapshot
+        """Show this snapshot (one engine)."""
+        self.update_fleets((snapshot,))
+
+    def update_fleets(self, fleets: Sequence[FleetSnapshot]) -> None:
+        """Show the fleets of several engines, in this order (one: as `update_snapshot`)."""
+        self._fleets = tuple(fleets)
+        self._snapshot = self._fleets[0] if self._fleets else None
+        self._order = _SEVERAL_ENGINES if len(self._fleets) > 1 else _ONE_ENGINE
         self._rebuild()
 
     @property
     def selected_container_id(self) -> str | None:
-        """Id of the container under the cursor, or None (a group header, or no rows)."""
+        """Id of the container under the cursor, or None (a group or host row, or no rows)."""
         key = self._cursor_key()
-        return None if key is None or key.startswith(GROUP_PREFIX) else key
+        if key is None or key.startswith((GROUP_PREFIX, HOST_PREFIX)):
+            return None
+        return key
+
+    @property
+    def selected_host(self) -> str | None:
+        """The engine URL of the row under the cursor; None with one engine (or no rows)."""
+        if not 0 <= self.cursor_row < len(self._rows):
+            return None
+        return self._rows[self.cursor_row].host or None
+
+    def host_of(self, container_id: str) -> str | None:
+        """The engine URL a shown container belongs to; None with one engine."""
+        return self._hosts.get(container_id)
 
     @property
     def selected_group(self) -> tuple[str, str] | None:
@@ -293,14 +346,20 @@ class ContainerTable(ScrollView, can_focus=True):
         """The cells of a row as styled text (what the row shows, column by column)."""
         row = self._rows[self._index[key]]
         palette = self._palette()
+        cells = row.cells()
         return [
-            Text.assemble(*((text, palette.get(colour, Style())) for text, colour in cell))
-            for cell in row.cells()
+            Text.assemble(*((text, palette.get(colour, Style())) for text, colour in cells[i]))
+            for i in self._order
         ]
+
+    @property
+    def column_keys(self) -> tuple[str, ...]:
+        """Keys of the columns shown, in order (`host` second with several engines)."""
+        return tuple(_ALL[i].key for i in self._order)
 
     def header_label(self, key: str) -> str:
         """A column's header as shown, with the sort arrow on the sorted column."""
-        return self._header(COLUMNS[COLUMN_KEYS.index(key)])
+        return self._header(next(col for col in _ALL if col.key == key))
 
     def move_cursor(self, *, row: int, animate: bool = False) -> None:
         """Put the cursor on row `row` (clamped) and scroll it into view."""
@@ -367,8 +426,9 @@ class ContainerTable(ScrollView, can_focus=True):
         event.stop()
         if offset.y == 0:
             column = self._column_at(offset.x)
-            if column is not None:
-                self.sort_by(COLUMN_KEYS[column])
+            # Rows are grouped by host first: the host column sorts nothing.
+            if column is not None and self._order[column] != _HOST:
+                self.sort_by(_ALL[self._order[column]].key)
         else:
             self.move_cursor(row=int(self.scroll_offset.y) + offset.y - 1)
 
@@ -476,12 +536,14 @@ class ContainerTable(ScrollView, can_focus=True):
         self._info_text[info.id] = (info, text)
         return text
 
-    def _container_row(self, c: ContainerSnapshot, now: float, indent: bool) -> _Row:
+    def _container_row(
+        self, c: ContainerSnapshot, now: float, indent: bool, host: str = "", gpu: bool = True
+    ) -> _Row:
         """A container's row; the same object as last time while nothing shown changed."""
         info, stats = c.info, c.stats
         uptime = now - info.started_at if info.running and info.started_at else None
         uptime_text = human_duration(uptime)
-        idle = bool(info.gpus_assigned) and self._sits_idle(c)
+        idle = gpu and bool(info.gpus_assigned) and self._sits_idle(c)
         # Most of a large fleet idles: the same figures as a tick ago, nothing to format.
         key = (
             info,
@@ -495,15 +557,18 @@ class ContainerTable(ScrollView, can_focus=True):
             info.id in self.marked,
             indent,
             idle,
+            host,
         )
         cached = self._row_cache.get(info.id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        row = self._format_row(c, uptime_text, indent, idle)
+        row = self._format_row(c, uptime_text, indent, idle, host)
         self._row_cache[info.id] = (key, row)
         return row
 
-    def _format_row(self, c: ContainerSnapshot, uptime: str, indent: bool, idle: bool) -> _Row:
+    def _format_row(
+        self, c: ContainerSnapshot, uptime: str, indent: bool, idle: bool, host: str
+    ) -> _Row:
         info, stats = c.info, c.stats
         name, model, image, state, restarts, ports, group = self._info_columns(info)
         mem = "-"
@@ -529,6 +594,7 @@ class ContainerTable(ScrollView, can_focus=True):
             human_rate(stats.net_tx_rate),
             ports,
             group,
+            _clip(host_label(host), HOST_WIDTH),
         )
 
         def cells() -> tuple[Cell, ...]:
@@ -543,10 +609,11 @@ class ContainerTable(ScrollView, can_focus=True):
                 styled[_CPU] = ((plain[_CPU], "warn"),)
             if assigned.endswith(" idle"):
                 styled[_GPUS] = ((assigned[:-5], ""), (" idle", "warn"))
-            styled[-1] = ((plain[-1], "muted"),)
+            styled[_HOST - 1] = ((plain[_HOST - 1], "muted"),)
+            styled[_HOST] = ((plain[_HOST], "muted"),)
             return tuple(styled)
 
-        return _Row(info.id, plain, cells)
+        return _Row(info.id, plain, cells, host=host)
 
     def _sits_idle(self, c: ContainerSnapshot) -> bool:
         """A running container holding GPUs it does not use: worth a glance."""
@@ -564,6 +631,7 @@ class ContainerTable(ScrollView, can_focus=True):
         group: tuple[str, str],
         members: Sequence[ContainerSnapshot],
         everyone: Sequence[ContainerSnapshot],
+        host: str = "",
     ) -> _Row:
         running = sum(1 for c in everyone if c.info.state == "running")
         unhealthy = sum(1 for c in everyone if c.info.health == "unhealthy")
@@ -587,27 +655,94 @@ class ContainerTable(ScrollView, can_focus=True):
             human_rate(_sum(c.stats.net_tx_rate for c in members)),
             "",
             label,
+            _clip(host_label(host), HOST_WIDTH),
         )
 
         def cells() -> tuple[Cell, ...]:
             styled: list[Cell] = [((text, ""),) for text in plain]
-            for i in (0, 1, len(plain) - 1):
+            for i in (0, 1, _HOST - 1):
                 styled[i] = ((plain[i], "bold"),)
             styled[_STATE] = ((state, "ok" if running == len(everyone) else "warn"),)
             if health:
                 styled[_STATE] += ((health, "bad"),)
             return tuple(styled)
 
-        return _Row(GROUP_PREFIX + label, plain, cells, group)
+        return _Row(group_key(group, host), plain, cells, group, host)
+
+    def _host_row(self, snapshot: FleetSnapshot, visible: Sequence[ContainerSnapshot]) -> _Row:
+        """A host's first line (several engines): how its engine answers, or why not."""
+        engine = snapshot.engine
+        label = host_label(engine.url)
+        total = len(snapshot.containers)
+        running = sum(1 for c in snapshot.containers if c.info.state == "running")
+        if engine.reachable:
+            about = f"{engine.product} {engine.version}".strip()
+            state, colour = f"{running}/{total} running", "ok"
+            source = f"stats: {engine.stats_source}" if engine.stats_source else ""
+        elif engine.error:
+            retry = f" in {engine.retry_in:.0f}s" if engine.retry_in else ""
+            about, state, colour = f"unreachable, retrying{retry}", "unreachable", "bad"
+            source = _clip(engine.error, 30)
+        else:
+            about, state, colour, source = "connecting…", "connecting…", "warn", ""
+        mem = _sum(c.stats.mem_bytes for c in visible)
+        plain = (
+            "▣ " + _clip(label, HOST_WIDTH),
+            about,
+            source,
+            state,
+            "",
+            "",
+            percent(_sum(c.stats.cpu_percent for c in visible)),
+            human_bytes(mem),
+            "",
+            "",
+            "",
+            human_rate(_sum(c.stats.net_rx_rate for c in visible)),
+            human_rate(_sum(c.stats.net_tx_rate for c in visible)),
+            "",
+            "",
+            _clip(label, HOST_WIDTH),
+        )
+
+        def cells() -> tuple[Cell, ...]:
+            styled: list[Cell] = [((text, ""),) for text in plain]
+            styled[0] = ((plain[0], "bold"),)
+            styled[1] = ((about, colour if colour == "bad" else "bold"),)
+            styled[_STATE] = ((state, colour),)
+            styled[_HOST] = ((plain[_HOST], "bold"),)
+            return tuple(styled)
+
+        return _Row(HOST_PREFIX + engine.url, plain, cells, host=engine.url)
 
     def _build_rows(self) -> list[_Row]:
-        snapshot = self._snapshot
-        if snapshot is None:
-            return []
-        visible = visible_containers(snapshot, show_all=self.show_all, needle=self.filter_text)
-        self.visible_count = len(visible)
+        fleets = self._fleets
+        several = len(fleets) > 1
+        rows: list[_Row] = []
+        self._hosts = {}
+        self.visible_count = 0
+        for snapshot in fleets:
+            visible = visible_containers(snapshot, show_all=self.show_all, needle=self.filter_text)
+            self.visible_count += len(visible)
+            if several:
+                rows.append(self._host_row(snapshot, visible))
+                self._hosts.update((c.info.id, snapshot.engine.url) for c in snapshot.containers)
+            rows.extend(self._fleet_rows(snapshot, visible, snapshot.engine.url if several else ""))
+        present = sum(len(snapshot.containers) for snapshot in fleets)
+        if len(self._row_cache) > 2 * present + 64:
+            ids = {c.info.id for snapshot in fleets for c in snapshot.containers}
+            self._info_text = {k: v for k, v in self._info_text.items() if k in ids}
+            self._row_cache = {k: v for k, v in self._row_cache.items() if k in ids}
+        return rows
+
+    def _fleet_rows(
+        self, snapshot: FleetSnapshot, visible: list[ContainerSnapshot], host: str
+    ) -> list[_Row]:
+        """One engine's rows: groups and lone containers, in the sort order."""
         spec = COLUMNS[COLUMN_KEYS.index(self.sort_column)]
         reverse = self.sort_reverse
+        # The GPU report is this machine's: it says nothing of another host's containers.
+        gpu = snapshot.gpu is not None
 
         def order(c: ContainerSnapshot) -> tuple[object, str]:
             return (spec.sort_key(c), c.info.name)
@@ -632,15 +767,12 @@ class ContainerTable(ScrollView, can_focus=True):
         everyone: dict[tuple[str, str], list[ContainerSnapshot]] = {}
         for c in snapshot.containers:
             everyone.setdefault(c.info.group, []).append(c)
+        self._snapshot = snapshot  # what _sits_idle looks at
         rows: list[_Row] = []
         for _, group, members in blocks:
             if group is not None:
-                rows.append(self._group_row(group, members, everyone[group]))
-            rows.extend(self._container_row(c, now, group is not None) for c in members)
-        if len(self._row_cache) > 2 * len(snapshot.containers) + 64:
-            present = {c.info.id for c in snapshot.containers}
-            self._info_text = {k: v for k, v in self._info_text.items() if k in present}
-            self._row_cache = {k: v for k, v in self._row_cache.items() if k in present}
+                rows.append(self._group_row(group, members, everyone[group], host))
+            rows.extend(self._container_row(c, now, group is not None, host, gpu) for c in members)
         return rows
 
     def _rebuild(self) -> None:
@@ -649,9 +781,10 @@ class ContainerTable(ScrollView, can_focus=True):
         self._rows = rows
         self._index = {row.key: i for i, row in enumerate(rows)}
         self._groups = {row.key: row.group for row in rows if row.group is not None}
-        widths = [cell_len(self._header(col)) for col in COLUMNS]
+        order = self._order
+        widths = [cell_len(self._header(_ALL[i])) for i in order]
         if rows:
-            widths = list(map(max, widths, *(row.widths for row in rows)))
+            widths = list(map(max, widths, *([row.widths[i] for i in order] for row in rows)))
         self._widths = tuple(widths)
         if len(self._strips) > 2 * len(rows) + 64:
             self._strips = {k: v for k, v in self._strips.items() if k in self._index}
@@ -672,7 +805,7 @@ class ContainerTable(ScrollView, can_focus=True):
         """What screen line `y` shows when the view starts at row `top`: equal tokens, equal
         lines."""
         if y == 0:
-            return (self._widths, self.sort_column, self.sort_reverse)
+            return (self._widths, self._order, self.sort_column, self.sort_reverse)
         index = top + y - 1
         if not 0 <= index < len(self._rows):
             return None
@@ -714,7 +847,7 @@ class ContainerTable(ScrollView, can_focus=True):
         self._drawn[y] = self._line_token(y, scroll_y)
         if y == 0:
             line = self._line(
-                [[(self._header(col), "")] for col in COLUMNS],
+                [[(self._header(_ALL[i]), "")] for i in self._order],
                 base + self.get_component_rich_style("container-table--header"),
                 {},
             )
@@ -742,7 +875,8 @@ class ContainerTable(ScrollView, can_focus=True):
             style = base + self.get_component_rich_style("container-table--cursor")
         if self._frame_palette is None:
             self._frame_palette = self._palette()
-        strip = self._line(row.cells(), style, self._frame_palette)
+        cells = row.cells()
+        strip = self._line([cells[i] for i in self._order], style, self._frame_palette)
         self._strips[row.key] = (key, strip)
         return strip
 
@@ -755,7 +889,8 @@ class ContainerTable(ScrollView, can_focus=True):
         segments: list[Segment] = []
         run: list[str] = []
         pad = " " * CELL_PADDING
-        for cell, width, numeric in zip(cells, self._widths, _NUMERIC, strict=True):
+        numerics = (_ALL[i].numeric for i in self._order)
+        for cell, width, numeric in zip(cells, self._widths, numerics, strict=True):
             used = sum(cell_len(text) for text, _ in cell)
             gap = " " * max(0, width - used)
             run.append(pad + gap if numeric else pad)

@@ -143,6 +143,9 @@ class GpuPanel(Widget):
 
     report: reactive[GpuReport | None] = reactive(None)
     """The GPU report on show; None until the first one arrives."""
+    remote_hosts: reactive[tuple[str, ...]] = reactive(())
+    """Engines watched on other machines: NVML here cannot see their GPUs, and the state line
+    says so (their GPU data needs aitop running on that host)."""
 
     def __init__(
         self,
@@ -175,6 +178,10 @@ class GpuPanel(Widget):
         if self.is_mounted:
             self._show(report)
 
+    def watch_remote_hosts(self) -> None:
+        if self.is_mounted:
+            self._show(self.report)
+
     # --- rendering ----------------------------------------------------------------------------
 
     def _show(self, report: GpuReport | None) -> None:
@@ -191,6 +198,13 @@ class GpuPanel(Widget):
             self._fill(self._blocks[device.index], device, report, warnings)
 
     def _state_line(self, report: GpuReport | None) -> str:
+        line = self._report_line(report)
+        if self.remote_hosts:
+            hosts = ", ".join(self.remote_hosts)
+            line = f"this machine: {line}\n{hosts}: no GPU data here; it needs aitop on that host"
+        return line
+
+    def _report_line(self, report: GpuReport | None) -> str:
         if report is None:
             return "GPUs: waiting for the first reading"
         if not report.ok:

@@ -110,6 +110,18 @@ def resolve_url(host: str | None = None, *, podman: Sequence[str] | None = None)
     return default, "default"
 
 
+def context_url(name: str) -> str:
+    """The engine URL of the docker context `name` (`docker context ls`); EngineError if none."""
+    try:
+        ctx = ContextAPI.get_context(name)
+    except Exception as exc:  # a broken context store: say so in one line
+        raise EngineError(f"cannot read docker context {name!r}: {exc}") from exc
+    url = getattr(ctx, "Host", None) if ctx is not None else None
+    if not url:
+        raise EngineError(f"no docker context named {name!r} (see `docker context ls`)")
+    return str(url)
+
+
 def _is_podman_url(url: str) -> bool:
     return url in _podman_urls or "/podman/" in url or url.endswith("podman.sock")
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
-from tui.fleet.engine import Engine
+from tui.fleet.engine import Engine, EngineError
 from tui.fleet.gpu_types import container_gpus_json, report_status_json, report_to_json
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
-from tui.fleet.monitor import FIRST_INTERVAL, FleetMonitor
+from tui.fleet.monitor import FleetMonitor
+
+SETTLE = 0.25
+"""Seconds between the two readings a one-shot snapshot's CPU figures come from."""
 
 
 def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
@@ -64,7 +69,7 @@ def host_to_json(snap: FleetSnapshot, *, include_all: bool) -> dict[str, Any]:
 
 
 def collect(
-    engine: Engine, *, settle: float = FIRST_INTERVAL, rules: DetectionRules = DEFAULT_RULES
+    engine: Engine, *, settle: float = SETTLE, rules: DetectionRules = DEFAULT_RULES
 ) -> FleetSnapshot:
     """Connect, list and sample twice `settle` seconds apart; raises EngineError."""
     monitor = FleetMonitor(engine, rules=rules)
@@ -78,11 +83,35 @@ def collect(
     return snapshot
 
 
-def snapshot_json(
-    engine: Engine, *, include_all: bool = False, rules: DetectionRules = DEFAULT_RULES
-) -> dict[str, Any]:
-    """The whole JSON document for one engine (model containers found by `rules`)."""
+def _host_json(engine: Engine, include_all: bool, rules: DetectionRules) -> dict[str, Any]:
     host = host_to_json(collect(engine, rules=rules), include_all=include_all)
     # Known once connected: "Docker" or "Podman", and what that engine's API lacks.
     host.update(engine=engine.product, engine_limitations=list(engine.limitations))
-    return {"hosts": [host]}
+    return host
+
+
+def snapshot_json(
+    engines: Engine | Sequence[Engine],
+    *,
+    include_all: bool = False,
+    rules: DetectionRules = DEFAULT_RULES,
+) -> dict[str, Any]:
+    """The whole JSON document: one `hosts[]` entry per engine (model containers by `rules`).
+
+    With one engine, an engine that does not answer raises EngineError. With several, the
+    engines are read at the same time, and one that does not answer is listed with its URL,
+    `"error"` (why, in words) and no containers, so the others still come out.
+    """
+    if isinstance(engines, Engine):
+        engines = [engines]
+    if len(engines) == 1:
+        return {"hosts": [_host_json(engines[0], include_all, rules)]}
+
+    def one(engine: Engine) -> dict[str, Any]:
+        try:
+            return _host_json(engine, include_all, rules)
+        except EngineError as exc:
+            return {"url": engine.url, "error": str(exc), "containers": []}
+
+    with ThreadPoolExecutor(len(engines), thread_name_prefix="aitop-snapshot") as pool:
+        return {"hosts": list(pool.map(one, engines))}
