@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tui.fleet.cgroups import CgroupReader
+from tui.fleet.cgroups import IDLE_FULL_EVERY, CgroupReader
 from tui.fleet.metrics import compute_stats
 
 CID = "a" * 64
@@ -64,6 +64,48 @@ def test_cgroup_v2_systemd_layout(tmp_path):
     assert stats.cpu_percent == 50.0
     assert stats.mem_bytes == 104857600 - 20971520
     assert stats.mem_limit_bytes == 8 << 30
+
+
+def test_an_idle_container_is_read_in_full_one_tick_in_five_and_its_rates_span_the_gap(
+    tmp_path,
+):
+    base = tmp_path / "sys" / "system.slice" / f"docker-{CID}.scope"
+    write(base / "cpu.stat", "usage_usec 1000000\n")
+    write(base / "memory.current", "1000\n")
+    write(base / "memory.max", "max\n")
+    write(base / "memory.stat", "inactive_file 0\n")
+    write(base / "io.stat", "")
+    proc = fake_proc(
+        tmp_path,
+        4242,
+        f"0::/system.slice/docker-{CID}.scope\n",
+        f"cgroup2 {tmp_path / 'sys'} cgroup2 rw 0 0\n",
+    )
+    reader = CgroupReader(proc_root=str(proc))
+    paths = reader.locate(4242, CID)
+    assert paths is not None
+    prev = reader.read(paths, at=0.0)
+    # No CPU time used: memory and network are carried over, not read (the file changed).
+    write(base / "memory.current", "2000\n")
+    samples = [prev]
+    for tick in range(1, IDLE_FULL_EVERY):
+        samples.append(reader.read(paths, at=float(tick), prev=samples[-1]))
+        assert samples[-1].mem_usage == 1000 and samples[-1].idle_ticks == tick
+        stats = compute_stats(samples[-1], samples[-2], mem_total=8 << 30, source="cgroup")
+        assert (stats.cpu_percent, stats.net_rx_rate) == (0.0, 0.0)
+    # The fifth tick reads everything; 5,000 more bytes came in over the 5 s since the last
+    # full reading: 1,000 B/s, not 5,000 B/s in the last second.
+    net = proc / "4242" / "net" / "dev"
+    net.write_text(net.read_text().replace("eth0: 5000", "eth0: 10000"))
+    full = reader.read(paths, at=float(IDLE_FULL_EVERY), prev=samples[-1])
+    assert full.mem_usage == 2000 and full.idle_ticks == 0 and full.io_at is None
+    stats = compute_stats(full, samples[-1], mem_total=8 << 30, source="cgroup")
+    assert stats.net_rx_rate == 1000.0
+    # Any CPU time at all: read in full at once.
+    write(base / "cpu.stat", "usage_usec 1000001\n")
+    write(base / "memory.current", "3000\n")
+    busy = reader.read(paths, at=6.0, prev=full)
+    assert busy.mem_usage == 3000
 
 
 def test_cgroup_v1_cgroupfs_layout_with_combined_cpu_mount(tmp_path):

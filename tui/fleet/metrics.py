@@ -32,12 +32,18 @@ def compute_stats(
         limit = mem_total or None
     cpu = rx_rate = tx_rate = None
     if prev is not None:
-        elapsed = cur.at - prev.at
-        cpu_ns_rate = _rate(cur.cpu_ns, prev.cpu_ns, elapsed)
+        cpu_ns_rate = _rate(cur.cpu_ns, prev.cpu_ns, cur.at - prev.at)
         if cpu_ns_rate is not None:
             cpu = cpu_ns_rate / 1e9 * 100.0
-        rx_rate = _rate(cur.net_rx, prev.net_rx, elapsed)
-        tx_rate = _rate(cur.net_tx, prev.net_tx, elapsed)
+        # An idle container's network figures may be carried over from an earlier tick: the
+        # rate spans from the reading before to this one, however many ticks that was.
+        io_elapsed = cur.io_time - prev.io_time
+        if io_elapsed > 0:
+            rx_rate = _rate(cur.net_rx, prev.net_rx, io_elapsed)
+            tx_rate = _rate(cur.net_tx, prev.net_tx, io_elapsed)
+        else:  # the same reading twice: nothing moved that it could show
+            rx_rate = 0.0 if cur.net_rx is not None else None
+            tx_rate = 0.0 if cur.net_tx is not None else None
     return ContainerStats(
         cpu_percent=cpu,
         mem_bytes=mem,

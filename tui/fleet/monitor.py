@@ -198,7 +198,7 @@ class FleetMonitor:
             if paths is None:
                 remote.append(info)
                 continue
-            readings[info.id] = self._cgroups.read(paths, now)
+            readings[info.id] = self._cgroups.read(paths, now, self._raw.get(info.id))
         self._cgroups.end_tick()
         if remote and status.reachable:
             for cid, raw in zip(

@@ -31,14 +31,17 @@ def _read_once(path: str) -> bytes:
 class OpenFiles:
     """Reads files through descriptors kept open from one tick to the next.
 
-    A file not read during a tick is closed at its end (`end_tick`), so the descriptors held
-    follow the running containers. When the descriptor limit is near, files are opened and
-    closed for each read as before: never an error for want of a descriptor.
+    A file not read during the last `keep_ticks` ticks is closed (`end_tick`), so the
+    descriptors held follow the running containers. When the descriptor limit is near, files
+    are opened and closed for each read as before: never an error for want of a descriptor.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_ticks: int = 1) -> None:
         self._fds: dict[str, int] = {}
-        self._read: set[str] = set()
+        self._last: dict[str, int] = {}
+        self._tick = 0
+        self.keep_ticks = keep_ticks
+        """A file not read for this many ticks is closed."""
         self._cap = self._capacity()
 
     @staticmethod
@@ -58,7 +61,7 @@ class OpenFiles:
 
     def read(self, path: str) -> bytes:
         """The file's whole content (up to READ_SIZE bytes); OSError when it cannot be read."""
-        self._read.add(path)
+        self._last[path] = self._tick
         fd = self._fds.get(path)
         if fd is not None:
             try:
@@ -82,10 +85,14 @@ class OpenFiles:
         return data
 
     def end_tick(self) -> None:
-        """Close the files no read asked for since the last call."""
-        for path in [p for p in self._fds if p not in self._read]:
+        """Close the files no read asked for during the last `keep_ticks` ticks."""
+        oldest = self._tick - self.keep_ticks + 1
+        last = self._last
+        for path in [p for p in self._fds if last.get(p, -1) < oldest]:
             self._drop(path)
-        self._read = set()
+        if len(last) > 2 * len(self._fds) + 64:
+            self._last = {p: t for p, t in last.items() if t >= oldest}
+        self._tick += 1
 
     def close(self) -> None:
         """Close every kept file."""
