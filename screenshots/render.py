@@ -6,7 +6,9 @@ Every picture is the app rendering itself into SVG (`App.save_screenshot`):
 - from the recorded demo fleet: tests/fixtures/demo_fleet.json was recorded from a real engine
   running `aitop demo up` (re-record with `python -m tests.record_fleet
   tests/fixtures/demo_fleet.json`), with GPU readings replayed from the recorded NVML fixtures
-  (tests/fixtures/nvml): the fleet table, the GPU pane, the help screen and the app at 80x24;
+  (tests/fixtures/nvml): the fleet table, the GPU pane, the help screen, the app at 80x24, and
+  three engines at once (the recorded fleet replayed as a local, an `ssh://` and an
+  unreachable engine);
 - from a live demo fleet on the local engine (started here when it is not up, and removed
   again afterwards): the log pane with a search and a scale-down confirmation. Only the demo
   fleet's containers are shown, whatever else runs on the engine; the confirmation is
@@ -30,7 +32,12 @@ sys.path.insert(0, str(HERE.parent))
 
 from textual.pilot import Pilot  # noqa: E402
 
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet, demo_fleet_with_gpus  # noqa: E402
+from tests.fleet_fixtures import (  # noqa: E402
+    ReplayMonitor,
+    demo_fleet,
+    demo_fleet_with_gpus,
+    unreachable,
+)
 from tui.app import AitopApp  # noqa: E402
 from tui.fleet.demo import DEMO_LABEL, demo_down, demo_up  # noqa: E402
 from tui.fleet.engine import Engine, EngineError  # noqa: E402
@@ -88,6 +95,44 @@ async def recorded(
         save(app, name)
 
 
+def several_engines() -> list[ReplayMonitor]:
+    """The recorded demo fleet on the local engine, part of it again on an `ssh://` engine, and
+    a third engine that does not answer (as tests/test_snapshots.py builds them)."""
+    local = demo_fleet()
+    keep = ("aitop-demo-llama-1", "aitop-demo-llama-2", "aitop-demo-burner")
+    remote = dataclasses.replace(
+        local,
+        engine=dataclasses.replace(local.engine, url="ssh://me@gpu-box", stats_source="api"),
+        containers=tuple(
+            dataclasses.replace(c, info=dataclasses.replace(c.info, id="f" + c.info.id[1:]))
+            for c in local.containers
+            if c.info.name in keep
+        ),
+    )
+    down = unreachable(
+        dataclasses.replace(
+            local, engine=dataclasses.replace(local.engine, url="tcp://10.0.0.7:2376")
+        )
+    )
+    down = dataclasses.replace(
+        down,
+        containers=(),
+        engine=dataclasses.replace(
+            down.engine,
+            retry_in=8.0,
+            error="the Docker engine at tcp://10.0.0.7:2376 refused the connection",
+        ),
+    )
+    return [ReplayMonitor(local), ReplayMonitor(remote), ReplayMonitor(down)]
+
+
+async def render_several_engines() -> None:
+    app = AitopApp(None, monitors=several_engines())  # type: ignore[arg-type]
+    async with app.run_test(size=(200, 25)) as pilot:
+        await pilot.pause()
+        save(app, "several-engines")
+
+
 async def render_recorded() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gpus = demo_fleet_with_gpus(Path(tmp))
@@ -99,6 +144,7 @@ async def render_recorded() -> None:
     await recorded("help", gpus, (120, 50), ("question_mark",))
     # Scrolled sideways to the figures: the name column stays put.
     await recorded("80x24", gpus, (80, 24), ("right",) * 60)
+    await render_several_engines()
 
 
 # --- from a live demo fleet ------------------------------------------------------------------
