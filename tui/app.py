@@ -298,6 +298,12 @@ class AitopApp(ActionsMixin, App):
             # sets off every few seconds no longer walk all of it.
             self._gc_frozen = True
             gc.freeze()
+            # Once the first figures are drawn, the inspects that a CLI start held back may
+            # run (they would slow this first frame down: FleetMonitor.start).
+            for each in self.monitors:
+                release = getattr(each, "release_details", None)
+                if release is not None:
+                    self.call_after_refresh(release)
         if (
             self._first_frame_file
             and snapshot.sampled

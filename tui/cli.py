@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -25,6 +26,10 @@ from tui.config import (
 from tui.fleet.engine import Engine, EngineError, context_url
 
 EXIT_ENGINE = 2
+
+
+FIGURES_WAIT = 0.6
+"""Longest the CLI waits for the first figures before loading the UI."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,7 +223,12 @@ def _run(args: argparse.Namespace) -> int:
     # Start watching now: the engines are listed and sampled while Textual loads.
     monitors = [FleetMonitor(e, rules=rules, interval=interval, gpu=gpu) for e in engines]
     for monitor in monitors:
-        monitor.start()
+        monitor.start(defer_details=True)
+    # The first figures come several times faster alone than beside the UI's imports (see
+    # FleetMonitor.wait_for_figures): a short wait here shows them sooner, not later.
+    deadline = time.monotonic() + FIGURES_WAIT
+    for monitor in monitors:
+        monitor.wait_for_figures(max(0.0, deadline - time.monotonic()))
     from tui.app import AitopApp
     from tui.commands import check_settings
 

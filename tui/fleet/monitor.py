@@ -59,6 +59,8 @@ RELEVANT_ACTIONS = frozenset(
 
 FIRST_INTERVAL = 0.1
 """Gap between the first two samples, so CPU figures appear well within a second."""
+DETAILS_WAIT = 3.0
+"""Longest a deferred first resync waits for `release_details()`."""
 FIRST_FIGURES_WAIT = 1.0
 """Longest a first resync holds its inspects back for the first figures."""
 BACKOFF_START = 0.5
@@ -108,22 +110,41 @@ class FleetMonitor:
         self._wake = threading.Event()
         self._online = threading.Event()
         self._first_figures = threading.Event()
+        self._details_go = threading.Event()
+        self._details_go.set()
         self._threads: list[threading.Thread] = []
 
     # --- public API -----------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, defer_details: bool = False) -> None:
         """Start the watcher and sampler threads (daemon threads; `stop()` ends them).
 
         Starting twice is harmless: the CLI starts the monitor before the UI has loaded, so
-        the first figures are ready by the time the screen is.
+        the first figures are ready by the time the screen is. With `defer_details`, the
+        inspects that complete the first listing wait for `release_details()` (at most
+        DETAILS_WAIT seconds): hundreds of them beside the UI's imports slow both down.
         """
         if self._threads:
             return
+        if defer_details:
+            self._details_go.clear()
         for target, name in ((self._watch, "aitop-events"), (self._sample_loop, "aitop-sampler")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def release_details(self) -> None:
+        """Let a deferred first resync inspect the containers (see `start`)."""
+        self._details_go.set()
+
+    def wait_for_figures(self, timeout: float) -> bool:
+        """Wait until the first CPU figures are in (two samples); False if `timeout` passed.
+
+        The CLI waits here, briefly, before loading the UI: the samples' thousands of small
+        file reads each give up and take back the interpreter lock, and beside an import that
+        holds it they take many times longer.
+        """
+        return self._first_figures.wait(timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop both threads and close the engine's streams (a second call does nothing)."""
@@ -133,6 +154,7 @@ class FleetMonitor:
         self._wake.set()
         self._online.set()
         self._first_figures.set()
+        self._details_go.set()
         self.engine.reset()
         for thread in self._threads:
             thread.join(timeout)
@@ -178,6 +200,7 @@ class FleetMonitor:
             # Inspecting hundreds of containers competes for the interpreter with the first
             # two samples: let those finish first, so figures show within a second.
             self._first_figures.wait(FIRST_FIGURES_WAIT)
+            self._details_go.wait(DETAILS_WAIT)
         infos = [i for i in self._pool.map(self._inspect, list(quick)) if i is not None]
         with self._lock:
             self._containers = {info.id: info for info in infos}
