@@ -121,3 +121,15 @@ def test_a_missing_engine_is_one_line_in_the_terminal(tmux):
     screen = term.wait_for("EXIT=2")
     assert "Traceback" not in screen
     assert "no Docker engine at unix:///nonexistent.sock" in screen
+
+
+def test_an_action_key_right_after_quit_leaves_no_traceback(tmux, run_container):
+    """`q` then `s` at once: the stop confirmation is pushed while the app shuts down and is
+    never composed; it must not look for its buttons (it did: NoMatches in the terminal)."""
+    run_container("sleep 600", labels={"aitop.model": "quit-race"})
+    term = tmux(f"{sys.executable} -m tui")
+    term.wait_for("updated ")
+    term.keys("q", "s")
+    screen = term.wait_for("EXIT=")
+    assert "EXIT=0" in screen
+    assert "Traceback" not in screen and "NoMatches" not in screen and "Error" not in screen

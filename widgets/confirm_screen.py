@@ -30,6 +30,10 @@ class ConfirmScreen(ModalScreen[ConfirmAnswer]):
     Cancel button (focused first, so a stray Enter declines) answer no.
     """
 
+    AUTO_FOCUS = "#no"
+    """What has focus when the screen opens (no query in on_mount: a screen pushed as the
+    app quits is never composed)."""
+
     DEFAULT_CSS = """
     ConfirmScreen {
         align: center middle;
@@ -106,9 +110,6 @@ class ConfirmScreen(ModalScreen[ConfirmAnswer]):
             with Horizontal(id="buttons"):
                 yield Button(self.yes_label, variant="error", id="yes")
                 yield Button("Cancel", variant="primary", id="no")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
 
     def _option(self) -> bool:
         if not self.option_label:

@@ -42,6 +42,10 @@ class InspectScreen(ModalScreen[None]):
     Escape or `q` closes the view.
     """
 
+    AUTO_FOCUS = "#body"
+    """What has focus when the screen opens (no query in on_mount: a screen pushed as the
+    app quits is never composed)."""
+
     DEFAULT_CSS = """
     InspectScreen {
         background: $background 60%;
@@ -105,8 +109,8 @@ class InspectScreen(ModalScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._render_sections()
-        self.query_one("#body").focus()
+        if self.query("#body"):  # a screen pushed as the app quits is never composed
+            self._render_sections()
 
     def watch_revealed(self) -> None:
         self._render_sections()

@@ -31,6 +31,10 @@ class ReplicaScreen(ModalScreen[int | None]):
     keeps the screen open; Escape dismisses with None.
     """
 
+    AUTO_FOCUS = "#count"
+    """What has focus when the screen opens (no query in on_mount: a screen pushed as the
+    app quits is never composed)."""
+
     DEFAULT_CSS = """
     ReplicaScreen {
         align: center middle;
@@ -90,9 +94,6 @@ class ReplicaScreen(ModalScreen[int | None]):
             yield Input(value=str(self.current), placeholder="number of replicas", id="count")
             yield Static("", id="error")
             yield Static("Enter: scale · Esc: cancel", id="hint")
-
-    def on_mount(self) -> None:
-        self.query_one("#count", Input).focus()
 
     def _show_error(self, message: str) -> None:
         self._error = message

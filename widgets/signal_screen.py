@@ -20,6 +20,10 @@ class SignalScreen(ModalScreen[str | None]):
     Choosing only picks: the kill itself is confirmed afterwards.
     """
 
+    AUTO_FOCUS = "OptionList"
+    """What has focus when the screen opens (no query in on_mount: a screen pushed as the
+    app quits is never composed)."""
+
     DEFAULT_CSS = """
     SignalScreen {
         align: center middle;
@@ -74,9 +78,9 @@ class SignalScreen(ModalScreen[str | None]):
             )
 
     def on_mount(self) -> None:
-        options = self.query_one(OptionList)
-        options.highlighted = 0
-        options.focus()
+        # query, not query_one: a screen pushed as the app quits is never composed.
+        for options in self.query(OptionList):
+            options.highlighted = 0
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
