@@ -4,7 +4,9 @@ socket and bridge) watched at once, each by its own monitor.
 Both fleets are listed under their host rows with a HOST column; the same compose service on
 both engines gives two group rows; an action on the second engine's container reaches that
 engine only; when the second engine stops, its host row says it is unreachable while the first
-engine's fleet keeps updating, and it comes back by itself once the engine does.
+engine's fleet keeps updating, and it comes back by itself once the engine does. An ssh://
+engine through a private sshd on loopback (MaxSessions 1) is listed, sampled through the stats
+API, paused and followed, all over one ssh connection.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
 
 from tests.conftest import TEST_IMAGE, TEST_LABEL
 from tui.app import AitopApp
-from tui.fleet.engine import Engine
+from tui.fleet.engine import Engine, EngineError, SshTunnel
 from tui.fleet.monitor import FleetMonitor
 from widgets.confirm_screen import ConfirmScreen
 from widgets.container_table import HOST_PREFIX, ContainerTable, group_key, host_label
+from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
 
 pytestmark = pytest.mark.engine
@@ -206,3 +212,150 @@ def test_snapshot_json_lists_every_host(engine, second_engine, fleet_pair):
     assert model_1 in ids[0] and model_1 not in ids[1]
     assert model_2 in ids[1] and model_2 not in ids[0]
     assert "error" not in hosts[0] and "socket does not exist" in hosts[2]["error"]
+
+
+# --- ssh:// -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ssh_processes(port: int) -> list[int]:
+    """Pids of the ssh clients of this machine connected to `port`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"ssh" and str(port).encode() in argv:
+            found.append(int(pid))
+    return found
+
+
+@pytest.fixture
+def sshd(tmp_path, monkeypatch, second_engine):
+    """A private sshd on a loopback port that lets root in with a key made here.
+
+    `ssh` on PATH becomes a wrapper that adds this session's client config (key, known
+    hosts), as a user's ~/.ssh/config would. MaxSessions is 1: aitop needs none, since it
+    forwards the engine's socket over one connection instead of one session per request.
+    """
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(binary) or shutil.which("ssh") is None or os.geteuid() != 0:
+        pytest.skip("an ssh:// engine test needs root, sshd and ssh (openssh-server/-client)")
+    port = _free_port()
+    for name in ("hostkey", "clientkey"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)],
+            check=True,
+        )
+    shutil.copy(tmp_path / "clientkey.pub", tmp_path / "authorized_keys")
+    (tmp_path / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp_path}/hostkey\n"
+        f"AuthorizedKeysFile {tmp_path}/authorized_keys\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        f"StrictModes no\nMaxSessions 1\nPidFile {tmp_path}/sshd.pid\n"
+    )
+    (tmp_path / "ssh_config").write_text(
+        f"Host 127.0.0.1\n  IdentityFile {tmp_path}/clientkey\n"
+        f"  UserKnownHostsFile {tmp_path}/known_hosts\n  StrictHostKeyChecking accept-new\n"
+    )
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {tmp_path}/ssh_config "$@"\n')
+    wrapper.chmod(0o755)
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+    proc = subprocess.Popen(
+        [binary, "-D", "-e", "-f", str(tmp_path / "sshd_config")],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "sshd.log", "wb"),  # noqa: SIM115 - lives as long as sshd
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+        # The remote engine is the second dockerd, named by its socket path in the URL.
+        socket_path = second_engine.url[len("unix://") :]
+        yield f"ssh://root@127.0.0.1:{port}{socket_path}", port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_an_ssh_engine_over_one_connection(engine, second_engine, sshd, session_tag):
+    url, port = sshd
+    second = second_engine.url
+    name = f"aitop-ssh-{uuid.uuid4().hex[:6]}"
+    cid = docker(
+        second,
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        f"{TEST_LABEL}={session_tag}",
+        "--label",
+        "aitop.model=org/over-ssh",
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        "while :; do echo tick; sleep 0.2; done",
+    )
+    try:
+        app = two_engine_app(engine.url, url)
+        async with app.run_test(size=(200, 60)) as pilot:
+            table = app.query_one(ContainerTable)
+            table.filter_text = name
+            await until(pilot, lambda: cid in table.row_keys, "the container listed over ssh")
+            assert table.host_of(cid) == url
+            host_row = table.get_row(HOST_PREFIX + url)
+            assert host_row[3].plain == "stats: api" and "running" in host_row[4].plain
+            # No cgroup files over there: the figures come from the stats API.
+            await until(pilot, lambda: table.get_row(cid)[7].plain not in ("", "-"), "CPU figures")
+            gpu_state = str(app.query_one("#gpu-state").render())
+            assert f"{host_label(url)}: no GPU data here; it needs aitop on that host" in gpu_state
+
+            # An action and a log stream over the same one connection.
+            table.move_cursor(row=table.row_keys.index(cid))
+            await pilot.pause()
+            await pilot.press("l")
+            pane = app.query_one(LogPane)
+            await until(pilot, lambda: any(line.text == "tick" for line in pane.buffer), "logs")
+            await pilot.press("escape", "p")
+            await until(pilot, lambda: paused(second, cid), "paused through ssh")
+            assert len(_ssh_processes(port)) == 1
+        # Leaving aitop ends the forward.
+        assert _ssh_processes(port) == []
+    finally:
+        docker(second, "rm", "-f", cid)
+
+
+def test_an_ssh_url_names_the_remote_socket_and_a_single_forward():
+    tunnel = SshTunnel("ssh://me@box:2200/run/user/1000/docker.sock")
+    argv = tunnel.argv("/tmp/aitop-ssh-x/docker.sock")
+    assert argv[0] == "ssh" and argv[-2:] == ["--", "box"]
+    assert argv[argv.index("-l") : argv.index("-l") + 2] == ["-l", "me"]
+    assert argv[argv.index("-p") : argv.index("-p") + 2] == ["-p", "2200"]
+    forward = argv[argv.index("-L") + 1]
+    assert forward == "/tmp/aitop-ssh-x/docker.sock:/run/user/1000/docker.sock"
+    assert SshTunnel("ssh://box").remote == "/var/run/docker.sock"
+
+
+def test_an_unreachable_ssh_engine_says_why_in_one_line():
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh client")
+    url = f"ssh://root@127.0.0.1:{_free_port()}"
+    with pytest.raises(EngineError) as caught:
+        Engine(url).version()
+    text = str(caught.value)
+    assert text.startswith(f"cannot reach {url} over ssh:") and "refused" in text
+    assert "\n" not in text

@@ -7,13 +7,20 @@ Every non-streaming call has a short timeout so a slow engine cannot hang a call
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import io
 import os
+import shutil
 import socket
+import subprocess
 import tarfile
+import tempfile
 import threading
+import time
+import urllib.parse
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -122,6 +129,111 @@ def context_url(name: str) -> str:
     return str(url)
 
 
+class SshTunnel:
+    """One `ssh -L` forward of a remote engine's socket to a local one, for an ssh:// engine.
+
+    The docker SDK's own ssh:// support needs paramiko, or starts one `ssh ... docker system
+    dial-stdio` per connection, each a session counted against the remote sshd's MaxSessions
+    (10 by default). One forward carries every request, stream and log follow as channels of a
+    single ssh connection, which MaxSessions does not count. The system `ssh` is used, so
+    ~/.ssh/config, agents and known hosts apply; the remote socket is the URL's path, else
+    /var/run/docker.sock (ssh://me@box/run/user/1000/docker.sock for a rootless engine).
+    """
+
+    REMOTE_SOCKET = "/var/run/docker.sock"
+    START_TIMEOUT = 15.0
+
+    _open: weakref.WeakSet[SshTunnel] = weakref.WeakSet()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = urllib.parse.urlsplit(url)
+        self.host = parsed.hostname or ""
+        self.user = parsed.username
+        self.port = parsed.port
+        self.remote = parsed.path if parsed.path not in ("", "/") else self.REMOTE_SOCKET
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: str | None = None
+        self._lock = threading.Lock()
+
+    def argv(self, local: str) -> list[str]:
+        """The ssh command line that forwards `local` to the remote engine's socket."""
+        argv = ["ssh", "-nNT", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes"]
+        argv += ["-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3"]
+        if self.user:
+            argv += ["-l", self.user]
+        if self.port:
+            argv += ["-p", str(self.port)]
+        return [*argv, "-L", f"{local}:{self.remote}", "--", self.host]
+
+    def local_url(self) -> str:
+        """unix:// URL of the local end, starting the forward if it is not running."""
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is None and self._dir is not None:
+                return f"unix://{self._dir}/docker.sock"
+            self._stop()
+            if not self.host:
+                raise EngineError(f"invalid engine address {self.url!r}: use ssh://user@host")
+            if shutil.which("ssh") is None:
+                raise EngineError(
+                    f"cannot reach {self.url}: no ssh client here (install openssh-client)"
+                )
+            self._dir = tempfile.mkdtemp(prefix="aitop-ssh-")
+            local = f"{self._dir}/docker.sock"
+            err = open(f"{self._dir}/ssh.log", "wb")  # noqa: SIM115 - ssh writes while it runs
+            try:
+                self._proc = subprocess.Popen(
+                    self.argv(local), stdin=subprocess.DEVNULL, stdout=err, stderr=err
+                )
+            finally:
+                err.close()
+            SshTunnel._open.add(self)
+            deadline = time.monotonic() + self.START_TIMEOUT
+            while not os.path.exists(local):
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    reason = self._log_tail() or "no answer"
+                    self._stop()
+                    raise EngineError(f"cannot reach {self.url} over ssh: {reason}")
+                time.sleep(0.02)
+            return f"unix://{local}"
+
+    def _log_tail(self) -> str:
+        try:
+            with open(f"{self._dir}/ssh.log", "rb") as fh:
+                lines = fh.read().decode(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(2)
+        folder, self._dir = self._dir, None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """End the forward (the next `local_url()` starts a new one)."""
+        with self._lock:
+            self._stop()
+
+    @classmethod
+    def close_all(cls) -> None:
+        """End every forward still running (at exit: an ssh -N would outlive aitop)."""
+        for tunnel in list(cls._open):
+            tunnel.close()
+
+
+atexit.register(SshTunnel.close_all)
+
+
 def _is_podman_url(url: str) -> bool:
     return url in _podman_urls or "/podman/" in url or url.endswith("podman.sock")
 
@@ -226,6 +338,7 @@ class Engine:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._streams: set[Any] = set()
+        self._tunnel = SshTunnel(self.url) if self.url.startswith("ssh://") else None
         self.product = ""
         """Which engine answered: "Docker" or "Podman"; "" until the first `version()`."""
         self.product_version = ""
@@ -241,15 +354,17 @@ class Engine:
             if self._client is None:
                 with _Translate(self.url):
                     self._client = docker.DockerClient(
-                        base_url=self.url,
-                        timeout=self.timeout,
-                        # The system ssh client honours ~/.ssh/config; no paramiko needed.
-                        use_ssh_client=self.url.startswith("ssh://"),
+                        base_url=self._base_url(), timeout=self.timeout
                     )
             return self._client.api
 
+    def _base_url(self) -> str:
+        # An ssh:// engine is reached through a local forward of its socket (see SshTunnel).
+        return self._tunnel.local_url() if self._tunnel is not None else self.url
+
     def reset(self) -> None:
-        """Drop the connection pool and open streams; the next call reconnects."""
+        """Drop the connection pool and open streams (and an ssh forward); the next call
+        reconnects."""
         with self._lock:
             client, self._client = self._client, None
             actions, self._actions_client = self._actions_client, None
@@ -261,6 +376,8 @@ class Engine:
             if old is not None:
                 with contextlib.suppress(Exception):
                     old.close()
+        if self._tunnel is not None:
+            self._tunnel.close()
 
     close = reset
 
@@ -471,10 +588,9 @@ class Engine:
                     current.close()
             with _Translate(self.url):
                 client = docker.APIClient(
-                    base_url=self.url,
+                    base_url=self._base_url(),
                     version=base.api_version,
                     timeout=self.action_timeout,
-                    use_ssh_client=self.url.startswith("ssh://"),
                 )
             self._actions_client = client
             self._actions_base = base
