@@ -359,3 +359,37 @@ def test_an_unreachable_ssh_engine_says_why_in_one_line():
     text = str(caught.value)
     assert text.startswith(f"cannot reach {url} over ssh:") and "refused" in text
     assert "\n" not in text
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_the_real_command_watches_two_engines(engine, second_engine, fleet_pair):
+    """`aitop --host A --host B` in a real terminal: both host rows, the HOST column, and the
+    second engine's container; q quits cleanly."""
+    from tests.test_tmux import Tmux
+
+    prefix, _ = fleet_pair
+    second_label = host_label(second_engine.url)
+    term = Tmux(
+        f"AITOP_CONFIG=/nonexistent/aitop.toml {sys.executable} -m tui --all "
+        f"--host {engine.url} --host {second_engine.url}",
+        width=200,
+        height=50,
+    )
+    try:
+        term.wait_for("updated ")
+        term.keys("/")
+        term.wait_for("filter by name")
+        term.keys(*prefix)
+        term.keys("Enter")
+        screen = term.wait_for(f"filter: '{prefix}'")
+        screen = term.wait_for(f"{prefix}-model-2")
+        header = next(line for line in screen.splitlines() if "NAME" in line)
+        assert header.split()[:3] == ["NAME", "▲", "HOST"]
+        assert f"▣ {host_label(engine.url)}" in screen and f"▣ {second_label}" in screen
+        row = next(line for line in screen.splitlines() if f"{prefix}-model-2" in line)
+        assert second_label in row
+        term.keys("q")
+        screen = term.wait_for("EXIT=0")
+        assert "Traceback" not in screen
+    finally:
+        term.close()

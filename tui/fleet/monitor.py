@@ -67,8 +67,8 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 INSPECT_WORKERS = 8
 SSH_WORKERS = 2
-"""Parallel calls to an ssh:// engine: each is an ssh process, and sshd limits how many
-connections may start at once (MaxStartups) and the sessions of each (MaxSessions, 10)."""
+"""Parallel calls to an ssh:// engine: they share one ssh connection (see SshTunnel), and a
+stats poll over a slow link should not flood it."""
 
 
 class FleetMonitor:
