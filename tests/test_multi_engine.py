@@ -393,3 +393,23 @@ def test_the_real_command_watches_two_engines(engine, second_engine, fleet_pair)
         assert "Traceback" not in screen
     finally:
         term.close()
+
+
+def test_host_and_context_are_repeatable_and_an_unknown_context_is_one_line():
+    from tui.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["--host", "tcp://a:1", "--host", "ssh://me@b", "--context", "c"]
+    )
+    assert (args.host, args.context) == (["tcp://a:1", "ssh://me@b"], ["c"])
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "--context", "no-such-context", "snapshot", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AITOP_CONFIG": "/nonexistent/aitop.toml"},
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert (
+        out.stderr == "aitop: no docker context named 'no-such-context' (see `docker context ls`)\n"
+    )
