@@ -42,3 +42,8 @@ def human_duration(seconds: float | None) -> str:
 def percent(value: float | None) -> str:
     """42.123 -> "42.1%"; None -> "-"."""
     return "-" if value is None else f"{value:.1f}%"
+
+
+def counted(n: int, noun: str) -> str:
+    """1 -> "1 line", 2500 -> "2,500 lines": a count with its noun, singular when it is one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

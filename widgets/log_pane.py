@@ -59,6 +59,7 @@ from tui.fleet.logtypes import (
     sanitize_text,
     to_ansi,
 )
+from widgets.formatting import counted
 
 FilterMode = Literal["off", "match", "exclude"]
 ExportScope = Literal["view", "all"]
@@ -1161,14 +1162,14 @@ class LogPane(Widget):
         if self.following:
             parts.append("\u25cf following")
         else:
-            waiting = f" \u2014 {self.new_lines:,} new lines" if self.new_lines else ""
+            waiting = f" \u2014 {counted(self.new_lines, 'new line')}" if self.new_lines else ""
             parts.append(f"\u275a\u275a paused{waiting} (f to follow)")
         if self._query_error:
             parts.append(self._query_error)
         elif self._query.pattern:
             kind = "regex" if self._query.regex else "text"
             case = ", case" if self._query.case_sensitive else ""
-            found = f"{self.match_count:,} matching lines"
+            found = counted(self.match_count, "matching line")
             position = self._match_position()
             if position is not None:
                 found = f"match {position:,} of {self.match_count:,}"
@@ -1177,7 +1178,7 @@ class LogPane(Widget):
             parts.append("filter: matching only")
         elif self.filter_mode == "exclude":
             parts.append("filter: hiding matches")
-        parts.append(f"{len(self._buffer):,} lines")
+        parts.append(counted(len(self._buffer), "line"))
         if self.dropped_lines or self._buffer.dropped:
             parts.append(f"{self.dropped_lines + self._buffer.dropped:,} dropped")
         text = "  \u00b7  ".join(parts)
