@@ -196,7 +196,7 @@ def test_a_partial_file_applies_what_is_right_and_names_each_mistake(tmp_path):
         "string (''); ignored",
         f"{path}:22: keymap: 'stop': expected a string, got a whole number (5); ignored",
         f"{path}:24: unknown setting 'colours', ignored; (expected at the top level: theme, "
-        "read_only, hosts, refresh, detection, logs, thresholds, keymap)",
+        "read_only, low_bandwidth, hosts, refresh, detection, logs, thresholds, keymap)",
     ]
     c = loaded.config
     # What was right applies; each mistake left its own setting at the default.

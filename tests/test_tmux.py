@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,27 @@ def test_an_action_key_right_after_quit_leaves_no_traceback(tmux, run_container)
     screen = term.wait_for("EXIT=")
     assert "EXIT=0" in screen
     assert "Traceback" not in screen and "NoMatches" not in screen and "Error" not in screen
+
+
+def _colours(term: Tmux) -> str:
+    """The pane with its colours, as SGR sequences (tmux capture-pane -e)."""
+    return subprocess.run(
+        ["tmux", "capture-pane", "-e", "-p", "-t", term.name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_low_bandwidth_mode_draws_in_16_colours(tmux):
+    """Over a slow link every byte counts: `--low-bandwidth` sends the 16 basic colours only
+    (no 256-colour or 24-bit sequences), where the normal mode uses the theme's true colours."""
+    normal = tmux(f"{sys.executable} -m tui")
+    normal.wait_for("updated ")
+    assert re.search(r"\x1b\[[0-9;]*[34]8;[25];", _colours(normal))
+    slow = tmux(f"{sys.executable} -m tui --low-bandwidth")
+    screen = slow.wait_for("updated ")
+    assert "CPU" in screen and "updated " in screen
+    colours = _colours(slow)
+    assert "\x1b[" in colours  # it is in colour, just fewer of them
+    assert not re.search(r"\x1b\[[0-9;]*[34]8;[25];", colours)

@@ -17,6 +17,7 @@ from tui.config import (
     CONFIG_ENV,
     ConfigProblem,
     LoadedConfig,
+    RefreshConfig,
     apply_thresholds,
     choose_hosts,
     default_file,
@@ -28,6 +29,10 @@ from tui.fleet.engine import Engine, EngineError, context_url
 EXIT_ENGINE = 2
 
 
+LOW_BANDWIDTH_FPS = 8
+"""Frames a second at most with `--low-bandwidth` (Textual's default is 60)."""
+LOW_BANDWIDTH_INTERVAL = 2.0
+"""Seconds between fleet samples with `--low-bandwidth`, unless set otherwise."""
 FIGURES_WAIT = 0.6
 """Longest the CLI waits for the first figures before loading the UI."""
 
@@ -82,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="change nothing: hide every action that would change a container, and refuse "
         "them below the UI too",
+    )
+    parser.add_argument(
+        "--low-bandwidth",
+        action="store_true",
+        help="for slow links: fewer frames a second, 16 colours, the fleet sampled every 2 s",
     )
     parser.add_argument(
         "--gpu-interval",
@@ -199,7 +209,14 @@ def _run(args: argparse.Namespace) -> int:
         else:
             demo_down(engine)
         return 0
+    low_bandwidth = bool(getattr(args, "low_bandwidth", False)) or config.low_bandwidth
+    if low_bandwidth:
+        # Read by Textual when it is first imported, which is below: a user's own values win.
+        os.environ.setdefault("TEXTUAL_FPS", str(LOW_BANDWIDTH_FPS))
+        os.environ.setdefault("TEXTUAL_COLOR_SYSTEM", "standard")
     interval = args.interval if args.interval is not None else config.refresh.fleet
+    if low_bandwidth and args.interval is None and config.refresh.fleet == RefreshConfig().fleet:
+        interval = LOW_BANDWIDTH_INTERVAL
     gpu_interval = args.gpu_interval if args.gpu_interval is not None else config.refresh.gpu
     if interval <= 0 or gpu_interval <= 0:
         print("aitop: intervals must be positive numbers of seconds", file=sys.stderr)

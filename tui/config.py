@@ -141,6 +141,9 @@ class Config:
     """A Textual theme: textual-dark, textual-light, nord, gruvbox, dracula, tokyo-night, ..."""
     read_only: bool = False
     """Change nothing: hide every action that would change a container (like `--read-only`)."""
+    low_bandwidth: bool = False
+    """For slow links (like `--low-bandwidth`): fewer frames a second, 16 colours, and the fleet
+    sampled every 2 seconds unless `--interval` or a `refresh.fleet` other than 1 says otherwise."""
     hosts: tuple[str, ...] = field(default=(), metadata=_check(_non_empty_strings))
     """Engines to watch together (unix://, tcp://, ssh://). `--host`, `--context` and DOCKER_HOST
     come first; without any, the active docker context, then the local socket."""
