@@ -66,6 +66,15 @@ class Command:
 
 
 APP_COMMANDS: tuple[Command, ...] = (
+    # First: at 80 columns the footer has room for a few keys, and this one leads to all.
+    Command(
+        "help",
+        "show_help",
+        "Show the keys (help)",
+        "Every key of the focused pane and the global ones",
+        key="question_mark",
+        description="Help",
+    ),
     Command("quit", "quit", "Quit", "Leave aitop", key="q", description="Quit"),
     Command(
         "toggle-all",
@@ -97,14 +106,6 @@ APP_COMMANDS: tuple[Command, ...] = (
         "Open (or close) the selected container's logs; they follow the selection",
         key="l",
         description="Logs",
-    ),
-    Command(
-        "help",
-        "show_help",
-        "Show the keys (help)",
-        "Every key of the focused pane and the global ones",
-        key="question_mark",
-        description="Help",
     ),
     Command(
         "command-palette",

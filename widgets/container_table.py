@@ -237,11 +237,31 @@ class ContainerTable(ScrollView, can_focus=True):
         Binding("end", "last_row", "Last", show=False, id="table.last"),
         Binding("left", "scroll_left", "Left", show=False, id="table.left"),
         Binding("right", "scroll_right", "Right", show=False, id="table.right"),
-        Binding(">", "sort_next", "Sort next", id="sort-next", tooltip="Sort by the next column"),
+        # Out of the footer (it has room for few keys); `?` lists them, a header click sorts.
         Binding(
-            "<", "sort_prev", "Sort prev", id="sort-prev", tooltip="Sort by the previous column"
+            ">",
+            "sort_next",
+            "Sort next",
+            show=False,
+            id="sort-next",
+            tooltip="Sort by the next column",
         ),
-        Binding("I", "sort_invert", "Invert", id="sort-invert", tooltip="Reverse the sort order"),
+        Binding(
+            "<",
+            "sort_prev",
+            "Sort prev",
+            show=False,
+            id="sort-prev",
+            tooltip="Sort by the previous column",
+        ),
+        Binding(
+            "I",
+            "sort_invert",
+            "Invert",
+            show=False,
+            id="sort-invert",
+            tooltip="Reverse the sort order",
+        ),
     ]
 
     sort_column: reactive[str] = reactive("name")
