@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.widgets import Sparkline, Static
 
 from tests.fixtures.nvml.fake_nvml import FakeNvml
@@ -187,3 +188,19 @@ async def test_an_unreadable_process_list_reads_na(tmp_path):
             "compute processes: Unknown Error",
             "processes N/A",
         ]
+
+
+async def test_a_narrow_terminal_ends_the_holders_with_an_ellipsis_not_mid_word(tmp_path):
+    report = report_from("h100_a100.json", tmp_path)
+    names = {CID_A: "vllm-a-rather-long-name", CID_B: "llama-70b-instruct-replica-one"}
+    async with PanelApp().run_test(size=(80, 30)) as pilot:
+        panel = pilot.app.query_one(GpuPanel)
+        panel.update_report(report, names)
+        await pilot.pause()
+        holders = panel.query(".gpu-holders").last()
+        full = text(holders)
+        assert len(full) > holders.size.width  # it does not fit: the case at hand
+        (line,) = holders.render_lines(Region(0, 0, holders.size.width, 1))
+        shown = line.text.rstrip()
+        assert shown.endswith("…")
+        assert full.startswith(shown[:-1])

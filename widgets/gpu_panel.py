@@ -94,6 +94,8 @@ class GpuPanel(Widget):
     GpuPanel .gpu-holders {
         width: 1fr;
         color: $text-muted;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     GpuPanel .gpu-block.-lost .gpu-title {
         color: $error;
