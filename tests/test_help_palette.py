@@ -181,6 +181,31 @@ async def test_switch_host_names_the_engine_and_the_configured_hosts():
         )
 
 
+async def test_switch_host_jumps_from_one_engines_rows_to_the_next():
+    import dataclasses
+
+    local = demo_fleet()
+    remote = dataclasses.replace(
+        local,
+        engine=dataclasses.replace(local.engine, url="ssh://me@gpu-box", stats_source="api"),
+        containers=tuple(
+            dataclasses.replace(c, info=dataclasses.replace(c.info, id="f" + c.info.id[1:]))
+            for c in local.containers
+        ),
+    )
+    app = AitopApp(None, monitors=[ReplayMonitor(local), ReplayMonitor(remote)])
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        hosts = [key for key in table.row_keys if key.startswith("host:")]
+        assert len(hosts) == 2
+        await open_palette_and_run(pilot, app, "switch host")
+        assert table.row_keys[table.cursor_row] == "host:ssh://me@gpu-box"
+        assert any("(2 of 2)" in str(n.message) for n in app._notifications)
+        await open_palette_and_run(pilot, app, "switch host")  # and round again
+        assert table.row_keys[table.cursor_row] == hosts[0]
+
+
 async def test_set_theme_opens_the_theme_picker():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:

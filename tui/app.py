@@ -36,7 +36,7 @@ from tui.fleet.logs import LogFollower, LogTarget, ReplicaSetFollower, export_li
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from widgets.action_progress import ActionProgress
-from widgets.container_table import ContainerTable, host_label
+from widgets.container_table import HOST_PREFIX, ContainerTable, host_label
 from widgets.gpu_panel import GpuPanel
 from widgets.help_screen import HelpScreen
 from widgets.host_gauges import HostGauges
@@ -361,7 +361,17 @@ class AitopApp(ActionsMixin, App):
         self.push_screen(HelpScreen(help_sections(self, self.screen)))
 
     def action_switch_host(self) -> None:
-        """Say which engines aitop watches and which are configured."""
+        """Jump to the next engine's rows (several engines); else say which engine is watched."""
+        table = self.query_one(ContainerTable)
+        keys = table.row_keys
+        hosts = [i for i, key in enumerate(keys) if key.startswith(HOST_PREFIX)]
+        if len(hosts) > 1:
+            target = next((i for i in hosts if i > table.cursor_row), hosts[0])
+            table.move_cursor(row=target)
+            table.focus()
+            url = keys[target][len(HOST_PREFIX) :]
+            self.notify(f"{host_label(url)} ({hosts.index(target) + 1} of {len(hosts)})")
+            return
         watched = [e for e in self.engines if e is not None]
         if not watched:
             self.notify("no engine: this is a recorded fleet", severity="warning")

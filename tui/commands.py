@@ -120,7 +120,7 @@ APP_COMMANDS: tuple[Command, ...] = (
         "switch-host",
         "switch_host",
         "Switch host",
-        "The engine aitop watches, and the configured ones",
+        "Jump to the next engine's containers (several engines), or name the engine watched",
     ),
 )
 """The app's own commands."""
