@@ -128,27 +128,28 @@ class SecondEngine:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - lives as long as dockerd
-        self.proc = subprocess.Popen(
-            [
-                "dockerd",
-                "--host",
-                self.url,
-                "--data-root",
-                str(self.root / "data"),
-                "--exec-root",
-                str(self.root / "exec"),
-                "--pidfile",
-                str(self.root / "docker.pid"),
-                "--bridge",
-                self.BRIDGE,
-                "--iptables=false",
-                "--ip6tables=false",
-            ],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        # dockerd writes through its own copy of the descriptor: ours is closed at once.
+        with open(self.root / "dockerd.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "dockerd",
+                    "--host",
+                    self.url,
+                    "--data-root",
+                    str(self.root / "data"),
+                    "--exec-root",
+                    str(self.root / "exec"),
+                    "--pidfile",
+                    str(self.root / "docker.pid"),
+                    "--bridge",
+                    self.BRIDGE,
+                    "--iptables=false",
+                    "--ip6tables=false",
+                ],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         eng = Engine(self.url, timeout=5)
         deadline = time.monotonic() + timeout
         while True:

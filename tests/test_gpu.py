@@ -93,7 +93,9 @@ def quiet(capsys, recwarn):
     yield
     out, err = capsys.readouterr()
     assert (out, err) == ("", "")
-    assert [str(w.message) for w in recwarn] == []
+    # A ResourceWarning comes from whatever object the collector happens to free now, often
+    # one an earlier test left behind: it says nothing about this test.
+    assert [str(w.message) for w in recwarn if not issubclass(w.category, ResourceWarning)] == []
 
 
 # --- the headless module stays headless ---------------------------------------------------------

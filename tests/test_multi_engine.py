@@ -271,11 +271,12 @@ def sshd(tmp_path, monkeypatch, second_engine):
     wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {tmp_path}/ssh_config "$@"\n')
     wrapper.chmod(0o755)
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
-    proc = subprocess.Popen(
-        [binary, "-D", "-e", "-f", str(tmp_path / "sshd_config")],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "sshd.log", "wb"),  # noqa: SIM115 - lives as long as sshd
-    )
+    with open(tmp_path / "sshd.log", "wb") as log:  # sshd writes through its own copy
+        proc = subprocess.Popen(
+            [binary, "-D", "-e", "-f", str(tmp_path / "sshd_config")],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         for _ in range(100):
             with socket.socket() as sock:
