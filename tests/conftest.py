@@ -1,7 +1,9 @@
 """Shared test rig: a real Docker engine, a local scratch + busybox image, labelled containers.
 
-Engine tests skip when no engine answers on a developer's laptop; under CI (CI=true) or with
-AITOP_REQUIRE_ENGINE=1 that skip becomes a failure, so a green CI always means they ran.
+Engine tests skip when no engine answers on a developer's laptop (so do tests needing tmux,
+ssh, podman, docker-compose, ...); under CI (CI=true) or with AITOP_REQUIRE_ENGINE=1 every skip
+is turned into a failure (`pytest_runtest_makereport` below), so a green CI always means they
+ran. A test whose skip is right on some CI machines says so with `@pytest.mark.may_skip`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -24,10 +27,31 @@ TEST_IMAGE = "aitop-test-busybox:latest"
 REQUIRE_ENGINE = bool(os.environ.get("AITOP_REQUIRE_ENGINE") or os.environ.get("CI"))
 
 
-def _no_engine(reason: str) -> None:
-    if REQUIRE_ENGINE:
-        pytest.fail(f"a Docker engine is required here (CI / AITOP_REQUIRE_ENGINE): {reason}")
-    pytest.skip(f"no Docker engine: {reason}")
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Under CI / AITOP_REQUIRE_ENGINE a skip is a failure: nothing is silently left untested."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_ENGINE and report.skipped and item.get_closest_marker("may_skip") is None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but CI / AITOP_REQUIRE_ENGINE requires it to run: {reason}"
+
+
+def unavailable(what: str, reason: str) -> NoReturn:
+    """Skip a test that needs `what` (an engine, a tool, a service) which is not here."""
+    pytest.skip(f"no {what}: {reason}")
+
+
+def require_tools(*names: str) -> None:
+    """`unavailable` unless every one of these commands is on PATH."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        unavailable(", ".join(missing), "not installed")
+
+
+def _no_engine(reason: str) -> NoReturn:
+    unavailable("Docker engine", reason)
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import TEST_LABEL
+from tests.conftest import TEST_LABEL, require_tools, unavailable
 
 AITOP = [sys.executable, "-m", "tui"]
 
@@ -68,8 +67,8 @@ def test_interactive_view_without_a_terminal_says_so():
 
 
 @pytest.mark.engine
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not installed")
 def test_permission_denied_socket_says_join_the_docker_group(engine, tmp_path):
+    require_tools("setpriv")
     sock = engine.url.removeprefix("unix://")
     if os.stat(sock).st_mode & 0o006:
         pytest.skip("the engine's socket is world-accessible here")
@@ -83,7 +82,7 @@ def test_permission_denied_socket_says_join_the_docker_group(engine, tmp_path):
         env={**os.environ, "HOME": str(tmp_path), "PYTHONPATH": os.getcwd()},
     )
     if out.returncode == 127 or "error while loading shared libraries" in out.stderr:
-        pytest.skip(f"this interpreter cannot run as an unprivileged user: {out.stderr[:200]}")
+        unavailable("unprivileged run", f"this interpreter cannot run so: {out.stderr[:200]}")
     assert out.returncode == 2, out.stderr
     assert "permission denied" in out.stderr and "docker group" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
@@ -154,8 +153,8 @@ def test_demo_up_and_down(engine):
     assert engine.ids_with_label(DEMO_LABEL) == []
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed")
 def test_the_active_docker_context_is_used_when_no_host_is_given(tmp_path):
+    require_tools("docker")
     env = {"DOCKER_CONFIG": str(tmp_path)}
     env.pop("DOCKER_HOST", None)
     full_env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"} | env

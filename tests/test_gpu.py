@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_LABEL
+from tests.conftest import TEST_LABEL, require_tools, unavailable
 from tests.fixtures.nvml.fake_nvml import FakeNvml, load_reading
 from tui.fleet import gpu
 from tui.fleet.gpu import (
@@ -309,6 +308,7 @@ def test_no_bindings_installed_is_a_state(monkeypatch, quiet):
     assert "nvidia-ml-py" in report.message
 
 
+@pytest.mark.may_skip  # a CI machine with a GPU has nothing to show here
 def test_the_real_bindings_on_this_machine(quiet):
     """The default path: the real `pynvml` against whatever this machine has."""
     sampler = GpuSampler()
@@ -474,7 +474,7 @@ def test_the_names_the_sampler_calls_exist_in_the_real_bindings():
     """The fake mirrors the real `pynvml`: same functions, arities, constants, error codes."""
     real = gpu.load_pynvml()
     if real is None:
-        pytest.skip("nvidia-ml-py is not installed")
+        unavailable("nvidia-ml-py", "not installed (a dependency of aitop)")
     fake = FakeNvml({})
     for name in dir(FakeNvml):
         if name.startswith("nvml"):
@@ -589,7 +589,7 @@ def test_real_containers_get_their_own_gpu_memory(engine, run_container, quiet):
     fake = FakeNvml.from_fixture("h100_a100.json", {"$a": pid_a, "$b": pid_b, "$host": os.getpid()})
     report = GpuSampler(fake, proc_root="/proc").sample()
     if not report.attribution_possible:
-        pytest.skip(f"this test run cannot see host PIDs: {report.attribution_reason}")
+        unavailable("host PIDs", report.attribution_reason)
     usage = container_gpu_usage(report)
     assert set(usage) == {cid_a, cid_b}
     assert [(u.index, u.mem_bytes) for u in usage[cid_a]] == [(0, 19541180416), (1, 19434628710)]
@@ -608,8 +608,7 @@ def test_real_containers_get_their_own_gpu_memory(engine, run_container, quiet):
 
 @pytest.mark.engine
 def test_gpus_assigned_reads_the_engines_device_requests(engine, image, session_tag):
-    if shutil.which("docker") is None:
-        pytest.skip("no docker CLI")
+    require_tools("docker")
     made = []
     try:
         for flag, expected in (('"device=0,2"', ("0", "2")), ("2", ("0", "1")), ("all", ("all",))):

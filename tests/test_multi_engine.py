@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import TEST_IMAGE, TEST_LABEL
+from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
 from tui.app import AitopApp
 from tui.fleet.engine import Engine, EngineError, SshTunnel
 from tui.fleet.monitor import FleetMonitor
@@ -247,7 +247,9 @@ def sshd(tmp_path, monkeypatch, second_engine):
     """
     binary = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(binary) or shutil.which("ssh") is None or os.geteuid() != 0:
-        pytest.skip("an ssh:// engine test needs root, sshd and ssh (openssh-server/-client)")
+        unavailable(
+            "sshd", "an ssh:// engine test needs root, sshd and ssh (openssh-server/-client)"
+        )
     port = _free_port()
     for name in ("hostkey", "clientkey"):
         subprocess.run(
@@ -352,8 +354,7 @@ def test_an_ssh_url_names_the_remote_socket_and_a_single_forward():
 
 
 def test_an_unreachable_ssh_engine_says_why_in_one_line():
-    if shutil.which("ssh") is None:
-        pytest.skip("no ssh client")
+    require_tools("ssh")
     url = f"ssh://root@127.0.0.1:{_free_port()}"
     with pytest.raises(EngineError) as caught:
         Engine(url).version()
@@ -362,10 +363,10 @@ def test_an_unreachable_ssh_engine_says_why_in_one_line():
     assert "\n" not in text
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_the_real_command_watches_two_engines(engine, second_engine, fleet_pair):
     """`aitop --host A --host B` in a real terminal: both host rows, the HOST column, and the
     second engine's container; q quits cleanly."""
+    require_tools("tmux")
     from tests.test_tmux import Tmux
 
     prefix, _ = fleet_pair

@@ -19,11 +19,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 import tui.fleet.engine as engine_mod
-from tests.conftest import REQUIRE_ENGINE, TEST_LABEL, wait_for
+from tests.conftest import TEST_LABEL, unavailable, wait_for
 from tui.fleet.cgroups import CgroupReader
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine import Engine, EngineError, Unsupported, podman_sockets, resolve_url
@@ -158,10 +159,8 @@ def _cpu_ticks(pid: int) -> int:
 # --- a real Podman service ------------------------------------------------------------------
 
 
-def _no_podman(reason: str) -> None:
-    if REQUIRE_ENGINE:
-        pytest.fail(f"Podman is required here (CI / AITOP_REQUIRE_ENGINE): {reason}")
-    pytest.skip(f"no Podman: {reason}")
+def _no_podman(reason: str) -> NoReturn:
+    unavailable("Podman", reason)
 
 
 class PodmanService:

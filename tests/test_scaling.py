@@ -5,7 +5,6 @@ fixed host port, against the real engine."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_IMAGE, TEST_LABEL
+from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
 from tui.fleet import scaling
 from tui.fleet.engine import Engine, EngineError
 from tui.fleet.inventory import COMPOSE_NUMBER, parse_time
@@ -327,8 +326,7 @@ services:
 @pytest.fixture
 def compose_project(image, session_tag, tmp_path: Path):
     """A compose project started by Debian's docker-compose; always `down`-ed afterwards."""
-    if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    require_tools("docker-compose")
     project = f"aitoptest{uuid.uuid4().hex[:8]}"
     path = tmp_path / "docker-compose.yml"
     path.write_text(
@@ -412,9 +410,9 @@ def swarm(engine):
                 made = True
                 break
         else:
-            pytest.skip(f"cannot initialise a swarm here: {run.stderr.strip()}")
+            unavailable("swarm", f"cannot initialise one here: {run.stderr.strip()}")
     elif state != "active":
-        pytest.skip(f"this engine's swarm is {state}")
+        unavailable("swarm", f"this engine's swarm is {state}")
     try:
         yield
     finally:

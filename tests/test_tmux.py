@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -12,10 +11,9 @@ import uuid
 
 import pytest
 
-pytestmark = [
-    pytest.mark.engine,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
-]
+from tests.conftest import require_tools
+
+pytestmark = pytest.mark.engine
 
 
 class Tmux:
@@ -68,6 +66,7 @@ class Tmux:
 
 @pytest.fixture
 def tmux():
+    require_tools("tmux")
     sessions: list[Tmux] = []
 
     def start(command: str, **kw) -> Tmux:
