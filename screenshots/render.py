@@ -36,7 +36,7 @@ from tests.fleet_fixtures import (  # noqa: E402
     ReplayMonitor,
     demo_fleet,
     demo_fleet_with_gpus,
-    unreachable,
+    several_engines,
 )
 from tui.app import AitopApp  # noqa: E402
 from tui.fleet.demo import DEMO_LABEL, demo_down, demo_up  # noqa: E402
@@ -95,39 +95,9 @@ async def recorded(
         save(app, name)
 
 
-def several_engines() -> list[ReplayMonitor]:
-    """The recorded demo fleet on the local engine, part of it again on an `ssh://` engine, and
-    a third engine that does not answer (as tests/test_snapshots.py builds them)."""
-    local = demo_fleet()
-    keep = ("aitop-demo-llama-1", "aitop-demo-llama-2", "aitop-demo-burner")
-    remote = dataclasses.replace(
-        local,
-        engine=dataclasses.replace(local.engine, url="ssh://me@gpu-box", stats_source="api"),
-        containers=tuple(
-            dataclasses.replace(c, info=dataclasses.replace(c.info, id="f" + c.info.id[1:]))
-            for c in local.containers
-            if c.info.name in keep
-        ),
-    )
-    down = unreachable(
-        dataclasses.replace(
-            local, engine=dataclasses.replace(local.engine, url="tcp://10.0.0.7:2376")
-        )
-    )
-    down = dataclasses.replace(
-        down,
-        containers=(),
-        engine=dataclasses.replace(
-            down.engine,
-            retry_in=8.0,
-            error="the Docker engine at tcp://10.0.0.7:2376 refused the connection",
-        ),
-    )
-    return [ReplayMonitor(local), ReplayMonitor(remote), ReplayMonitor(down)]
-
-
 async def render_several_engines() -> None:
-    app = AitopApp(None, monitors=several_engines())  # type: ignore[arg-type]
+    monitors = [ReplayMonitor(fleet) for fleet in several_engines()]
+    app = AitopApp(None, monitors=monitors)  # type: ignore[arg-type]
     async with app.run_test(size=(200, 25)) as pilot:
         await pilot.pause()
         save(app, "several-engines")

@@ -32,6 +32,38 @@ def unreachable(snapshot: FleetSnapshot) -> FleetSnapshot:
     return dataclasses.replace(snapshot, engine=engine)
 
 
+def several_engines() -> tuple[FleetSnapshot, FleetSnapshot, FleetSnapshot]:
+    """Three engines: the recorded demo fleet on the local socket, part of it again (other ids)
+    on `ssh://me@gpu-box` (stats from the API), and `tcp://10.0.0.7:2376`, which does not
+    answer and never did (no containers)."""
+    local = demo_fleet()
+    keep = ("aitop-demo-llama-1", "aitop-demo-llama-2", "aitop-demo-burner")
+    remote = dataclasses.replace(
+        local,
+        engine=dataclasses.replace(local.engine, url="ssh://me@gpu-box", stats_source="api"),
+        containers=tuple(
+            dataclasses.replace(c, info=dataclasses.replace(c.info, id="f" + c.info.id[1:]))
+            for c in local.containers
+            if c.info.name in keep
+        ),
+    )
+    down = unreachable(
+        dataclasses.replace(
+            local, engine=dataclasses.replace(local.engine, url="tcp://10.0.0.7:2376")
+        )
+    )
+    down = dataclasses.replace(
+        down,
+        containers=(),
+        engine=dataclasses.replace(
+            down.engine,
+            retry_in=8.0,
+            error="the Docker engine at tcp://10.0.0.7:2376 refused the connection",
+        ),
+    )
+    return local, remote, down
+
+
 def demo_fleet_with_gpus(tmp_path: Path) -> FleetSnapshot:
     """The demo fleet on a two-GPU machine (an H100 and an A100, recorded NVML readings):
     llama-1 runs tensor-parallel on both GPUs, mistral-1 on GPU 1, a host process holds 1G of

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from textual.command import CommandPalette
 
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet
+from tests.fleet_fixtures import ReplayMonitor, demo_fleet, several_engines
 from tui.action_mixin import MUTATING_ACTIONS
 from tui.app import AitopApp
 from tui.commands import COMMANDS, binding_catalog
@@ -182,26 +182,17 @@ async def test_switch_host_names_the_engine_and_the_configured_hosts():
 
 
 async def test_switch_host_jumps_from_one_engines_rows_to_the_next():
-    import dataclasses
-
-    local = demo_fleet()
-    remote = dataclasses.replace(
-        local,
-        engine=dataclasses.replace(local.engine, url="ssh://me@gpu-box", stats_source="api"),
-        containers=tuple(
-            dataclasses.replace(c, info=dataclasses.replace(c.info, id="f" + c.info.id[1:]))
-            for c in local.containers
-        ),
-    )
-    app = AitopApp(None, monitors=[ReplayMonitor(local), ReplayMonitor(remote)])
+    app = AitopApp(None, monitors=[ReplayMonitor(fleet) for fleet in several_engines()])
     async with app.run_test(size=(200, 60)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
         hosts = [key for key in table.row_keys if key.startswith("host:")]
-        assert len(hosts) == 2
+        assert len(hosts) == 3 and table.cursor_row == table.row_keys.index(hosts[0])
         await open_palette_and_run(pilot, app, "switch host")
         assert table.row_keys[table.cursor_row] == "host:ssh://me@gpu-box"
-        assert any("(2 of 2)" in str(n.message) for n in app._notifications)
+        assert any("(2 of 3)" in str(n.message) for n in app._notifications)
+        await open_palette_and_run(pilot, app, "switch host")
+        assert table.row_keys[table.cursor_row] == "host:tcp://10.0.0.7:2376"
         await open_palette_and_run(pilot, app, "switch host")  # and round again
         assert table.row_keys[table.cursor_row] == hosts[0]
 

@@ -10,7 +10,13 @@ import time
 
 import pytest
 
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet, demo_fleet_with_gpus, unreachable
+from tests.fleet_fixtures import (
+    ReplayMonitor,
+    demo_fleet,
+    demo_fleet_with_gpus,
+    several_engines,
+    unreachable,
+)
 from tui.app import AitopApp
 
 
@@ -89,35 +95,5 @@ def test_two_engines_and_one_unreachable(snap_compare):
     error colour, with nothing under it. The GPU pane says the GPU data of me@gpu-box and
     10.0.0.7:2376 needs aitop on that host; the status line warns, first, that 10.0.0.7:2376
     is unreachable and names the three engines."""
-    import dataclasses
-
-    local = demo_fleet()
-    remote_url = "ssh://me@gpu-box"
-    keep = ("aitop-demo-llama-1", "aitop-demo-llama-2", "aitop-demo-burner")
-    remote = dataclasses.replace(
-        local,
-        engine=dataclasses.replace(local.engine, url=remote_url, stats_source="api"),
-        containers=tuple(
-            dataclasses.replace(c, info=dataclasses.replace(c.info, id="f" + c.info.id[1:]))
-            for c in local.containers
-            if c.info.name in keep
-        ),
-    )
-    down = unreachable(
-        dataclasses.replace(
-            local, engine=dataclasses.replace(local.engine, url="tcp://10.0.0.7:2376")
-        )
-    )
-    down = dataclasses.replace(
-        down,
-        containers=(),
-        engine=dataclasses.replace(
-            down.engine,
-            retry_in=8.0,
-            error="the Docker engine at tcp://10.0.0.7:2376 refused the connection",
-        ),
-    )
-    app = AitopApp(
-        None, monitors=[ReplayMonitor(local), ReplayMonitor(remote), ReplayMonitor(down)]
-    )
+    app = AitopApp(None, monitors=[ReplayMonitor(fleet) for fleet in several_engines()])
     assert snap_compare(app, terminal_size=(200, 60))
