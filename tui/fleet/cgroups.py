@@ -121,6 +121,12 @@ def _first_pid(cgroup: str, *, nested: bool = True) -> int | None:
     return None
 
 
+_MEMORY_FILES = {
+    1: ("memory.usage_in_bytes", "memory.limit_in_bytes", b"total_inactive_file"),
+    2: ("memory.current", "memory.max", b"inactive_file"),
+}
+"""By cgroup version: the memory usage and limit files, and memory.stat's inactive-cache key
+(the docker CLI's memory is usage less that cache)."""
 IDLE_FULL_EVERY = 5
 """A container that uses no CPU has its memory, network and block I/O read one tick in this
 many (as cAdvisor's dynamic housekeeping backs off for idle containers)."""
@@ -172,6 +178,13 @@ class CgroupReader:
         value = self._int(path)
         self._limits[path] = (LIMIT_EVERY - 1, value)
         return value
+
+    def _stat(self, path: str) -> bytes:
+        """A `key value` stat file's content; empty when it cannot be read."""
+        try:
+            return self._files.read(path)
+        except OSError:
+            return b""
 
     def _int(self, path: str) -> int | None:
         try:
@@ -306,14 +319,11 @@ class CgroupReader:
         has its other figures carried over (one file read instead of six), and read afresh at
         least every `IDLE_FULL_EVERY` ticks. Most of a large fleet idles between requests.
         """
-        if paths.version == 1:
+        v1 = paths.version == 1
+        if v1:
             cpu_ns = self._int(paths.cpu + "/cpuacct.usage")
         else:
-            try:
-                cpu_stat = self._files.read(paths.cpu + "/cpu.stat")
-            except OSError:
-                cpu_stat = b""
-            usec = _stat_value(cpu_stat, b"usage_usec")
+            usec = _stat_value(self._stat(paths.cpu + "/cpu.stat"), b"usage_usec")
             cpu_ns = usec * 1000 if usec is not None else None
         if (
             prev is not None
@@ -322,24 +332,11 @@ class CgroupReader:
             and prev.idle_ticks < IDLE_FULL_EVERY - 1
         ):
             return replace(prev, at=at, io_at=prev.io_time, idle_ticks=prev.idle_ticks + 1)
-        if paths.version == 1:
-            mem_usage = self._int(paths.memory + "/memory.usage_in_bytes")
-            mem_limit = self._limit(paths.memory + "/memory.limit_in_bytes")
-            try:
-                stat = self._files.read(paths.memory + "/memory.stat")
-            except OSError:
-                stat = b""
-            inactive = _stat_value(stat, b"total_inactive_file") or 0
-            blk_read, blk_write = self._blkio_v1(self._files, paths.io)
-        else:
-            mem_usage = self._int(paths.memory + "/memory.current")
-            mem_limit = self._limit(paths.memory + "/memory.max")
-            try:
-                stat = self._files.read(paths.memory + "/memory.stat")
-            except OSError:
-                stat = b""
-            inactive = _stat_value(stat, b"inactive_file") or 0
-            blk_read, blk_write = self._io_v2(self._files, paths.io)
+        usage, limit, inactive_key = _MEMORY_FILES[paths.version]
+        mem_usage = self._int(f"{paths.memory}/{usage}")
+        mem_limit = self._limit(f"{paths.memory}/{limit}")
+        inactive = _stat_value(self._stat(paths.memory + "/memory.stat"), inactive_key) or 0
+        blk_read, blk_write = self._blkio_v1(paths.io) if v1 else self._io_v2(paths.io)
         net_rx, net_tx = self._net(paths.pid)
         return RawSample(
             at=at,
@@ -353,10 +350,9 @@ class CgroupReader:
             blk_write=blk_write,
         )
 
-    @staticmethod
-    def _blkio_v1(files: OpenFiles, path: str) -> tuple[int | None, int | None]:
+    def _blkio_v1(self, path: str) -> tuple[int | None, int | None]:
         try:
-            data = files.read(path + "/blkio.throttle.io_service_bytes")
+            data = self._files.read(path + "/blkio.throttle.io_service_bytes")
         except OSError:
             return None, None
         read = write = 0
@@ -369,10 +365,9 @@ class CgroupReader:
                     write += int(parts[2])
         return read, write
 
-    @staticmethod
-    def _io_v2(files: OpenFiles, path: str) -> tuple[int | None, int | None]:
+    def _io_v2(self, path: str) -> tuple[int | None, int | None]:
         try:
-            data = files.read(path + "/io.stat")
+            data = self._files.read(path + "/io.stat")
         except OSError:
             return None, None
         read = write = 0
