@@ -137,6 +137,43 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, step: float
         time.sleep(step)
 
 
+def start_daemon(
+    argv: list[str], log: Path, url: str, timeout: float
+) -> tuple[subprocess.Popen, str | None]:
+    """Start a daemon writing to `log` and wait until the engine API at `url` answers.
+
+    Returns the process and None, or, when it exits or does not answer within `timeout`
+    seconds, the process and the end of its log (why not).
+    """
+    # The daemon writes through its own copy of the descriptor: ours is closed at once.
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=out, start_new_session=True)
+    eng = Engine(url, timeout=5)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                eng.version()
+                return proc, None
+            except EngineError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    return proc, log.read_text(errors="replace")[-2000:]
+                time.sleep(0.2)
+    finally:
+        eng.close()
+
+
+def stop_daemon(proc: subprocess.Popen | None, timeout: float) -> None:
+    """Terminate a daemon, killing it when it does not end within `timeout` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 class SecondEngine:
     """A second dockerd on its own socket, data, exec directories and bridge.
 
@@ -152,50 +189,31 @@ class SecondEngine:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        # dockerd writes through its own copy of the descriptor: ours is closed at once.
-        with open(self.root / "dockerd.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    "dockerd",
-                    "--host",
-                    self.url,
-                    "--data-root",
-                    str(self.root / "data"),
-                    "--exec-root",
-                    str(self.root / "exec"),
-                    "--pidfile",
-                    str(self.root / "docker.pid"),
-                    "--bridge",
-                    self.BRIDGE,
-                    "--iptables=false",
-                    "--ip6tables=false",
-                ],
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        eng = Engine(self.url, timeout=5)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                eng.version()
-                break
-            except EngineError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    tail = (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
-                    pytest.fail(f"second dockerd did not start:\n{tail}")
-                time.sleep(0.2)
-            finally:
-                eng.close()
+        self.proc, failed = start_daemon(
+            [
+                "dockerd",
+                "--host",
+                self.url,
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "docker.pid"),
+                "--bridge",
+                self.BRIDGE,
+                "--iptables=false",
+                "--ip6tables=false",
+            ],
+            self.root / "dockerd.log",
+            self.url,
+            timeout,
+        )
+        if failed is not None:
+            pytest.fail(f"second dockerd did not start:\n{failed}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_daemon(self.proc, 30)
         self.proc = None
 
 

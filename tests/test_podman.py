@@ -24,7 +24,7 @@ from typing import NoReturn
 import pytest
 
 import tui.fleet.engine as engine_mod
-from tests.conftest import TEST_LABEL, unavailable, wait_for
+from tests.conftest import TEST_LABEL, start_daemon, stop_daemon, unavailable, wait_for
 from tui.fleet.cgroups import CgroupReader
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine import Engine, EngineError, Unsupported, podman_sockets, resolve_url
@@ -175,36 +175,17 @@ class PodmanService:
 
     def start(self, timeout: float = 60.0) -> None:
         self.socket.parent.mkdir(parents=True)
-        log = open(self.root / "service.log", "ab")  # noqa: SIM115 - lives as long as the service
-        self.proc = subprocess.Popen(
+        self.proc, failed = start_daemon(
             ["podman", "system", "service", "--time=0", self.url],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
+            self.root / "service.log",
+            self.url,
+            timeout,
         )
-        deadline = time.monotonic() + timeout
-        eng = Engine(self.url, timeout=5)
-        try:
-            while True:
-                try:
-                    eng.version()
-                    return
-                except EngineError:
-                    if time.monotonic() > deadline or self.proc.poll() is not None:
-                        tail = (self.root / "service.log").read_text(errors="replace")[-2000:]
-                        _no_podman(f"podman system service did not start:\n{tail}")
-                    time.sleep(0.2)
-        finally:
-            eng.close()
+        if failed is not None:
+            _no_podman(f"podman system service did not start:\n{failed}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_daemon(self.proc, 20)
 
 
 @pytest.fixture(scope="module")
