@@ -31,13 +31,12 @@ def fake_proc(tmp: Path, pid: int, cgroup: str, mounts: str) -> Path:
     return proc
 
 
-def test_cgroup_v2_systemd_layout(tmp_path):
+def systemd_v2_container(tmp_path: Path, files: dict[str, str]):
+    """A container's cgroup v2 scope under systemd (`docker-<id>.scope`) holding `files`, the
+    /proc of its process 4242, and a reader located on it: (scope dir, proc root, reader, paths)."""
     base = tmp_path / "sys" / "system.slice" / f"docker-{CID}.scope"
-    write(base / "cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
-    write(base / "memory.current", "104857600\n")
-    write(base / "memory.max", "max\n")
-    write(base / "memory.stat", "anon 73400320\nfile 31457280\ninactive_file 20971520\n")
-    write(base / "io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2\n")
+    for name, text in files.items():
+        write(base / name, text)
     proc = fake_proc(
         tmp_path,
         4242,
@@ -47,6 +46,20 @@ def test_cgroup_v2_systemd_layout(tmp_path):
     reader = CgroupReader(proc_root=str(proc))
     paths = reader.locate(4242, CID)
     assert paths is not None and paths.version == 2
+    return base, proc, reader, paths
+
+
+def test_cgroup_v2_systemd_layout(tmp_path):
+    base, _, reader, paths = systemd_v2_container(
+        tmp_path,
+        {
+            "cpu.stat": "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n",
+            "memory.current": "104857600\n",
+            "memory.max": "max\n",
+            "memory.stat": "anon 73400320\nfile 31457280\ninactive_file 20971520\n",
+            "io.stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2\n",
+        },
+    )
     first = reader.read(paths, at=10.0)
     assert first.cpu_ns == 2_500_000_000
     assert (first.mem_usage, first.mem_inactive_file, first.mem_limit) == (
@@ -69,21 +82,16 @@ def test_cgroup_v2_systemd_layout(tmp_path):
 def test_an_idle_container_is_read_in_full_one_tick_in_five_and_its_rates_span_the_gap(
     tmp_path,
 ):
-    base = tmp_path / "sys" / "system.slice" / f"docker-{CID}.scope"
-    write(base / "cpu.stat", "usage_usec 1000000\n")
-    write(base / "memory.current", "1000\n")
-    write(base / "memory.max", "max\n")
-    write(base / "memory.stat", "inactive_file 0\n")
-    write(base / "io.stat", "")
-    proc = fake_proc(
+    base, proc, reader, paths = systemd_v2_container(
         tmp_path,
-        4242,
-        f"0::/system.slice/docker-{CID}.scope\n",
-        f"cgroup2 {tmp_path / 'sys'} cgroup2 rw 0 0\n",
+        {
+            "cpu.stat": "usage_usec 1000000\n",
+            "memory.current": "1000\n",
+            "memory.max": "max\n",
+            "memory.stat": "inactive_file 0\n",
+            "io.stat": "",
+        },
     )
-    reader = CgroupReader(proc_root=str(proc))
-    paths = reader.locate(4242, CID)
-    assert paths is not None
     prev = reader.read(paths, at=0.0)
     # No CPU time used: memory and network are carried over, not read (the file changed).
     write(base / "memory.current", "2000\n")
