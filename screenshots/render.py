@@ -144,6 +144,9 @@ class DemoOnlyMonitor:
     def snapshot(self) -> FleetSnapshot:
         return self._only_demo(self._monitor.snapshot())
 
+    def release_details(self) -> None:
+        self._monitor.release_details()
+
     def stop(self) -> None:
         self._monitor.stop()
 

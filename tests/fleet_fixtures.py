@@ -123,6 +123,9 @@ class ReplayMonitor:
     def snapshot(self) -> FleetSnapshot:
         return self.snapshots[-1] if self.snapshots else FleetSnapshot(engine=NO_ENGINE)
 
+    def release_details(self) -> None:
+        """Nothing is held back in a replay."""
+
     def stop(self) -> None:
         self.stopped = True
 

@@ -301,9 +301,7 @@ class AitopApp(ActionsMixin, App):
             # Once the first figures are drawn, the inspects that a CLI start held back may
             # run (they would slow this first frame down: FleetMonitor.start).
             for each in self.monitors:
-                release = getattr(each, "release_details", None)
-                if release is not None:
-                    self.call_after_refresh(release)
+                self.call_after_refresh(each.release_details)
         if (
             self._first_frame_file
             and snapshot.sampled
