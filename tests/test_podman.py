@@ -27,7 +27,14 @@ import tui.fleet.engine as engine_mod
 from tests.conftest import TEST_LABEL, start_daemon, stop_daemon, unavailable, wait_for
 from tui.fleet.cgroups import CgroupReader
 from tui.fleet.demo import build_busybox_image
-from tui.fleet.engine import Engine, EngineError, Unsupported, podman_sockets, resolve_url
+from tui.fleet.engine import (
+    ContainerGone,
+    Engine,
+    EngineError,
+    Unsupported,
+    podman_sockets,
+    resolve_url,
+)
 from tui.fleet.monitor import FleetMonitor
 from tui.fleet.snapshot import snapshot_json
 
@@ -88,6 +95,40 @@ def test_nothing_answers_says_so_naming_podman(no_docker: Path, monkeypatch):
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+class _RemovedHalfway:
+    """An SDK client that answers inspect as Podman 4.3 did for a container removed mid-request."""
+
+    def inspect_container(self, container_id: str) -> dict:
+        raise engine_mod.docker.errors.APIError(
+            "500 Server Error: Internal Server Error",
+            explanation=f"container {container_id} does not exist in database: no such container",
+        )
+
+
+def test_inspect_meeting_a_removal_is_container_gone_not_engine_lost():
+    # Recorded under load on Podman 4.3.1: the "die" event's inspect got this 500, and the
+    # monitor took the engine for lost (closing every stream) instead of dropping one row.
+    eng = Engine("unix:///nonexistent/podman.sock")
+    eng._api = _RemovedHalfway  # type: ignore[method-assign]
+    with pytest.raises(ContainerGone):
+        eng.inspect(CID)
+    monitor = FleetMonitor(eng)
+    event = {"Type": "container", "Action": "die", "id": CID, "Actor": {"ID": CID}}
+    assert monitor.apply_event(event) is True
+    assert monitor.snapshot().containers == ()
+    # Any other 500 still says the engine failed.
+    eng._api = lambda: _raise(
+        engine_mod.docker.errors.APIError("500", explanation="database is locked")
+    )  # type: ignore[method-assign]
+    with pytest.raises(EngineError) as failed:
+        eng.inspect(CID)
+    assert not isinstance(failed.value, ContainerGone)
+
+
+def _raise(exc: BaseException) -> NoReturn:
+    raise exc
 
 
 def test_cgroup_v1_cgroupfs_libpod_parent(tmp_path):

@@ -310,6 +310,17 @@ _NO_PODMAN_EITHER = (
 )
 
 
+def _container_gone(exc: BaseException) -> bool:
+    """Whether an answer about one container says that it no longer exists."""
+    if isinstance(exc, docker.errors.NotFound):
+        return True
+    # Podman 4 answers 500 "... does not exist in database: no such container" to an inspect
+    # that meets a removal half-way (seen on a busy machine, right after a forced remove).
+    return isinstance(exc, docker.errors.APIError) and "no such container" in str(
+        exc.explanation or ""
+    )
+
+
 class _Translate(contextlib.AbstractContextManager["_Translate"]):
     """Turn any SDK/transport failure inside the block into an EngineError."""
 
@@ -320,7 +331,7 @@ class _Translate(contextlib.AbstractContextManager["_Translate"]):
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, EngineError):
             return
-        if isinstance(exc, docker.errors.NotFound) and self.container:
+        if self.container and _container_gone(exc):
             raise ContainerGone(f"container {self.container[:12]} no longer exists") from exc
         if isinstance(exc, Exception):
             raise EngineError(explain(exc, self.url)) from exc
