@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import tui.fleet.monitor as monitor_mod
 from tests.conftest import wait_for
 from tui.fleet.engine import Engine
 from tui.fleet.models import FleetSnapshot
@@ -178,3 +179,23 @@ def test_the_listing_is_published_before_the_inspects_and_carries_figures(engine
     full = find(mon.snapshot(), cid)
     assert full.info.pid > 0 and full.info.started_at is not None
     assert full.stats.cpu_percent is not None
+
+
+def test_a_cli_start_samples_first_and_inspects_once_released(engine, run_container, monkeypatch):
+    # The CLI's start: it waits for the first sample, loads the UI while the second is taken,
+    # and releases the inspects once the first frame is drawn.
+    monkeypatch.setattr(monitor_mod, "DETAILS_WAIT", 60.0)
+    cid = run_container("sleep 600", labels={"aitop.model": "cli-start"})
+    mon = FleetMonitor(Engine(engine.url))
+    mon.start(defer_details=True)
+    try:
+        assert mon.wait_for_first_sample(20)
+        first = find(mon.snapshot(), cid)
+        # Read from the cgroup files on the first tick, from the listing alone (no PID yet).
+        assert first.stats.mem_bytes is not None and first.info.pid == 0
+        wait_for(lambda: find(mon.snapshot(), cid).stats.cpu_percent is not None, 10)
+        assert mon.snapshot().sampled and find(mon.snapshot(), cid).info.pid == 0
+        mon.release_details()
+        wait_for(lambda: find(mon.snapshot(), cid).info.pid > 0, 10)
+    finally:
+        mon.stop()

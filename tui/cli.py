@@ -33,8 +33,8 @@ LOW_BANDWIDTH_FPS = 8
 """Frames a second at most with `--low-bandwidth` (Textual's default is 60)."""
 LOW_BANDWIDTH_INTERVAL = 2.0
 """Seconds between fleet samples with `--low-bandwidth`, unless set otherwise."""
-FIGURES_WAIT = 0.6
-"""Longest the CLI waits for the first figures before loading the UI."""
+FIRST_SAMPLE_WAIT = 0.6
+"""Longest the CLI waits for the first sample before loading the UI."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,11 +241,11 @@ def _run(args: argparse.Namespace) -> int:
     monitors = [FleetMonitor(e, rules=rules, interval=interval, gpu=gpu) for e in engines]
     for monitor in monitors:
         monitor.start(defer_details=True)
-    # The first figures come several times faster alone than beside the UI's imports (see
-    # FleetMonitor.wait_for_figures): a short wait here shows them sooner, not later.
-    deadline = time.monotonic() + FIGURES_WAIT
+    # The first sample comes several times faster alone than beside the UI's imports (see
+    # FleetMonitor.wait_for_first_sample): a short wait here shows figures sooner, not later.
+    deadline = time.monotonic() + FIRST_SAMPLE_WAIT
     for monitor in monitors:
-        monitor.wait_for_figures(max(0.0, deadline - time.monotonic()))
+        monitor.wait_for_first_sample(max(0.0, deadline - time.monotonic()))
     from tui.app import AitopApp
     from tui.commands import check_settings
 

@@ -109,6 +109,7 @@ class FleetMonitor:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._online = threading.Event()
+        self._first_sample = threading.Event()
         self._first_figures = threading.Event()
         self._details_go = threading.Event()
         self._details_go.set()
@@ -137,14 +138,16 @@ class FleetMonitor:
         """Let a deferred first resync inspect the containers (see `start`)."""
         self._details_go.set()
 
-    def wait_for_figures(self, timeout: float) -> bool:
-        """Wait until the first CPU figures are in (two samples); False if `timeout` passed.
+    def wait_for_first_sample(self, timeout: float) -> bool:
+        """Wait until the first sample is in (the listing read once); False on `timeout`.
 
-        The CLI waits here, briefly, before loading the UI: the samples' thousands of small
-        file reads each give up and take back the interpreter lock, and beside an import that
-        holds it they take many times longer.
+        The CLI waits here, briefly, before loading the UI. The first sample opens every
+        container's files, thousands of calls that each give up and take back the interpreter
+        lock, and beside an import that holds it they take many times longer. The second
+        sample, FIRST_INTERVAL later, reads open files only: it runs well beside the import,
+        so the figures are in when the UI is.
         """
-        return self._first_figures.wait(timeout)
+        return self._first_sample.wait(timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop both threads and close the engine's streams (a second call does nothing)."""
@@ -153,6 +156,7 @@ class FleetMonitor:
         self._stop.set()
         self._wake.set()
         self._online.set()
+        self._first_sample.set()
         self._first_figures.set()
         self._details_go.set()
         self.engine.reset()
@@ -243,6 +247,7 @@ class FleetMonitor:
             self._gpu = gpu
             self._stats = stats
             self._sampled = self._sampled or sampled
+        self._first_sample.set()
         if sampled:
             self._first_figures.set()
 
