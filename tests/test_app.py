@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import subprocess
 
 import pytest
 
+import tui.app as app_mod
 from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import ReplayMonitor, demo_fleet, unreachable
 from tui.app import AitopApp
@@ -127,6 +130,35 @@ async def test_an_unreachable_engine_is_said_on_the_status_line():
         status = app.query_one(StatusLine)
         assert "engine unreachable" in str(status.render())
         assert status.has_class("-unreachable")
+
+
+async def test_the_collector_the_cli_turned_off_is_on_again_after_the_first_figures():
+    snap = demo_fleet()
+    assert snap.sampled
+    gc.disable()  # as tui.cli.main leaves it
+    try:
+        app = AitopApp(None, monitor=ReplayMonitor(snap))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_the_collector_is_on_again_without_figures_too(monkeypatch):
+    monkeypatch.setattr(app_mod, "GC_OFF_LONGEST", 1.5)
+    snap = demo_fleet()
+    gc.disable()
+    try:
+        gone = dataclasses.replace(unreachable(snap), sampled=False)
+        app = AitopApp(None, monitor=ReplayMonitor(gone))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            assert not gc.isenabled()  # no figures yet: still off
+            await pilot.pause(2.0)
+            assert gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.engine

@@ -43,6 +43,8 @@ from widgets.host_gauges import HostGauges
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
 
+GC_OFF_LONGEST = 5.0
+"""Seconds after mounting by which the collector is on again, first figures or not."""
 FIRST_FRAME_ENV = "AITOP_FIRST_FRAME_FILE"
 """When set, the wall-clock time of the first frame with CPU figures is written there."""
 
@@ -207,6 +209,8 @@ class AitopApp(ActionsMixin, App):
         table.show_all = self._show_all
         table.focus()
         self._mounted_once = True
+        # The CLI starts with the collector off; the first figures turn it on, or this.
+        self.set_timer(GC_OFF_LONGEST, gc.enable)
         if self.config_problems:
             count = len(self.config_problems)
             head = f"configuration: {count} problem{'s' if count != 1 else ''}, defaults used"
@@ -298,6 +302,7 @@ class AitopApp(ActionsMixin, App):
             # sets off every few seconds no longer walk all of it.
             self._gc_frozen = True
             gc.freeze()
+            gc.enable()  # off since the CLI's start (tui.cli.main)
             # Once the first figures are drawn, the inspects that a CLI start held back may
             # run (they would slow this first frame down: FleetMonitor.start).
             for each in self.monitors:
