@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_LABEL, require_tools, unavailable
+from tests.conftest import TEST_LABEL, require_tools, unavailable, wait_for
 from tests.fixtures.nvml.fake_nvml import FakeNvml, load_reading
 from tui.fleet import gpu
 from tui.fleet.gpu import (
@@ -161,6 +161,37 @@ def test_calls_closer_than_the_interval_reuse_the_last_reading(tmp_path):
     clock.now += 0.5
     assert sampler.sample() is not first
     assert len(fake.calls) > calls
+    assert fake.calls.count("nvmlInit") == 1
+
+
+class SlowInitNvml(FakeNvml):
+    """NVML whose initialisation waits for the test to let it go (a large machine's driver)."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+
+    def nvmlInit(self) -> None:
+        self.entered.set()
+        assert self.go_on.wait(10)
+        super().nvmlInit()
+
+
+def test_a_slow_first_reading_warms_up_aside_and_keeps_no_one_waiting(tmp_path):
+    fake = SlowInitNvml(load_reading("h100_a100.json"), PIDS)
+    sampler = GpuSampler(fake, proc_root=fake_proc(tmp_path), min_interval=0.0)
+    sampler.warm_up()
+    assert fake.entered.wait(10)
+    # Initialising on its own thread: a monitor's tick gets "no reading yet" at once.
+    started = time.monotonic()
+    assert sampler.sample_unless_busy() is None
+    assert time.monotonic() - started < 1.0
+    fake.go_on.set()
+    first = wait_for(lambda: sampler.latest, 10)
+    assert first.state == "ok" and len(first.devices) == 2
+    assert sampler.sample_unless_busy() is not None
+    sampler.warm_up()  # once only
     assert fake.calls.count("nvmlInit") == 1
 
 

@@ -13,7 +13,10 @@ import pytest
 
 import tui.fleet.monitor as monitor_mod
 from tests.conftest import wait_for
+from tests.fixtures.nvml.fake_nvml import load_reading
+from tests.test_gpu import PIDS, SlowInitNvml, fake_proc
 from tui.fleet.engine import Engine
+from tui.fleet.gpu import GpuSampler
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 
@@ -198,4 +201,23 @@ def test_a_cli_start_samples_first_and_inspects_once_released(engine, run_contai
         mon.release_details()
         wait_for(lambda: find(mon.snapshot(), cid).info.pid > 0, 10)
     finally:
+        mon.stop()
+
+
+def test_first_figures_do_not_wait_for_a_slow_nvml(engine, run_container, tmp_path):
+    cid = run_container("sleep 600")
+    fake = SlowInitNvml(load_reading("h100_a100.json"), PIDS)
+    mon = FleetMonitor(Engine(engine.url), gpu=GpuSampler(fake, proc_root=fake_proc(tmp_path)))
+    mon.start()
+    try:
+        assert fake.entered.wait(20)
+        ours = wait_for(lambda: find(mon.snapshot(), cid), 10)
+        wait_for(lambda: find(mon.snapshot(), cid).stats.cpu_percent is not None, 10)
+        assert ours.stats.mem_bytes is not None
+        assert mon.snapshot().gpu is None  # NVML still initialising on its own thread
+        fake.go_on.set()
+        report = wait_for(lambda: mon.snapshot().gpu, 10)
+        assert report.state == "ok" and len(report.devices) == 2
+    finally:
+        fake.go_on.set()
         mon.stop()

@@ -357,6 +357,7 @@ class GpuSampler:
         self._host_pidns = host_pid_namespace
         self._clock = clock
         self._lock = threading.Lock()
+        self._warming = False
         self._nvml: _Nvml | None = None
         self._initialised = False
         self._failure: tuple[str, str] | None = None
@@ -371,6 +372,23 @@ class GpuSampler:
         self._last_at = 0.0
 
     # --- public API -----------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Take the first reading on a thread of its own, once: loading NVML and opening the
+        devices can take a second, and a monitor's first figures need not wait for it."""
+        with self._lock:
+            if self._warming or self._last is not None:
+                return
+            self._warming = True
+        threading.Thread(target=self.sample, name="aitop-nvml-first", daemon=True).start()
+
+    def sample_unless_busy(self) -> GpuReport | None:
+        """`sample()`, or, while another thread is taking one, the last report (None before
+        the first): a caller's own figures never wait on NVML."""
+        if not self._lock.acquire(blocking=False):
+            return self._last
+        self._lock.release()
+        return self.sample()
 
     def sample(self) -> GpuReport:
         """One reading of every GPU; never raises, every failure is a state of the report."""

@@ -129,6 +129,8 @@ class FleetMonitor:
             return
         if defer_details:
             self._details_go.clear()
+        # NVML loads while the engine lists its containers, not in the way of the first sample.
+        self._gpu_sampler.warm_up()
         for target, name in ((self._watch, "aitop-events"), (self._sample_loop, "aitop-sampler")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -213,7 +215,7 @@ class FleetMonitor:
     def sample(self) -> None:
         """Take one reading of the host, its GPUs and every running container."""
         host = self._host_sampler.sample()
-        gpu = self._gpu_sampler.sample()
+        gpu = self._gpu_sampler.sample_unless_busy() or self._gpu
         with self._lock:
             running = [c for c in self._containers.values() if c.running]
             status = self._status
