@@ -28,6 +28,7 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.context import ContextAPI
+from docker.types.daemon import CancellableStream
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 5.0
@@ -459,10 +460,39 @@ class Engine:
             return self._api().inspect_container(container_id)
 
     def stats(self, container_id: str) -> dict[str, Any]:
-        """One stats reading from the stats API (used only where cgroup files are not local)."""
+        """One stats reading from the stats API (used only where cgroup files are not local).
+
+        Docker answers at its stats collector's next round, up to a second later, even for a
+        one-shot reading: to follow many containers, `stats_stream` each instead.
+        """
         with _Translate(self.url, container_id):
             answer = self._api().stats(container_id, stream=False, one_shot=True)
-        if self._swaps_net_stats():
+        return self._stats_answer(answer)
+
+    def stats_stream(self, container_id: str) -> EventStream:
+        """Follow a container's stats-API readings, one a second (what `docker stats` reads).
+
+        Iterate it for decoded readings; it ends when the container stops, and `close()` from
+        any thread (or `reset()`) ends it at once.
+        """
+        with _Translate(self.url, container_id):
+            api = self._api()
+            response = api._get(
+                api._url("/containers/{0}/stats", container_id),
+                params={"stream": True},
+                stream=True,
+            )
+            api._raise_for_status(response)
+            readings = CancellableStream(api._stream_helper(response, decode=True), response)
+        stream = EventStream(
+            _Mapped(readings, self._stats_answer), url=self.url, on_close=self._forget_stream
+        )
+        with self._lock:
+            self._streams.add(stream)
+        return stream
+
+    def _stats_answer(self, answer: Any) -> Any:
+        if self._swaps_net_stats() and isinstance(answer, dict):
             # Podman before 4.4 reports what a container sent as received and the other way
             # round (containers/podman#16618); /proc/<pid>/net/dev is the truth.
             for net in (answer.get("networks") or {}).values():
@@ -823,7 +853,7 @@ class Engine:
         with _Translate(self.url):
             stream = self._api().events(decode=True, filters=self._podman_filters(filters))
             if self.product == "Podman":
-                stream = _PodmanEvents(stream)
+                stream = _Mapped(stream, _docker_event)
         events = EventStream(stream, url=self.url, on_close=self._forget_stream)
         with self._lock:
             self._streams.add(events)
@@ -845,14 +875,16 @@ def _docker_event(event: Any) -> Any:
     return event
 
 
-class _PodmanEvents:
-    """A Podman event stream that reads as Docker's; `close()` closes the stream below."""
+class _Mapped:
+    """A stream whose items pass through `fn` (Podman's events in Docker's names, say);
+    `close()` closes the stream below."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, fn: Any) -> None:
         self._stream = stream
+        self._fn = fn
 
     def __iter__(self) -> Iterator[Any]:
-        return map(_docker_event, self._stream)
+        return map(self._fn, self._stream)
 
     def close(self) -> None:
         self._stream.close()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from tui.fleet.apistats import ApiStats
 from tui.fleet.cgroups import CgroupPaths, CgroupReader, RawSample
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine import ContainerGone, Engine, EngineError
@@ -26,7 +27,7 @@ from tui.fleet.gpu import GpuSampler
 from tui.fleet.gpu_types import GpuReport, container_gpu_usage
 from tui.fleet.host import HostSampler
 from tui.fleet.inventory import container_info, info_from_summary
-from tui.fleet.metrics import compute_stats, raw_from_api
+from tui.fleet.metrics import compute_stats
 from tui.fleet.models import (
     NO_STATS,
     ContainerInfo,
@@ -106,6 +107,7 @@ class FleetMonitor:
         self._paths: dict[str, CgroupPaths | None] = {}
         workers = SSH_WORKERS if engine.url.startswith("ssh://") else INSPECT_WORKERS
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="aitop-engine")
+        self._api_stats = ApiStats(engine)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._online = threading.Event()
@@ -165,6 +167,7 @@ class FleetMonitor:
         for thread in self._threads:
             thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api_stats.close()
         self._gpu_sampler.close()
         self._cgroups.close()
 
@@ -229,17 +232,19 @@ class FleetMonitor:
                 continue
             readings[info.id] = self._cgroups.read(paths, now, self._raw.get(info.id))
         self._cgroups.end_tick()
-        if remote and status.reachable:
-            for cid, raw in zip(
-                (c.id for c in remote), self._pool.map(self._api_reading, remote), strict=True
-            ):
-                if raw is not None:
-                    readings[cid] = raw
+        if status.reachable:
+            readings.update(self._api_stats.follow(c.id for c in remote))
+        with self._lock:
+            before = self._stats
         stats: dict[str, ContainerStats] = {}
         remote_ids = {c.id for c in remote}
         for cid, raw in readings.items():
-            source = "api" if cid in remote_ids else "cgroup"
             prev = self._raw.get(cid)
+            if raw is prev and cid in before:
+                # A stats stream sent nothing new since the last tick: its figures stand.
+                stats[cid] = before[cid]
+                continue
+            source = "api" if cid in remote_ids else "cgroup"
             stats[cid] = compute_stats(raw, prev, mem_total=self._mem_total, source=source)
         sampled = bool(self._raw) or not readings
         self._raw = readings
@@ -375,9 +380,3 @@ class FleetMonitor:
                 paths = self._cgroups.find(info.id)
             self._paths[info.id] = paths
         return paths
-
-    def _api_reading(self, info: ContainerInfo) -> RawSample | None:
-        try:
-            return raw_from_api(self.engine.stats(info.id), time.monotonic())
-        except EngineError:
-            return None

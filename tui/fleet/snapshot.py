@@ -15,6 +15,8 @@ from tui.fleet.monitor import FleetMonitor
 
 SETTLE = 0.25
 """Seconds between the two readings a one-shot snapshot's CPU figures come from."""
+API_SETTLE = 1.2
+"""More seconds for an engine read through its stats API: its streams send one a second."""
 
 
 def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
@@ -78,6 +80,9 @@ def collect(
     monitor.sample()
     time.sleep(settle)
     monitor.sample()
+    if monitor.snapshot().engine.stats_source == "api":
+        time.sleep(API_SETTLE)
+        monitor.sample()
     snapshot = monitor.snapshot()
     monitor.stop()
     return snapshot
