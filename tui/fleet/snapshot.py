@@ -15,8 +15,9 @@ from tui.fleet.monitor import FleetMonitor
 
 SETTLE = 0.25
 """Seconds between the two readings a one-shot snapshot's CPU figures come from."""
-API_SETTLE = 1.2
-"""More seconds for an engine read through its stats API: its streams send one a second."""
+API_SETTLE = 4.0
+"""Longest wait for the figures of an engine read through its stats API: its streams send a
+reading a second, and the rates need two."""
 
 
 def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
@@ -73,19 +74,27 @@ def host_to_json(snap: FleetSnapshot, *, include_all: bool) -> dict[str, Any]:
 def collect(
     engine: Engine, *, settle: float = SETTLE, rules: DetectionRules = DEFAULT_RULES
 ) -> FleetSnapshot:
-    """Connect, list and sample twice `settle` seconds apart; raises EngineError."""
+    """Connect, list and sample `settle` seconds apart until every running container has its
+    figures (twice from cgroup files; through the stats API, for up to API_SETTLE seconds);
+    raises EngineError."""
     monitor = FleetMonitor(engine, rules=rules)
     monitor.connect()
     monitor.resync()
     monitor.sample()
     time.sleep(settle)
     monitor.sample()
-    if monitor.snapshot().engine.stats_source == "api":
-        time.sleep(API_SETTLE)
+    deadline = time.monotonic() + API_SETTLE
+    while not _figures_in(monitor.snapshot()) and time.monotonic() < deadline:
+        time.sleep(settle)
         monitor.sample()
     snapshot = monitor.snapshot()
     monitor.stop()
     return snapshot
+
+
+def _figures_in(snapshot: FleetSnapshot) -> bool:
+    """Whether every running container has its CPU figure (cgroup figures: at once)."""
+    return all(c.stats.cpu_percent is not None for c in snapshot.containers if c.info.running)
 
 
 def _host_json(engine: Engine, include_all: bool, rules: DetectionRules) -> dict[str, Any]:
