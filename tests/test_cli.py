@@ -3,6 +3,7 @@ engine error ending in one clear line and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import TEST_LABEL, require_tools, unavailable
+from tui.cli import main
 
 AITOP = [sys.executable, "-m", "tui"]
 
@@ -183,3 +185,10 @@ def test_read_only_refuses_the_demo_before_touching_the_engine():
     out = aitop("--read-only", "demo", "up", "--host", "unix:///nonexistent.sock")
     assert out.returncode == 2
     assert "read-only mode" in out.stderr
+
+
+def test_the_collector_is_on_again_after_main_returns_early(capsys):
+    # No terminal here: the interactive view refuses before any UI exists.
+    assert main(["--host", "unix:///nonexistent/docker.sock"]) == 2
+    assert gc.isenabled()
+    capsys.readouterr()

@@ -293,3 +293,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=fh)
         print(f"aitop: internal error: {exc!r} (details in {path})", file=sys.stderr)
         return 1
+    finally:
+        gc.enable()  # for a caller that goes on (a test, say) after an early return
