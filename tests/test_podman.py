@@ -344,7 +344,9 @@ def test_fleet_figures_from_podman_cgroups(podman: Engine, run_podman):
     assert 48 << 20 <= held_stats.mem_bytes <= 64 << 20
     assert held_stats.mem_limit_bytes == 256 << 20
     # Podman's own stats API reads the same cgroup: usage agrees within a few MiB.
-    api_usage = podman.stats(holder)["memory_stats"]["usage"]
+    readings = podman.stats_stream(holder)
+    api_usage = next(iter(readings))["memory_stats"]["usage"]
+    readings.close()
     assert abs(api_usage - held_stats.mem_bytes) <= 8 << 20
 
     # The cgroup is the one the process lives in, found by PID and by id alike.

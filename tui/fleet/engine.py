@@ -459,24 +459,18 @@ class Engine:
         with _Translate(self.url, container_id):
             return self._api().inspect_container(container_id)
 
-    def stats(self, container_id: str) -> dict[str, Any]:
-        """One stats reading from the stats API (used only where cgroup files are not local).
-
-        Docker answers at its stats collector's next round, up to a second later, even for a
-        one-shot reading: to follow many containers, `stats_stream` each instead.
-        """
-        with _Translate(self.url, container_id):
-            answer = self._api().stats(container_id, stream=False, one_shot=True)
-        return self._stats_answer(answer)
-
     def stats_stream(self, container_id: str) -> EventStream:
-        """Follow a container's stats-API readings, one a second (what `docker stats` reads).
+        """Follow a container's stats-API readings, one a second (what `docker stats` reads;
+        used only where cgroup files are not local).
 
         Iterate it for decoded readings; it ends when the container stops, and `close()` from
-        any thread (or `reset()`) ends it at once.
+        any thread (or `reset()`) ends it at once. A one-shot call is no cheaper: Docker
+        answers it at its stats collector's next round too, up to a second later.
         """
         with _Translate(self.url, container_id):
             api = self._api()
+            # The SDK's stats() hands out a bare generator, which no other thread can close;
+            # its events() wraps the same request in a CancellableStream, as done here.
             response = api._get(
                 api._url("/containers/{0}/stats", container_id),
                 params={"stream": True},

@@ -387,25 +387,31 @@ class GpuSampler:
         the first): a caller's own figures never wait on NVML."""
         if not self._lock.acquire(blocking=False):
             return self._last
-        self._lock.release()
-        return self.sample()
+        try:
+            return self._reading()
+        finally:
+            self._lock.release()
 
     def sample(self) -> GpuReport:
         """One reading of every GPU; never raises, every failure is a state of the report."""
         with self._lock:
-            now = self._clock()
-            if self._last is not None and now - self._last_at < self.min_interval * 0.95:
-                return self._last
-            try:
-                report = self._sample(now)
-            except Exception as exc:  # a bug must not kill the sampling thread
-                report = GpuReport(
-                    state=STATE_ERROR,
-                    message=f"reading the GPUs failed unexpectedly: {_error_text(exc)}",
-                    taken_at=time.time(),
-                )
-            self._last, self._last_at = report, now
-            return report
+            return self._reading()
+
+    def _reading(self) -> GpuReport:
+        """`sample()` with the lock held."""
+        now = self._clock()
+        if self._last is not None and now - self._last_at < self.min_interval * 0.95:
+            return self._last
+        try:
+            report = self._sample(now)
+        except Exception as exc:  # a bug must not kill the sampling thread
+            report = GpuReport(
+                state=STATE_ERROR,
+                message=f"reading the GPUs failed unexpectedly: {_error_text(exc)}",
+                taken_at=time.time(),
+            )
+        self._last, self._last_at = report, now
+        return report
 
     @property
     def latest(self) -> GpuReport | None:

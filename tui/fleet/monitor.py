@@ -68,8 +68,8 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 INSPECT_WORKERS = 8
 SSH_WORKERS = 2
-"""Parallel calls to an ssh:// engine: they share one ssh connection (see SshTunnel), and a
-stats poll over a slow link should not flood it."""
+"""Parallel inspects of an ssh:// engine: they share one ssh connection (see SshTunnel), and a
+first listing's hundreds of them over a slow link should not flood it."""
 
 
 class FleetMonitor:
@@ -218,7 +218,7 @@ class FleetMonitor:
     def sample(self) -> None:
         """Take one reading of the host, its GPUs and every running container."""
         host = self._host_sampler.sample()
-        gpu = self._gpu_sampler.sample_unless_busy() or self._gpu
+        gpu = self._gpu_sampler.sample_unless_busy()
         with self._lock:
             running = [c for c in self._containers.values() if c.running]
             status = self._status
