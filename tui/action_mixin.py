@@ -178,10 +178,10 @@ class ActionsMixin:
     def _refuse(self, what: str) -> bool:
         app: Any = self
         if self.read_only:
-            app.notify(f"read-only mode: {what} refused", severity="warning")
+            app.notify(f"read-only mode: {what} refused", severity="warning", markup=False)
             return True
         if self.engine is None:
-            app.notify(f"no engine to {what} (a recorded fleet)", severity="warning")
+            app.notify(f"no engine to {what} (a recorded fleet)", severity="warning", markup=False)
             return True
         return False
 
@@ -251,7 +251,7 @@ class ActionsMixin:
             widget.show_progress(text)
         else:
             app: Any = self
-            app.notify(text, timeout=3)
+            app.notify(text, timeout=3, markup=False)
 
     # --- marks -------------------------------------------------------------------------------
 
@@ -307,12 +307,16 @@ class ActionsMixin:
             return
         targets = self._targets()
         if not targets:
-            app.notify("Select a container or mark some (space)", severity="warning")
+            app.notify("Select a container or mark some (space)", severity="warning", markup=False)
             return
         if action == act.PAUSE:
             action, targets = act.pause_or_unpause(targets)
             if not targets:
-                app.notify("Nothing to pause or unpause: none of them runs", severity="warning")
+                app.notify(
+                    "Nothing to pause or unpause: none of them runs",
+                    severity="warning",
+                    markup=False,
+                )
                 return
         if action == act.KILL:
 
@@ -337,7 +341,11 @@ class ActionsMixin:
             if answer is not None and answer.confirmed:
                 self._run_lifecycle(action, targets, signal, answer.option)
             else:
-                app.notify(f"{act.ACTIONS[action].verb}: cancelled, nothing changed", timeout=3)
+                app.notify(
+                    f"{act.ACTIONS[action].verb}: cancelled, nothing changed",
+                    timeout=3,
+                    markup=False,
+                )
 
         app.push_screen(
             ConfirmScreen(question.title, question.items, option=question.option, yes=question.yes),
@@ -404,15 +412,17 @@ class ActionsMixin:
         selected, _ = self._selection()
         info = next((c for c in self._containers() if c.id == selected), None)
         if info is None:
-            app.notify("Select one container to open a shell in", severity="warning")
+            app.notify("Select one container to open a shell in", severity="warning", markup=False)
             return
         if info.state != "running":
-            app.notify(f"{info.name} is {info.state}: start it first (u)", severity="warning")
+            app.notify(
+                f"{info.name} is {info.state}: start it first (u)", severity="warning", markup=False
+            )
             return
         try:
             argv = act.shell_argv(self.engine_for(info.id), info.id)
         except EngineError as exc:
-            app.notify(str(exc), severity="error", timeout=10)
+            app.notify(str(exc), severity="error", timeout=10, markup=False)
             return
         started = time.monotonic()
         try:
@@ -420,16 +430,20 @@ class ActionsMixin:
                 # The terminal belongs to the shell until it exits.
                 code = subprocess.call(argv)
         except SuspendNotSupported:
-            app.notify("This terminal cannot be handed over to a shell", severity="error")
+            app.notify(
+                "This terminal cannot be handed over to a shell", severity="error", markup=False
+            )
             return
         except OSError as exc:
-            app.notify(f"Cannot run the docker client: {exc}", severity="error")
+            app.notify(f"Cannot run the docker client: {exc}", severity="error", markup=False)
             return
         text = act.shell_exit_text(info.name, code, argv)
         if code and time.monotonic() - started < 2:
-            app.notify(text, severity="error", timeout=10)
+            app.notify(text, severity="error", timeout=10, markup=False)
         else:
-            app.notify(text, severity="information" if code == 0 else "warning", timeout=4)
+            app.notify(
+                text, severity="information" if code == 0 else "warning", timeout=4, markup=False
+            )
 
     # --- inspect -----------------------------------------------------------------------------
 
@@ -437,12 +451,12 @@ class ActionsMixin:
         """Show the selected container's configuration (secrets masked; `m` reveals)."""
         app: Any = self
         if self.engine is None:
-            app.notify("no engine to inspect (a recorded fleet)", severity="warning")
+            app.notify("no engine to inspect (a recorded fleet)", severity="warning", markup=False)
             return
         selected, _ = self._selection()
         info = next((c for c in self._containers() if c.id == selected), None)
         if info is None:
-            app.notify("Select one container to inspect", severity="warning")
+            app.notify("Select one container to inspect", severity="warning", markup=False)
             return
         self._inspect_worker(info.id, info.name)
 
@@ -483,7 +497,7 @@ class ActionsMixin:
             return
         selected, group = self._selection()
         if selected is None and group is None:
-            app.notify("Select a service or a container to scale", severity="warning")
+            app.notify("Select a service or a container to scale", severity="warning", markup=False)
             return
         engine = self.engine_for(selected, host=self._table().selected_host)
         self._started("looking up replicas…")
@@ -521,15 +535,15 @@ class ActionsMixin:
 
         def counted(count: int | None) -> None:
             if count is None:
-                app.notify("Scale: cancelled, nothing changed", timeout=3)
+                app.notify("Scale: cancelled, nothing changed", timeout=3, markup=False)
                 return
             try:
                 plan = scaling.plan_scale(group, count)
             except EngineError as exc:
-                app.notify(f"Scale: {exc}", severity="error", timeout=10)
+                app.notify(f"Scale: {exc}", severity="error", timeout=10, markup=False)
                 return
             if plan.changes_nothing:
-                app.notify(plan.describe(), timeout=4)
+                app.notify(plan.describe(), timeout=4, markup=False)
             elif plan.needs_confirmation:
                 self._confirm_scale(plan, engine)
             else:
@@ -561,7 +575,7 @@ class ActionsMixin:
                 self._started(plan.describe() + "…")
                 self._scale_worker(plan, False, answer.option, engine)
             else:
-                app.notify("Scale: cancelled, nothing changed", timeout=3)
+                app.notify("Scale: cancelled, nothing changed", timeout=3, markup=False)
 
         app.push_screen(ConfirmScreen(title, items, option=option, yes="Scale down"), answered)
 
@@ -575,7 +589,7 @@ class ActionsMixin:
                 self._started(plan.describe() + " (forced)…")
                 self._scale_worker(plan, True, False, message.engine)
             else:
-                app.notify("Scale: nothing was created", timeout=4)
+                app.notify("Scale: nothing was created", timeout=4, markup=False)
 
         app.push_screen(
             ConfirmScreen(
@@ -634,7 +648,7 @@ class ActionsMixin:
         if message.ends:
             self._finish_progress()
         timeout = 5 if message.severity == "information" else 15
-        app.notify(message.text, severity=message.severity, timeout=timeout)
+        app.notify(message.text, severity=message.severity, timeout=timeout, markup=False)
 
     def _finish_progress(self) -> None:
         self._in_flight = max(0, self._in_flight - 1)
@@ -649,4 +663,9 @@ class ActionsMixin:
             return
         app: Any = self
         self._finish_progress()
-        app.notify(f"{worker.description} failed: {worker.error!r}", severity="error", timeout=15)
+        app.notify(
+            f"{worker.description} failed: {worker.error!r}",
+            severity="error",
+            timeout=15,
+            markup=False,
+        )

@@ -30,6 +30,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from tui.fleet import gpu_types
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.logtypes import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
+from tui.fleet.sanitize import safe_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -206,8 +207,9 @@ class ConfigProblem:
     """What is wrong and what was expected, in one line."""
 
     def __str__(self) -> str:
+        # The message quotes the file (keys, values): it is shown on the terminal, so made safe.
         where = f"{self.path}:{self.line}" if self.line else str(self.path)
-        return f"{where}: {self.message}"
+        return safe_text(f"{where}: {self.message}")
 
 
 @dataclass(frozen=True)

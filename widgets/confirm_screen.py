@@ -106,9 +106,9 @@ class ConfirmScreen(ModalScreen[ConfirmAnswer]):
                 for item in self.items:
                     yield Static(Text(f"• {item}"), classes="item")
             if self.option_label:
-                yield Checkbox(self.option_label, False, id="option")
+                yield Checkbox(Text(self.option_label), False, id="option")
             with Horizontal(id="buttons"):
-                yield Button(self.yes_label, variant="error", id="yes")
+                yield Button(Text(self.yes_label), variant="error", id="yes")
                 yield Button("Cancel", variant="primary", id="no")
 
     def _option(self) -> bool:

@@ -1,4 +1,10 @@
-"""Turning the engine's inspect data into `ContainerInfo` (pure functions, no I/O)."""
+"""Turning the engine's inspect data into `ContainerInfo` (pure functions, no I/O).
+
+This is where container metadata enters aitop, so this is where it is made safe: names,
+images, labels, the model name (from labels, the command or the environment, all chosen by
+whoever built the image) and ports pass `safe_text` here, once. Nothing downstream has to
+sanitise them again, and nothing downstream may show a container's metadata any other way.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules, classify
 from tui.fleet.gpu_types import gpus_assigned
 from tui.fleet.models import ContainerInfo
+from tui.fleet.sanitize import safe_mapping, safe_text
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
@@ -54,7 +61,7 @@ def format_ports(port_map: Mapping[str, Any] | None) -> tuple[str, ...]:
                 continue
             seen.add(host_port)
             published.append(f"{host_port}->{container_port}")
-    return tuple(published + exposed)
+    return tuple(safe_text(p) for p in published + exposed)
 
 
 def container_info(
@@ -63,9 +70,10 @@ def container_info(
     """A `ContainerInfo` from one container's inspect data."""
     config = attrs.get("Config") or {}
     state = attrs.get("State") or {}
-    labels: dict[str, str] = dict(config.get("Labels") or {})
+    raw_labels = config.get("Labels") or {}
+    labels = safe_mapping(raw_labels)
     is_model, model = classify(attrs, rules)
-    health = (state.get("Health") or {}).get("Status", "")
+    health = safe_text((state.get("Health") or {}).get("Status", ""))
     status = state.get("Status", "")
     if state.get("Restarting"):
         status = "restarting"
@@ -74,12 +82,12 @@ def container_info(
     except ValueError:
         number = 0
     return ContainerInfo(
-        id=attrs["Id"],
-        name=(attrs.get("Name") or "").lstrip("/"),
-        image=config.get("Image") or attrs.get("Image", ""),
-        model=model,
+        id=safe_text(attrs["Id"]),
+        name=safe_text((attrs.get("Name") or "").lstrip("/")),
+        image=safe_text(config.get("Image") or attrs.get("Image", "")),
+        model=safe_text(model),
         is_model=is_model,
-        state=status,
+        state=safe_text(status),
         health=health,
         created=parse_time(attrs.get("Created")) or 0.0,
         started_at=parse_time(state.get("StartedAt")),
@@ -93,7 +101,7 @@ def container_info(
         pid=int(state.get("Pid") or 0),
         exit_code=int(state.get("ExitCode") or 0),
         oom_killed=bool(state.get("OOMKilled")),
-        gpus_assigned=gpus_assigned(attrs),
+        gpus_assigned=tuple(safe_text(g) for g in gpus_assigned(attrs)),
     )
 
 
@@ -113,15 +121,16 @@ def info_from_summary(
     inspect. What the listing lacks (PID, start time, restart count, environment, GPU
     requests) stays unknown until the container is inspected.
     """
-    labels: dict[str, str] = dict(summary.get("Labels") or {})
+    raw_labels: dict[str, str] = dict(summary.get("Labels") or {})
     name = ((summary.get("Names") or [""])[0] or "").lstrip("/")
     image = summary.get("Image", "")
     command = summary.get("Command") or ""
     attrs = {
         "Name": name,
-        "Config": {"Image": image, "Labels": labels, "Cmd": [command] if command else None},
+        "Config": {"Image": image, "Labels": raw_labels, "Cmd": [command] if command else None},
     }
     is_model, model = classify(attrs, rules)
+    labels = safe_mapping(raw_labels)
     status = summary.get("Status") or ""
     health = next((h for text, h in _HEALTH_IN_STATUS if text in status), "")
     ports: dict[str, list[dict[str, str]] | None] = {}
@@ -136,12 +145,12 @@ def info_from_summary(
     except ValueError:
         number = 0
     return ContainerInfo(
-        id=summary["Id"],
-        name=name,
-        image=image,
-        model=model,
+        id=safe_text(summary["Id"]),
+        name=safe_text(name),
+        image=safe_text(image),
+        model=safe_text(model),
         is_model=is_model,
-        state=summary.get("State", ""),
+        state=safe_text(summary.get("State", "")),
         health=health,
         created=float(summary.get("Created") or 0),
         ports=format_ports(ports),

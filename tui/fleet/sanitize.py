@@ -1,20 +1,30 @@
-"""Turning a container's untrusted output into text that is safe to put on a terminal.
+"""Turning untrusted text into text that is safe to put on a terminal.
 
-Container logs are hostile input. A line may carry escape sequences that set the window title
-(OSC 0/2), write the clipboard (OSC 52), plant hyperlinks (OSC 8), move the cursor, clear the
-screen, ask the terminal to answer (device status `ESC [ 6 n`), start device control strings
-(DCS), or use the 8-bit C1 forms of all of these. None of it may reach the terminal.
+Everything aitop shows was written by someone else: container logs, but also names, labels,
+commands and environment values (image authors choose them), engine error messages (which
+echo commands), configuration files. Container logs are the worst case: a line may carry
+escape sequences that set the window title (OSC 0/2), write the clipboard (OSC 52), plant
+hyperlinks (OSC 8), move the cursor, clear the screen, ask the terminal to answer (device
+status `ESC [ 6 n`), start device control strings (DCS), or use the 8-bit C1 forms of all
+of these. None of it may reach the terminal.
 
 `sanitize_line` keeps colours only: it returns the plain text (every escape sequence removed,
 every other control character but tab replaced by U+FFFD, invalid UTF-8 replaced by U+FFFD)
 plus the SGR (colour) changes as positions into that text. The UI rebuilds styles from those
 positions; no byte of the original sequence is ever written anywhere.
+
+`safe_text` is the same rule for one-line metadata (names, labels, errors): no escape sequence
+survives, and every control character, line separator, bidirectional override and invisible
+mark becomes U+FFFD, so that it shows instead of silently reordering or hiding text. The
+headless layer applies it where such text enters (inspect data becoming `ContainerInfo`,
+engine errors, configuration problems); widgets can then draw any string they are handed.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 
 REPLACEMENT = "\ufffd"
 """What stands in for invalid UTF-8 and control characters."""
@@ -28,19 +38,27 @@ SgrChanges = tuple[tuple[int, str], ...]
 # Bytes that force the slow path: C0 controls but tab, DEL, and anything non-ASCII.
 _UNSAFE_ASCII = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
+_INVISIBLE = "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\U000e0000-\U000e007f"
+"""Characters that reorder or hide text without showing themselves: the soft hyphen, Arabic
+letter mark, zero-width spaces and joiners, direction marks, line and paragraph separators,
+bidirectional embeddings, overrides and isolates, invisible operators, the byte-order mark and
+the tag characters. Each is shown as U+FFFD instead (a name with one in it does not look like
+a name without)."""
+
 # One token of terminal syntax (7-bit and 8-bit forms), or one character to replace.
 _TOKEN = re.compile(
     r"""
     (?P<csi>(?:\x1b\[|\x9b)(?P<params>[\x30-\x3f]*)(?P<inter>[\x20-\x2f]*)(?P<final>[\x40-\x7e])?)
     | (?P<string>(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|\Z))
     | (?P<esc>\x1b[\x20-\x2f]*[\x30-\x7e]?)
-    | (?P<ctl>[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069])
-    """,
+    | (?P<ctl>[\x00-\x08\x0a-\x1f\x7f-\x9f"""
+    + _INVISIBLE
+    + "])",
     re.VERBOSE | re.DOTALL,
 )
-# The characters that start a token: every C0/C1 control but tab, DEL, and the Unicode line
-# separators and bidirectional overrides (which reorder what the terminal shows).
-_SPECIAL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# The characters that start a token: every C0/C1 control but tab, DEL, and the invisible and
+# reordering characters above.
+_SPECIAL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f" + _INVISIBLE + "]")
 _SGR_SYNTAX = re.compile(r"[0-9;]*")
 
 # SGR attributes that are kept: reset, bold, dim, italic, underline, reverse, strike, their
@@ -155,3 +173,34 @@ def to_ansi(text: str, sgr: SgrChanges) -> str:
 def is_safe(text: str) -> bool:
     """True when `text` holds no control character but tab (a check for tests and asserts)."""
     return _SPECIAL.search(text) is None
+
+
+MAX_FIELD_CHARS = 4096
+"""Longest one-line field kept (a name, a label value, an error); the rest is cut with `…`."""
+
+
+def safe_text(value: object, *, limit: int = MAX_FIELD_CHARS) -> str:
+    """Untrusted one-line text made safe to draw: escape sequences removed, every control
+    character (tab too: it would break a table's columns) and every invisible or reordering
+    character shown as U+FFFD, at most `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    if _SPECIAL.search(text) is None and "\t" not in text:
+        return text  # the common case: nothing to do, no copy
+    plain, _ = sanitize_text(text)
+    return plain.replace("\t", " ")
+
+
+def safe_lines(value: object, *, limit: int = MAX_FIELD_CHARS) -> str:
+    """Untrusted text of several lines made safe to draw: each line as `safe_text` makes it,
+    the line breaks kept (for a health check's output, say)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return "\n".join(safe_text(line, limit=limit) for line in text.splitlines())
+
+
+def safe_mapping(values: Mapping[str, object] | None) -> dict[str, str]:
+    """Labels (or any string mapping) with every key and value made safe by `safe_text`."""
+    return {safe_text(k): safe_text(v) for k, v in (values or {}).items()}

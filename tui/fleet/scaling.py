@@ -32,6 +32,7 @@ from typing import Any
 from tui.fleet.engine import ContainerGone, Engine, EngineError
 from tui.fleet.inspect_view import human_size
 from tui.fleet.inventory import COMPOSE_NUMBER, COMPOSE_PROJECT, COMPOSE_SERVICE, format_ports
+from tui.fleet.sanitize import safe_text
 
 KIND_COMPOSE = "compose"
 KIND_SWARM = "swarm"
@@ -310,7 +311,8 @@ def compose_group(engine: Engine, project: str, service: str) -> ScaleGroup:
         fixed = replicas[0].name
     return ScaleGroup(
         KIND_COMPOSE,
-        f"{project}/{service}",
+        # Compose labels are anyone's text (an image's too): the label is shown, so made safe.
+        safe_text(f"{project}/{service}"),
         tuple(replicas),
         source_id=replicas[0].id,
         project=project,
