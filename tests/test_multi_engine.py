@@ -15,9 +15,11 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -340,6 +342,49 @@ async def test_an_ssh_engine_over_one_connection(engine, second_engine, sshd, se
         assert _ssh_processes(port) == []
     finally:
         docker(second, "rm", "-f", cid)
+
+
+def _forward_dirs(pid: int) -> list[str]:
+    base = tempfile.gettempdir()
+    return [n for n in os.listdir(base) if n.startswith(f"aitop-ssh-{pid}-")]
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_the_ssh_forward_dies_with_aitop_however_it_ends(sshd, how):
+    """A killed aitop takes its `ssh -L` along (PR_SET_PDEATHSIG; it used to outlive a
+    SIGKILL until the connection dropped), and the next forward removes the directory the
+    dead one left."""
+    url, port = sshd
+    code = (
+        "import time\n"
+        "from tui.fleet.engine import Engine\n"
+        f"Engine({url!r}).version()\n"
+        "print('up', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        assert len(_ssh_processes(port)) == 1
+        assert _forward_dirs(proc.pid)
+        proc.send_signal(how)
+        proc.wait(10)
+        deadline = time.monotonic() + 5
+        while _ssh_processes(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ssh_processes(port) == []
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    engine = Engine(url)
+    try:
+        engine.version()
+        assert _forward_dirs(proc.pid) == []  # swept by the next forward's start
+        assert len(_forward_dirs(os.getpid())) == 1
+    finally:
+        engine.close()
+    assert _forward_dirs(os.getpid()) == []
 
 
 def test_an_ssh_url_names_the_remote_socket_and_a_single_forward():

@@ -9,8 +9,11 @@ and key bindings. Nothing on the event loop talks to the engine, the kernel or p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import os
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -205,6 +208,12 @@ class AitopApp(ActionsMixin, App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # A closed SSH session (SIGHUP) or a `kill` (SIGTERM) ends aitop as `q` does: the
+        # monitors stop, ssh forwards end and their temporary directories go.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.exit)
         table = self.query_one(ContainerTable)
         table.show_all = self._show_all
         table.focus()
@@ -214,7 +223,13 @@ class AitopApp(ActionsMixin, App):
         if self.config_problems:
             count = len(self.config_problems)
             head = f"configuration: {count} problem{'s' if count != 1 else ''}, defaults used"
-            self.notify("\n".join(self.config_problems), title=head, severity="warning", timeout=20)
+            self.notify(
+                "\n".join(self.config_problems),
+                title=head,
+                severity="warning",
+                timeout=20,
+                markup=False,
+            )
         remote = [host_label(u) for u in self._urls if not is_local_url(u)]
         self.query_one(GpuPanel).remote_hosts = tuple(remote)
         for index, each in enumerate(self.monitors):
@@ -373,14 +388,16 @@ class AitopApp(ActionsMixin, App):
             table.move_cursor(row=target)
             table.focus()
             url = keys[target][len(HOST_PREFIX) :]
-            self.notify(f"{host_label(url)} ({hosts.index(target) + 1} of {len(hosts)})")
+            self.notify(
+                f"{host_label(url)} ({hosts.index(target) + 1} of {len(hosts)})", markup=False
+            )
             return
         watched = [e for e in self.engines if e is not None]
         if not watched:
-            self.notify("no engine: this is a recorded fleet", severity="warning")
+            self.notify("no engine: this is a recorded fleet", severity="warning", markup=False)
             return
         text = describe_hosts([(e.url, e.url_source) for e in watched], self.hosts)
-        self.notify(text, title="Switch host", timeout=10)
+        self.notify(text, title="Switch host", timeout=10, markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Textual's palette commands, less those the registry offers itself (quit, keys, theme)."""
@@ -406,7 +423,9 @@ class AitopApp(ActionsMixin, App):
             self.query_one(ContainerTable).focus()
             return
         if all(e is None for e in self.engines):
-            self.notify("no engine to read logs from (a recorded fleet)", severity="warning")
+            self.notify(
+                "no engine to read logs from (a recorded fleet)", severity="warning", markup=False
+            )
             return
         pane.add_class("-open")
         self._follow_selection(force=True)
@@ -433,9 +452,11 @@ class AitopApp(ActionsMixin, App):
         try:
             export_lines(message.lines, path, timestamps=message.timestamps, source=message.source)
         except OSError as exc:
-            self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error")
+            self.notify(
+                f"could not write {path}: {exc.strerror or exc}", severity="error", markup=False
+            )
             return
-        self.notify(f"wrote {len(message.lines)} lines to {path}")
+        self.notify(f"wrote {len(message.lines)} lines to {path}", markup=False)
 
     def _log_targets(self) -> tuple[list[LogTarget], str]:
         """What the pane should follow now: the selected container, its replicas, or a group

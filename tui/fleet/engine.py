@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import errno
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -22,6 +25,8 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import docker
@@ -29,6 +34,8 @@ import docker.errors
 import requests.exceptions
 from docker.context import ContextAPI
 from docker.types.daemon import CancellableStream
+
+from tui.fleet.sanitize import safe_text
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 5.0
@@ -46,7 +53,14 @@ _podman_urls: set[str] = set()
 
 
 class EngineError(Exception):
-    """The engine cannot be used; `str()` is one line for the user."""
+    """The engine cannot be used; `str()` is one line for the user.
+
+    The message is made safe here (`safe_text`): engines echo what they were given (a
+    container's command, a label) in their errors, so an error is untrusted text too.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(safe_text(message))
 
 
 class ContainerGone(EngineError):
@@ -180,13 +194,12 @@ class SshTunnel:
                 raise EngineError(
                     f"cannot reach {self.url}: no ssh client here (install openssh-client)"
                 )
-            self._dir = tempfile.mkdtemp(prefix="aitop-ssh-")
+            _sweep_stale_forwards()
+            self._dir = tempfile.mkdtemp(prefix=f"{_FORWARD_PREFIX}{os.getpid()}-")
             local = f"{self._dir}/docker.sock"
             err = open(f"{self._dir}/ssh.log", "wb")  # noqa: SIM115 - ssh writes while it runs
             try:
-                self._proc = subprocess.Popen(
-                    self.argv(local), stdin=subprocess.DEVNULL, stdout=err, stderr=err
-                )
+                self._proc = spawn_child(self.argv(local), stdout=err, stderr=err)
             finally:
                 err.close()
             SshTunnel._open.add(self)
@@ -233,6 +246,58 @@ class SshTunnel:
 
 
 atexit.register(SshTunnel.close_all)
+
+_FORWARD_PREFIX = "aitop-ssh-"
+"""Start of a forward's temporary directory's name; the owner's PID follows."""
+_PR_SET_PDEATHSIG = 1
+_libc: Any = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a child between fork and exec: be sent SIGTERM when aitop ends, however it ends.
+
+    The kernel sends the signal when the thread that forked the child exits, hence
+    `spawn_child`'s one long-lived thread. If aitop is gone already, the child ends here.
+    """
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aitop-spawner")
+"""The one thread that starts children that must not outlive aitop (see `_die_with_parent`):
+its worker lives as long as aitop, so the children's parent thread does too."""
+
+
+def spawn_child(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start `argv` (stdin from /dev/null) so that it ends when aitop ends, SIGKILL included
+    (on Linux: `PR_SET_PDEATHSIG`; elsewhere it ends with aitop's normal exit only)."""
+    global _libc
+    if _libc is None and sys.platform.startswith("linux"):
+        _libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+    return _spawner.submit(
+        subprocess.Popen,
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        # Runs in the forked child before exec: one prctl call, no lock taken.
+        preexec_fn=partial(_die_with_parent, parent),
+        **kwargs,
+    ).result()
+
+
+def _sweep_stale_forwards() -> None:
+    """Remove the temporary directories of forwards whose aitop is gone (killed: SIGKILL
+    leaves no chance to clean up); run whenever a forward starts."""
+    base = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            if not entry.name.startswith(_FORWARD_PREFIX) or not entry.is_dir():
+                continue
+            owner = entry.name[len(_FORWARD_PREFIX) :].split("-", 1)[0]
+            if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _is_podman_url(url: str) -> bool:
@@ -400,6 +465,9 @@ class Engine:
         """
         with _Translate(self.url):
             answer = self._api().version()
+        for key in ("Version", "ApiVersion"):
+            if key in answer:
+                answer[key] = safe_text(answer[key])
         podman = next(
             (
                 c
@@ -410,10 +478,10 @@ class Engine:
         )
         if podman is not None:
             _podman_urls.add(self.url)
-            self.product_version = str(podman.get("Version") or answer.get("Version") or "")
+            self.product_version = safe_text(podman.get("Version") or answer.get("Version") or "")
         else:
             _podman_urls.discard(self.url)
-            self.product_version = str(answer.get("Version") or "")
+            self.product_version = safe_text(answer.get("Version") or "")
         self.product = "Podman" if podman is not None else "Docker"
         return answer
 
