@@ -258,6 +258,8 @@ def test_shell_argv_opens_an_interactive_shell_on_the_same_engine(engine, run_co
     cid = run_container("sleep 600")
     argv = act.shell_argv(engine, cid)
     assert argv[1:3] == ["-H", engine.url]
+    # `--` ends docker's options: whatever an id held, it could not pass as one.
+    assert argv[argv.index("--") + 1] == cid
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child becomes docker exec
         os.execv(argv[0], argv)
@@ -317,6 +319,9 @@ def test_read_only_makes_no_changing_call(engine, run_container, session_tag):
         lambda: ro.create_container({"Image": "x"}, name="nope"),
         lambda: ro.scale_service("nope", 3),
         lambda: act.shell_argv(ro, cid),
+        lambda: ro.run("x", ["true"]),
+        lambda: ro.remove(cid),
+        lambda: ro.build_image("aitop-ro-nope:1", {"Dockerfile": (b"FROM scratch\n", 0o644)}),
     ]
     for call in calls:
         with pytest.raises(EngineError, match=r"^read-only mode: "):

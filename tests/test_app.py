@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import subprocess
+import time
 
 import pytest
 
@@ -13,6 +15,7 @@ from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import ReplayMonitor, demo_fleet, unreachable
 from tui.app import AitopApp
 from tui.fleet.engine import Engine
+from widgets.action_progress import ActionProgress
 from widgets.container_table import GROUP_PREFIX, ContainerTable
 from widgets.status_line import StatusLine
 
@@ -203,3 +206,73 @@ async def test_the_table_lists_exactly_what_docker_ps_lists(engine, run_containe
         everything = docker_ps()
         assert stopped in everything
         assert await shown() == everything
+
+
+async def test_the_mark_of_a_container_that_went_is_dropped():
+    """A removed container's mark would leave a bulk action aimed at nothing (or at a reused
+    id) and the count saying so: it goes with the container."""
+    snap = demo_fleet()
+    monitor = ReplayMonitor(snap)
+    app = AitopApp(None, monitor=monitor)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        first = next(k for k in table.row_keys if not k.startswith(GROUP_PREFIX))
+        table.move_cursor(row=table.row_keys.index(first))
+        await pilot.press("space")
+        assert app.marked == {first}
+        assert app.query_one(ActionProgress).marked == 1
+        rest = tuple(c for c in snap.containers if c.info.id != first)
+        monitor.publish(dataclasses.replace(snap, containers=rest))
+        await pilot.pause()
+        assert app.marked == set()
+        assert app.query_one(ActionProgress).marked == 0
+        assert table.marked == frozenset()
+
+
+class CountingFollower:
+    """Stands in for LogFollower: counts how many were started (each starts reader threads)."""
+
+    started = 0
+
+    def __init__(self, engine, target, *, on_batch, preset) -> None:
+        self.session = None
+
+    def start(self) -> CountingFollower:
+        CountingFollower.started += 1
+        return self
+
+    def stop(self) -> None:
+        pass
+
+
+async def test_following_the_selection_is_debounced_while_the_cursor_runs(monkeypatch):
+    """Holding the down key starts reader threads for a few rows, not for every row passed,
+    and the pane ends on the row the cursor rests on."""
+    monkeypatch.setattr(app_mod, "LogFollower", CountingFollower)
+    monkeypatch.setattr(app_mod, "ReplicaSetFollower", CountingFollower)
+    CountingFollower.started = 0
+    snap = demo_fleet()
+    app = AitopApp(object(), monitor=ReplayMonitor(snap))
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        await pilot.press("l")
+        opened = CountingFollower.started
+        table.focus()
+        rows = [k for k in table.row_keys if not k.startswith(GROUP_PREFIX)]
+        assert len(rows) >= 8
+        # A key held down (or a burst over a laggy link): the cursor passes every row at once.
+        started = time.monotonic()
+        for row in range(len(table.row_keys)):
+            table.move_cursor(row=row)
+            await asyncio.sleep(0.01)
+        elapsed = time.monotonic() - started
+        passed = CountingFollower.started - opened
+        # At most one switch per debounce interval (and one at the start), whatever the rows.
+        assert passed <= elapsed / app_mod.LOG_FOLLOW_DEBOUNCE + 1, (passed, elapsed)
+        assert passed < len(rows) / 2, passed
+        await pilot.pause(app_mod.LOG_FOLLOW_DEBOUNCE * 3)
+        assert CountingFollower.started - opened <= 3
+        assert app._logs_of == (table.selected_container_id,)

@@ -46,6 +46,11 @@ def test_version_and_help():
         ("tcp://127.0.0.1:1", "refused the connection"),
         ("bogus://x", "invalid engine address"),
         ("tcp://no-such-host.invalid:2375", "cannot resolve"),
+        ("ssh://host:abc", "the port must be a number from 1 to 65535"),
+        ("ssh://host:99999", "the port must be a number from 1 to 65535"),
+        ("tcp://host:0", "the port must be a number from 1 to 65535"),
+        ("ssh://", "invalid engine address"),
+        ("unix:///x\x1b]0;title\x07", "it holds control characters"),
     ],
 )
 def test_engine_errors_are_one_line_and_exit_2(host, says):

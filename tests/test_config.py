@@ -16,6 +16,7 @@ from tui.commands import check_settings, default_keymap_lines
 from tui.config import (
     CONFIG_ENV,
     Config,
+    RefreshConfig,
     ThresholdsConfig,
     apply_thresholds,
     choose_hosts,
@@ -182,8 +183,8 @@ def test_a_partial_file_applies_what_is_right_and_names_each_mistake(tmp_path):
     messages = [str(p) for p in loaded.problems]
     assert messages == [
         f"{path}:2: read_only: expected true or false, got a string ('yes'); the default applies",
-        f"{path}:6: refresh.gpu: expected a number of seconds above 0, got a whole number (-1); "
-        "the default applies",
+        f"{path}:6: refresh.gpu: expected a number of seconds from 0.05 to 3600, got a whole "
+        "number (-1); the default applies",
         f"{path}:7: unknown setting 'refresh.fleett', ignored; did you mean 'fleet'? "
         "(expected at [refresh]: fleet, gpu)",
         f"{path}:10: detection.name_patterns: expected regular expressions; '(unclosed' is not "
@@ -285,7 +286,59 @@ def test_flags_win_over_the_file(tmp_path):
     path = write(tmp_path, "[refresh]\nfleet = 2\n")
     # A flag's bad interval is refused although the file's is fine: the flag is what is used.
     out = aitop("--config", str(path), "--interval", "-1", env={"DOCKER_HOST": ""})
-    assert out.returncode == 2 and "intervals must be positive" in out.stderr
+    assert out.returncode == 2 and "--interval -1: expected a number of seconds" in out.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e-300", "0", "-1", "1e9"])
+def test_an_interval_that_is_no_usable_number_is_refused_in_the_file_and_on_the_line(
+    tmp_path, value
+):
+    path = write(tmp_path, f"[refresh]\nfleet = {value}\ngpu = {value}\n")
+    loaded = load_config(str(path))
+    assert loaded.config.refresh == RefreshConfig()  # both fell back to the defaults
+    assert [p.line for p in loaded.problems] == [2, 3]
+    assert "expected a number of seconds from 0.05 to 3600" in str(loaded.problems[0])
+    for flag in ("--interval", "--gpu-interval"):
+        out = aitop(f"{flag}={value}", env={"DOCKER_HOST": ""})
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1, out.stderr
+        assert lines[0].startswith(f"aitop: {flag} ") and "expected a number of seconds" in lines[0]
+
+
+HOSTILE_FILES = {
+    "deep-arrays": ("a = " + "[" * 5000 + "]" * 5000, "nested too deeply"),
+    "deep-tables": ("x = " + "{a=" * 3000 + "1" + "}" * 3000, "nested too deeply"),
+    "huge": ("k = '" + "x" * (1024 * 1024 + 1) + "'", "larger than 1024 KiB"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_FILES))
+def test_a_deeply_nested_or_huge_file_is_one_clear_line(tmp_path, case):
+    text, says = HOSTILE_FILES[case]
+    path = write(tmp_path, text)
+    out = aitop("--config", str(path), "config", "--check")
+    assert out.returncode == 1
+    assert out.stdout.strip().splitlines() == [f"{path}: {out.stdout.split(': ', 1)[1].strip()}"]
+    assert says in out.stdout and "the whole file is ignored" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("keymap", "dropped", "other"),
+    [
+        ('quit = "s"', "quit", "stop"),
+        ('stop = "q"', "stop", "quit"),
+        ('log_pane.follow = "e"', "log_pane.follow", "log_pane.next_highlight"),
+    ],
+)
+def test_a_keymap_that_gives_one_key_to_two_bindings_is_reported(tmp_path, keymap, dropped, other):
+    path = write(tmp_path, f"[keymap]\n{keymap}\n")
+    config, problems = check_settings(load_config(str(path)))
+    assert dropped not in config.keymap  # the other binding keeps its key
+    assert [p.line for p in problems] == [2]
+    assert f"({dropped} and {other}," in problems[0].message
+    out = aitop("--config", str(path), "config", "--check")
+    assert out.returncode == 1 and f"({dropped} and {other}," in out.stdout
 
 
 def test_the_hosts_come_from_flags_then_docker_host_then_the_file(tmp_path):

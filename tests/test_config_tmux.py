@@ -21,7 +21,11 @@ def wait_gone(term, text: str, timeout: float = 10.0) -> None:
     assert text not in term.screen()
 
 
-def test_a_config_mistake_is_told_and_the_keymap_help_and_palette_work(tmux, tmp_path):  # noqa: F811
+def test_a_config_mistake_is_told_and_the_keymap_help_and_palette_work(
+    tmux,  # noqa: F811
+    tmp_path,
+    engine,
+):
     config = tmp_path / "config.toml"
     config.write_text('[refresh]\nfleet = "fast"\n\n[keymap]\ntoggle-all = "A"\n')
     # A relative path keeps the message short enough not to wrap inside the notification.

@@ -163,13 +163,6 @@ def test_clones_go_newest_first_and_the_original_last():
         scaling.plan_scale(group, -1)
 
 
-def test_counts_typed_by_the_user():
-    assert scaling.parse_count(" 4 ") == 4
-    for bad in ("", "x", "-1", "1.5", "9999"):
-        with pytest.raises(ValueError):
-            scaling.parse_count(bad)
-
-
 def test_results_show_new_ports_and_failures():
     result = scaling.ScaleResult(
         "container web",

@@ -145,7 +145,7 @@ def _colours(term: Tmux) -> str:
     ).stdout
 
 
-def test_low_bandwidth_mode_draws_in_16_colours(tmux):
+def test_low_bandwidth_mode_draws_in_16_colours(tmux, engine):
     """Over a slow link every byte counts: `--low-bandwidth` sends the 16 basic colours only
     (no 256-colour or 24-bit sequences), where the normal mode uses the theme's true colours."""
     normal = tmux(f"{sys.executable} -m tui")

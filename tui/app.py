@@ -26,6 +26,7 @@ from textual.binding import BindingType
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input
 
 from tui.action_mixin import ACTION_BINDINGS, ActionsMixin
@@ -48,6 +49,8 @@ from widgets.status_line import StatusLine
 
 GC_OFF_LONGEST = 5.0
 """Seconds after mounting by which the collector is on again, first figures or not."""
+LOG_FOLLOW_DEBOUNCE = 0.15
+"""Least seconds between two switches of the log pane to another container."""
 FIRST_FRAME_ENV = "AITOP_FIRST_FRAME_FILE"
 """When set, the wall-clock time of the first frame with CPU figures is written there."""
 
@@ -195,6 +198,8 @@ class AitopApp(ActionsMixin, App):
         self._gc_frozen = False
         self._follower: LogFollower | None = None
         self._logs_of: tuple[str, ...] = ()
+        self._last_follow = 0.0
+        self._follow_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield HostGauges(id="host")
@@ -304,6 +309,12 @@ class AitopApp(ActionsMixin, App):
             snapshot, fleets = self._combine()
             self._host_by_id = {c.info.id: f.engine.url for f in fleets for c in f.containers}
         self.last_snapshot = snapshot
+        if self.marked:
+            # A removed container's mark would act on nothing (or on a reused id): drop it.
+            alive = {c.info.id for c in snapshot.containers}
+            if not self.marked <= alive:
+                self.marked &= alive
+                self._show_marks()
         names = {c.info.id: c.info.name for c in snapshot.containers}
         with self.batch_update():
             table.update_fleets(fleets)
@@ -434,6 +445,21 @@ class AitopApp(ActionsMixin, App):
     def on_container_table_container_highlighted(
         self, message: ContainerTable.ContainerHighlighted
     ) -> None:
+        if not self.query_one(LogPane).has_class("-open"):
+            return
+        # Each switch starts reader threads and streams: while the cursor runs down the table,
+        # follow at once only when the last switch is a while ago, else once it rests.
+        if self._follow_timer is not None:
+            self._follow_timer.stop()
+            self._follow_timer = None
+        wait = self._last_follow + LOG_FOLLOW_DEBOUNCE - time.monotonic()
+        if wait <= 0:
+            self._follow_selection()
+        else:
+            self._follow_timer = self.set_timer(wait, self._follow_after_rest)
+
+    def _follow_after_rest(self) -> None:
+        self._follow_timer = None
         if self.query_one(LogPane).has_class("-open"):
             self._follow_selection()
 
@@ -489,6 +515,7 @@ class AitopApp(ActionsMixin, App):
             return
         self._stop_logs()
         self._logs_of = ids
+        self._last_follow = time.monotonic()
         pane = self.query_one(LogPane)
         if not targets:
             pane.start_session(None, title="no container selected", show_source=False)

@@ -23,6 +23,7 @@ from tui.config import (
     choose_hosts,
     default_file,
     default_path,
+    interval_problem,
     load_config,
 )
 from tui.fleet.engine import Engine, EngineError, context_url
@@ -219,9 +220,11 @@ def _run(args: argparse.Namespace) -> int:
     if low_bandwidth and args.interval is None and config.refresh.fleet == RefreshConfig().fleet:
         interval = LOW_BANDWIDTH_INTERVAL
     gpu_interval = args.gpu_interval if args.gpu_interval is not None else config.refresh.gpu
-    if interval <= 0 or gpu_interval <= 0:
-        print("aitop: intervals must be positive numbers of seconds", file=sys.stderr)
-        return EXIT_ENGINE
+    for flag, value in (("--interval", interval), ("--gpu-interval", gpu_interval)):
+        problem = interval_problem(value)
+        if problem is not None:
+            print(f"aitop: {flag} {value:g}: expected {problem}", file=sys.stderr)
+            return EXIT_ENGINE
     if not sys.stdout.isatty():
         print(
             "aitop: the interactive view needs a terminal; try `aitop snapshot --json`",

@@ -289,6 +289,7 @@ def check_settings(loaded: LoadedConfig) -> tuple[Config, list[ConfigProblem]]:
                 "(`aitop config --print-default` lists them all)",
             )
         )
+    problems.extend(_key_conflicts(loaded, keymap))
     theme = config.theme
     if theme not in BUILTIN_THEMES:
         close = difflib.get_close_matches(theme, list(BUILTIN_THEMES), n=1)
@@ -302,6 +303,43 @@ def check_settings(loaded: LoadedConfig) -> tuple[Config, list[ConfigProblem]]:
         )
         theme = Config().theme
     return replace(config, keymap=keymap, theme=theme), problems
+
+
+def _key_conflicts(loaded: LoadedConfig, keymap: dict[str, str]) -> list[ConfigProblem]:
+    """Keymap entries that give a key to two bindings of one scope (`quit = "s"` took Stop's
+    key and Quit vanished): each is reported with both binding ids and dropped from `keymap`,
+    so the other binding keeps its key."""
+    scope_of: dict[str, str] = {}
+    defaults: dict[str, list[str]] = {}
+    for scope, binding in binding_catalog():
+        assert binding.id is not None
+        scope_of.setdefault(binding.id, scope)
+        defaults.setdefault(binding.id, []).append(binding.key)
+
+    def keys_of(binding_id: str) -> set[str]:
+        keys = keymap[binding_id].split(",") if binding_id in keymap else defaults[binding_id]
+        return {k.strip() for k in keys}
+
+    problems = []
+    for binding_id in list(keymap):
+        mine = keys_of(binding_id)
+        for other, scope in scope_of.items():
+            if other == binding_id or scope != scope_of[binding_id]:
+                continue
+            shared = mine & keys_of(other)
+            if shared:
+                key = sorted(shared)[0]
+                problems.append(
+                    loaded.problem(
+                        ("keymap", *binding_id.split(".")),
+                        f"keymap: {binding_id} = {keymap[binding_id]!r} gives {key!r} to two "
+                        f"bindings ({binding_id} and {other}, {scope}); ignored, "
+                        f"{binding_id} keeps its default key",
+                    )
+                )
+                del keymap[binding_id]
+                break
+    return problems
 
 
 # --- help -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import inspect
 import itertools
+import math
 import os
 import re
 import sys
@@ -44,8 +45,18 @@ Check = Callable[[Any], "str | None"]
 """A value check: None when fine, else what was expected."""
 
 
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "a number of seconds above 0"
+SHORTEST_INTERVAL = 0.05
+LONGEST_INTERVAL = 3600.0
+"""Sampling intervals aitop takes, in seconds (below it would only burn CPU; above, a fleet
+that is never looked at)."""
+
+
+def interval_problem(value: float) -> str | None:
+    """None for a usable sampling interval, else what is expected (`nan`, `inf` and
+    `1e-300` are floats too: each is refused)."""
+    if math.isfinite(value) and SHORTEST_INTERVAL <= value <= LONGEST_INTERVAL:
+        return None
+    return f"a number of seconds from {SHORTEST_INTERVAL:g} to {LONGEST_INTERVAL:g}"
 
 
 def _at_least_one(value: int) -> str | None:
@@ -88,9 +99,9 @@ def _check(check: Check) -> dict[str, Check]:
 class RefreshConfig:
     """How often aitop looks."""
 
-    fleet: float = field(default=1.0, metadata=_check(_positive))
+    fleet: float = field(default=1.0, metadata=_check(interval_problem))
     """Seconds between two samples of the containers (CPU, memory, network); `--interval`."""
-    gpu: float = field(default=1.0, metadata=_check(_positive))
+    gpu: float = field(default=1.0, metadata=_check(interval_problem))
     """Least seconds between two NVML readings of the GPUs; `--gpu-interval`."""
 
 
@@ -307,6 +318,8 @@ def load_config(
     """
     path, source = find_config(explicit, environ)
     try:
+        if path.stat().st_size > MAX_CONFIG_CHARS * 4:  # UTF-8: at most 4 bytes a character
+            return _ignored(path, source, _TOO_LARGE)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if source == "default":
@@ -328,10 +341,25 @@ def load_config(
     return parse_config(text, path, source)
 
 
+MAX_CONFIG_CHARS = 1024 * 1024
+"""A larger file is no aitop configuration (and would take long to parse): it is ignored."""
+_TOO_LARGE = f"larger than {MAX_CONFIG_CHARS // 1024} KiB, not an aitop configuration"
+
+
+def _ignored(path: Path, source: str, why: str, line: int | None = None) -> LoadedConfig:
+    """The defaults, with one problem saying why the whole file was ignored."""
+    problem = ConfigProblem(path, line, f"{why}; the whole file is ignored, defaults apply")
+    return LoadedConfig(Config(), path, source, exists=True, problems=(problem,))
+
+
 def parse_config(text: str, path: Path, source: str = "--config") -> LoadedConfig:
     """The settings in `text` (the contents of `path`) over the defaults, and the problems."""
+    if len(text) > MAX_CONFIG_CHARS:
+        return _ignored(path, source, _TOO_LARGE)
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        return _ignored(path, source, "tables or arrays nested too deeply for a configuration")
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         line: int | None = None
@@ -339,10 +367,7 @@ def parse_config(text: str, path: Path, source: str = "--config") -> LoadedConfi
         if match:
             line = int(match.group(1))
             message = f"{message[: match.start()]} (column {match.group(2)})"
-        problem = ConfigProblem(
-            path, line, f"not valid TOML: {message}; the whole file is ignored, defaults apply"
-        )
-        return LoadedConfig(Config(), path, source, exists=True, problems=(problem,))
+        return _ignored(path, source, f"not valid TOML: {message}", line)
     lines = key_lines(text)
     problems: list[ConfigProblem] = []
     config = _build(

@@ -17,9 +17,12 @@ def count_error(text: str, maximum: int) -> str:
     value = text.strip()
     if not value:
         return "type a number of replicas"
-    if not value.isdigit():
-        return f"{value!r} is not a whole number of replicas (0 or more)"
-    if int(value) > maximum:
+    # str.isdigit() takes "²" and other digits int() refuses: only ASCII 0-9 count.
+    if not (value.isascii() and value.isdigit()):
+        shown = value if len(value) <= 20 else value[:20] + "…"
+        return f"{shown!r} is not a whole number of replicas (0 or more)"
+    # Compared as text first: int() of thousands of digits is slow, then refused.
+    if len(value.lstrip("0")) > len(str(maximum)) or int(value) > maximum:
         return f"at most {maximum} replicas"
     return ""
 

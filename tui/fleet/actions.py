@@ -318,6 +318,7 @@ def shell_argv(engine: Engine, container_id: str, command: str | None = None) ->
         engine.url,
         "exec",
         "-it",
+        "--",  # whatever the id holds, it is never read as an option
         container_id,
         "sh",
         "-c",

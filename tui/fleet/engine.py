@@ -132,6 +132,28 @@ def resolve_url(host: str | None = None, *, podman: Sequence[str] | None = None)
     return default, "default"
 
 
+def check_url(url: str) -> None:
+    """Raise EngineError (one line) unless `url` can name an engine: no control characters,
+    and for tcp:// and ssh:// a host and, when given, a port from 1 to 65535."""
+    usage = "use unix:///path, tcp://host:port or ssh://user@host"
+    if safe_text(url) != url:
+        raise EngineError(f"invalid engine address {url!r}: it holds control characters; {usage}")
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in ("tcp", "ssh", "http", "https"):
+        return
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parsed.netloc.endswith(":")):
+        raise EngineError(
+            f"invalid engine address {url!r}: the port must be a number from 1 to 65535"
+        )
+    if not parsed.hostname:
+        raise EngineError(f"invalid engine address {url!r}: {usage}")
+
+
 def context_url(name: str) -> str:
     """The engine URL of the docker context `name` (`docker context ls`); EngineError if none."""
     try:
@@ -411,6 +433,7 @@ class Engine:
 
     def __init__(self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url, self.url_source = resolve_url(url)
+        check_url(self.url)
         self.timeout = timeout
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
@@ -610,6 +633,7 @@ class Engine:
 
     def build_image(self, tag: str, files: Mapping[str, tuple[bytes, int]]) -> None:
         """Build `tag` from an in-memory context: {path: (content, mode)}, with a Dockerfile."""
+        self.check_writable(f"build image {tag}")
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for path, (content, mode) in files.items():
@@ -627,6 +651,7 @@ class Engine:
 
     def run(self, image: str, command: list[str] | None = None, **kwargs: Any) -> str:
         """Create and start a detached container; returns its id."""
+        self.check_writable(f"run a container of {image}")
         with _Translate(self.url):
             client = self._api()
             host_keys = {
@@ -653,6 +678,7 @@ class Engine:
 
     def remove(self, container_id: str, *, force: bool = True) -> None:
         """Remove a container (force: kill it first); a vanished one is not an error."""
+        self.check_writable(f"remove {container_id[:12]}")
         with contextlib.suppress(ContainerGone), _Translate(self.url, container_id):
             self._api().remove_container(container_id, force=force, v=True)
 

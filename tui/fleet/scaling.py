@@ -430,19 +430,6 @@ def find_group(
 # --- planning -------------------------------------------------------------------------------
 
 
-def parse_count(text: str, *, maximum: int = 256) -> int:
-    """A replica count typed by the user; ValueError with a readable message if invalid."""
-    value = text.strip()
-    if not value:
-        raise ValueError("type a number of replicas")
-    if not value.isdigit():
-        raise ValueError(f"{value!r} is not a whole number of replicas")
-    count = int(value)
-    if count > maximum:
-        raise ValueError(f"at most {maximum} replicas at once")
-    return count
-
-
 def plan_scale(group: ScaleGroup, desired: int) -> ScalePlan:
     """What scaling `group` to `desired` replicas will do; ScaleError when it cannot."""
     if desired < 0:
