@@ -8,6 +8,7 @@ Run it from the repository root:
     .venv/bin/python bench/logs_bench.py --runs open --history 1000000 --opens 9
     .venv/bin/python bench/logs_bench.py --rates 10000 --seconds 5
     .venv/bin/python bench/logs_bench.py --json /tmp/logs-bench.json
+    .venv/bin/python bench/logs_bench.py --runs classify            # hostile lines, no engine
 
 For each rate, one container (image `aitop-bench-flood`, built from a static C generator,
 labelled `aitop.bench=logs`) writes two identical floods of `--seconds` each: numbered lines of
@@ -42,6 +43,11 @@ Two more runs (`--runs flood,soak,open` picks them):
   the first screen refresh after the history's last line is in the pane (the median is the
   figure), next to `docker logs --tail` (a process start included).
 
+One run needs no engine (`--runs classify`): every hostile line of `tests/hostile_lines.py`
+(the corpus `tests/fixtures/hostile_lines.json` and lines built from each pattern's own
+words, each `--hostile-length` characters, the line cap by default) classified
+`--classify-runs` times; the slowest line per pattern, by its best time.
+
 Containers are removed at the end, also on Ctrl-C or an error.
 """
 
@@ -67,10 +73,12 @@ if str(ROOT) not in sys.path:
 
 from tui.fleet.engine import Engine, EngineError  # noqa: E402
 from tui.fleet.logs import (  # noqa: E402
+    MAX_LINE_BYTES,
     LineSplitter,
     LogBatch,
     LogFollower,
     LogTarget,
+    classify,
     parse_timestamp,
     preset_by_key,
 )
@@ -401,6 +409,35 @@ def open_child(container_id: str, name: str, opens: int, tail: int) -> dict[str,
     return result
 
 
+# --- hostile lines: classification cost and key latency --------------------------------
+
+
+def bench_classify(length: int, runs: int) -> dict[str, Any]:
+    """Classify every hostile line (`tests/hostile_lines.py`); the slowest per pattern.
+
+    Each line is timed `runs` times and its best time kept (the least disturbed run). The
+    traceback patterns are timed inside a traceback, where they run.
+    """
+    from tests.hostile_lines import TRACEBACK_RULES, all_lines, best_time, in_traceback
+
+    worst: dict[str, dict[str, Any]] = {}
+    count = 0
+    for line in all_lines(length):
+        fn = in_traceback if line.rule in TRACEBACK_RULES else classify
+        text = line.text
+        ms = 1000 * best_time(lambda fn=fn, text=text: fn(text), runs)
+        count += 1
+        if ms > worst.get(line.rule, {}).get("ms", -1.0):
+            worst[line.rule] = {"ms": ms, "line": line.name}
+    return {"length": length, "lines": count, "worst": worst}
+
+
+def report_classify(r: dict[str, Any]) -> None:
+    print(f"\n== classifying {r['lines']} hostile lines of {r['length']:,} characters ==")
+    for rule, w in sorted(r["worst"].items(), key=lambda kv: -kv[1]["ms"]):
+        print(f"  {rule:<16} worst {w['ms']:9.3f} ms  ({w['line']})")
+
+
 # --- parent -----------------------------------------------------------------------------
 
 
@@ -691,6 +728,10 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=1_000_000)
     parser.add_argument("--opens", type=int, default=7)
     parser.add_argument("--tail", type=int, default=1000)
+    parser.add_argument(
+        "--hostile-length", type=int, default=MAX_LINE_BYTES, help="hostile lines' length"
+    )
+    parser.add_argument("--classify-runs", type=int, default=5, help="timings per hostile line")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--sample-every", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -704,35 +745,38 @@ def main() -> None:
         cid, name, opens, tail = args.open_child
         print(json.dumps(open_child(cid, name, int(opens), int(tail))))
         return
-    engine = Engine(timeout=30)
-    engine.version()
-    build_image(engine)
     runs = args.runs.split(",")
     results: dict[str, Any] = {}
-    if "flood" in runs:
+    if "classify" in runs:
+        results["classify"] = bench_classify(args.hostile_length, args.classify_runs)
+        report_classify(results["classify"])
+    engine: Engine | None = None
+    if any(run in runs for run in ("flood", "soak", "open")):
+        engine = Engine(timeout=30)
+        engine.version()
+        build_image(engine)
+    if engine is not None and "flood" in runs:
         results["flood"] = []
         for rate in (int(r) for r in args.rates.split(",")):
             print(f"flooding at {rate:,} lines/s ...", flush=True)
             results["flood"].append(bench_rate(engine, rate, args.seconds))
         report(results["flood"])
-    if "soak" in runs:
+    if engine is not None and "soak" in runs:
         print(f"\nsoak: {args.soak_rate:,} lines/s for {args.soak_seconds:g} s ...", flush=True)
         results["soak"] = bench_soak(engine, args.soak_rate, args.soak_seconds, args.soak_every)
         results["soak"]["every"] = args.soak_every
         report_soak(results["soak"])
-    if "open" in runs:
+    if engine is not None and "open" in runs:
         print(f"\nwriting {args.history:,} lines of history ...", flush=True)
         results["open"] = bench_open(engine, args.history, args.opens, args.tail)
         report_open(results["open"])
     meta = {
         "cpus": os.cpu_count(),
-        "engine": engine.version().get("Version"),
+        "engine": engine.version().get("Version") if engine is not None else None,
         "load": os.getloadavg(),
     }
-    print(
-        f"\nmachine: {meta['cpus']} CPUs, Docker {meta['engine']},"
-        f" load average at the end {meta['load'][0]:.1f}"
-    )
+    docker = f", Docker {meta['engine']}" if meta["engine"] else ""
+    print(f"\nmachine: {meta['cpus']} CPUs{docker}, load average at the end {meta['load'][0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
         print(f"written to {args.json}")
