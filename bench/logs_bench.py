@@ -8,7 +8,7 @@ Run it from the repository root:
     .venv/bin/python bench/logs_bench.py --runs open --history 1000000 --opens 9
     .venv/bin/python bench/logs_bench.py --rates 10000 --seconds 5
     .venv/bin/python bench/logs_bench.py --json /tmp/logs-bench.json
-    .venv/bin/python bench/logs_bench.py --runs classify            # hostile lines, no engine
+    .venv/bin/python bench/logs_bench.py --runs classify,hostile     # hostile lines, no engine
 
 For each rate, one container (image `aitop-bench-flood`, built from a static C generator,
 labelled `aitop.bench=logs`) writes two identical floods of `--seconds` each: numbered lines of
@@ -43,10 +43,16 @@ Two more runs (`--runs flood,soak,open` picks them):
   the first screen refresh after the history's last line is in the pane (the median is the
   figure), next to `docker logs --tail` (a process start included).
 
-One run needs no engine (`--runs classify`): every hostile line of `tests/hostile_lines.py`
-(the corpus `tests/fixtures/hostile_lines.json` and lines built from each pattern's own
-words, each `--hostile-length` characters, the line cap by default) classified
-`--classify-runs` times; the slowest line per pattern, by its best time.
+Two runs need no engine (`--runs classify,hostile`):
+
+- classify: every hostile line of `tests/hostile_lines.py` (the corpus
+  `tests/fixtures/hostile_lines.json` and lines built from each pattern's own words, each
+  `--hostile-length` characters, the line cap by default) classified `--classify-runs` times;
+  the slowest line per pattern, by its best time.
+- hostile: key-to-screen latency while a reader thread splits and classifies those lines
+  without a pause (as a follower's reader does), the pane fed by a delivery thread every
+  0.1 s: `--hostile-keys` presses of `t` over `--hostile-seconds`, each timed from the key
+  event to the first screen refresh after the pane took it; and the event loop's lag.
 
 Containers are removed at the end, also on Ctrl-C or an error.
 """
@@ -438,6 +444,160 @@ def report_classify(r: dict[str, Any]) -> None:
         print(f"  {rule:<16} worst {w['ms']:9.3f} ms  ({w['line']})")
 
 
+def hostile_keys(
+    length: int, seconds: float, keys: int, batch: int, *, plain: bool = False
+) -> dict[str, Any]:
+    """Key-to-screen latency while a reader thread splits and classifies hostile lines.
+
+    As a follower does: a reader thread turns messages of hostile lines (every line of
+    `tests/hostile_lines.py`, over and over, and every 16th one a line costly to draw: wide
+    characters, tabs, dense colours) into `LogLine`s with a `LineSplitter` (split,
+    sanitised, classified), `batch` messages at a time, into a bounded pending list; a
+    delivery thread hands what is pending to the pane every 0.1 s once the previous batch was
+    taken in (with `plain`, ordinary lines of as many bytes in all instead, the reference).
+    Meanwhile a third thread types `t` (toggle timestamps) as a terminal's input
+    thread does (a `Key` event posted to the app), `keys` times spread over `seconds`, and
+    times each from when it was due to the first screen refresh after the pane took it.
+    """
+    from textual import events
+    from textual.app import App, ComposeResult
+
+    from tests.hostile_lines import all_lines, drawing_payloads
+    from widgets.log_pane import LogPane
+
+    payloads = [line.text.encode() for line in all_lines(length)]
+    drawing = drawing_payloads(length)
+    # The lines costly to draw come every 16 lines, so that some are always on screen.
+    for at in range(0, len(payloads), 16):
+        payloads.insert(at, drawing[(at // 16) % len(drawing)])
+    if plain:  # the reference: ordinary lines, as many bytes per batch
+        per_line = b"INFO step 100 loss=0.1234 lr=3e-4 tok/s=12345.6 gpu_mem=71.2GiB padding"
+        payloads = [per_line] * len(payloads)
+        batch = batch * length // len(per_line)
+    result: dict[str, Any] = {}
+
+    class KeyedPane(LogPane):
+        """The pane, telling the bench when the screen shows a timestamps toggle."""
+
+        answered: Any = None
+
+        def watch_show_timestamps(self) -> None:
+            super().watch_show_timestamps()
+            if self.answered is not None:
+                self.call_after_refresh(self.answered)
+
+    class Bench(App):
+        def compose(self) -> ComposeResult:
+            yield KeyedPane(title="hostile", id="pane")
+
+        def on_mount(self) -> None:
+            self.pane = self.query_one(KeyedPane)
+            self.pane.focus()
+            self.lags: list[float] = []
+            self._tick_at = time.monotonic()
+            self.set_interval(0.05, self._tick)
+            self.run_worker(self._drive, thread=True, exit_on_error=True)
+
+        def _tick(self) -> None:
+            now = time.monotonic()
+            self.lags.append(now - self._tick_at - 0.05)
+            self._tick_at = now
+
+        def _drive(self) -> None:
+            pane = self.pane
+            stop = threading.Event()
+            lock = threading.Lock()
+            pending: list[Any] = []
+            split_ms: list[float] = []
+            fed = [0]
+
+            def read() -> None:
+                splitter = LineSplitter("hostile")
+                i = 0
+                while not stop.is_set():
+                    messages = []
+                    for _ in range(batch):
+                        stamp = b"2026-01-01T00:00:%02d.%09dZ " % (i // 10**9 % 60, i % 10**9)
+                        messages.append((1, stamp + payloads[i % len(payloads)] + b"\n"))
+                        i += 1
+                    t0 = time.perf_counter()
+                    lines = splitter.feed(messages)
+                    split_ms.append(1000 * (time.perf_counter() - t0))
+                    with lock:
+                        pending.extend(lines)
+                        del pending[:-2000]  # bounded, oldest dropped, as a follower does
+                        fed[0] += len(lines)
+
+            def deliver() -> None:
+                acked = threading.Event()
+                acked.set()
+                while not stop.is_set():
+                    time.sleep(0.1)
+                    acked.wait(1.0)  # the follower's ack timeout: then deliver anyway
+                    with lock:
+                        lines = tuple(pending)
+                        pending.clear()
+                    if lines:
+                        acked = threading.Event()
+                        pane.post_batch(LogBatch(0, lines, 0, acked.set))
+
+            threads = [threading.Thread(target=f, daemon=True) for f in (read, deliver)]
+            for thread in threads:
+                thread.start()
+            latencies: list[float] = []
+            # Each key is due at a set time and timed from then: a thread that wakes late
+            # (the GIL held elsewhere) is as late as a terminal's input thread would be.
+            start = time.perf_counter() + 1.0  # the reader busy, the pane holding lines
+            for n in range(keys):
+                due = start + n * seconds / keys
+                time.sleep(max(0.0, due - time.perf_counter()))
+                answered = threading.Event()
+                pane.answered = answered.set
+                self.post_message(events.Key("t", "t"))
+                if answered.wait(600):
+                    latencies.append(1000 * (time.perf_counter() - due))
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+            lags = sorted(self.lags)
+            ordered = sorted(latencies)
+            result.update(
+                length=length,
+                plain=plain,
+                keys=keys,
+                answered=len(latencies),
+                key_ms=latencies,
+                key_p50_ms=ordered[len(ordered) // 2] if ordered else None,
+                key_max_ms=ordered[-1] if ordered else None,
+                lines_split=fed[0],
+                split_batch_max_ms=max(split_ms, default=0.0),
+                split_batches=len(split_ms),
+                max_loop_lag_ms=1000 * max(lags, default=0.0),
+                p99_loop_lag_ms=1000 * lags[int(len(lags) * 0.99)] if lags else 0.0,
+            )
+            self.call_from_thread(self.exit)
+
+    Bench().run(headless=True, size=(160, 50))
+    return result
+
+
+def report_hostile(r: dict[str, Any]) -> None:
+    what = "ordinary lines" if r["plain"] else f"hostile lines of {r['length']:,} characters"
+    print(
+        f"\n== keys while a reader splits {what}"
+        f" ({r['lines_split']:,} lines split in {r['split_batches']:,} batches) =="
+    )
+    print(
+        f"  key to screen            p50 {_fmt(r['key_p50_ms'], '.0f')} ms,"
+        f" max {_fmt(r['key_max_ms'], '.0f')} ms ({r['answered']} of {r['keys']} answered)"
+    )
+    print(
+        f"  event loop lag           p99 {r['p99_loop_lag_ms']:.0f} ms,"
+        f" max {r['max_loop_lag_ms']:.0f} ms;"
+        f" slowest split batch {r['split_batch_max_ms']:.0f} ms"
+    )
+
+
 # --- parent -----------------------------------------------------------------------------
 
 
@@ -732,6 +892,9 @@ def main() -> None:
         "--hostile-length", type=int, default=MAX_LINE_BYTES, help="hostile lines' length"
     )
     parser.add_argument("--classify-runs", type=int, default=5, help="timings per hostile line")
+    parser.add_argument("--hostile-seconds", type=float, default=20.0)
+    parser.add_argument("--hostile-keys", type=int, default=40)
+    parser.add_argument("--hostile-batch", type=int, default=64, help="messages per split")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--sample-every", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -750,6 +913,21 @@ def main() -> None:
     if "classify" in runs:
         results["classify"] = bench_classify(args.hostile_length, args.classify_runs)
         report_classify(results["classify"])
+    if "hostile" in runs:
+        print(f"\nkeys while hostile lines are read, {args.hostile_seconds:g} s ...", flush=True)
+        results["hostile"] = hostile_keys(
+            args.hostile_length, args.hostile_seconds, args.hostile_keys, args.hostile_batch
+        )
+        report_hostile(results["hostile"])
+        print("\nthe same with ordinary lines (the reference) ...", flush=True)
+        results["hostile_reference"] = hostile_keys(
+            args.hostile_length,
+            args.hostile_seconds,
+            args.hostile_keys,
+            args.hostile_batch,
+            plain=True,
+        )
+        report_hostile(results["hostile_reference"])
     engine: Engine | None = None
     if any(run in runs for run in ("flood", "soak", "open")):
         engine = Engine(timeout=30)

@@ -164,6 +164,29 @@ def all_lines(length: int = LINE_CAP) -> Iterator[HostileLine]:
     yield from built_lines(length)
 
 
+def drawing_payloads(length: int = LINE_CAP) -> list[bytes]:
+    """Log payloads that are costly to draw rather than to classify, `length` bytes each:
+    wide and combining characters, tabs, a colour change every few characters, ellipses
+    (outside the cells Rich measures fast)."""
+    units = [
+        "\u00e9",
+        "\u65e5\u672c",
+        "e\u0301",
+        "\t\u65e5",
+        "\u2026",
+        "\t",
+        "\x1b[31mred\x1b[0m x\t",
+        "\x1b[1;3%dm#",
+    ]
+    out: list[bytes] = []
+    for unit in units:
+        if "%d" in unit:
+            unit = "".join(unit % (i % 8) for i in range(8))
+        data = (unit * (length // len(unit.encode()) + 1)).encode()[:length]
+        out.append(data.decode("utf-8", "ignore").encode())  # no character cut in two
+    return out
+
+
 def in_traceback(text: str) -> str:
     """The kind of `text` right after a traceback started (every pattern then runs)."""
     classifier = logs.Classifier()

@@ -8,6 +8,7 @@ use only the kinds of sequences Textual itself uses to draw, and none of the pay
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import math
@@ -24,12 +25,14 @@ import time
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.app import App, ComposeResult
 
+from tests.hostile_lines import corpus_lines, drawing_payloads
 from tests.test_log_sanitize import FORBIDDEN_TEXT, HOSTILE
 from tui.fleet.logs import LineSplitter
 from tui.fleet.logtypes import LineKind, LogBatch, LogLine
-from widgets.log_pane import LogPane
+from widgets.log_pane import DISPLAY_CHARS, LogPane
 
 NS = 1_000_000_000
 T0 = 1767225600 * NS
@@ -315,6 +318,116 @@ async def test_a_flood_counts_lines_never_drawn():
         assert pane.line_count == 20_000 and pane.buffer.dropped == 20_000
         assert pane.skipped_lines > 30_000
         assert "line 39999" in screen_text(pane)[-1]
+
+
+async def test_keys_are_answered_while_a_reader_splits_hostile_lines():
+    """The reader thread's work (split, sanitise, classify) holds the GIL a little at a time:
+    a line that made a pattern backtrack held it for minutes, the event loop waiting."""
+    app = PaneApp()
+    async with app.run_test(size=(160, 50)):
+        pane = app.query_one(LogPane)
+        payloads = [line.text.encode() for line in corpus_lines()] + drawing_payloads()
+        stop = threading.Event()
+        split = [0]
+
+        def read() -> None:
+            splitter = LineSplitter("hostile")
+            n = 0
+            while not stop.is_set():
+                messages = []
+                for _ in range(16):
+                    stamp = b"2026-01-01T00:00:00.%09dZ " % n
+                    messages.append((1, stamp + payloads[n % len(payloads)] + b"\n"))
+                    n += 1
+                batch = splitter.feed(messages)
+                split[0] += len(batch)
+                taken = threading.Event()
+                pane.post_batch(LogBatch(0, tuple(batch), 0, taken.set))
+                taken.wait(1.0)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        spent: list[float] = []
+        try:
+            await asyncio.sleep(0.3)
+            for _ in range(12):
+                # As a terminal's input thread does (Pilot's press waits for the process to
+                # go idle, which a busy reader never lets it): the key event, then the first
+                # screen refresh after the pane took it.
+                shown = pane.show_timestamps
+                t0 = time.perf_counter()
+                app.post_message(events.Key("t", "t"))
+                while pane.show_timestamps is shown and time.perf_counter() - t0 < 30:
+                    await asyncio.sleep(0.002)
+                refreshed = asyncio.Event()
+                app.call_after_refresh(refreshed.set)
+                await refreshed.wait()
+                spent.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            reader.join(5)
+        assert split[0] > len(payloads)  # every hostile line went through meanwhile
+        assert pane.line_count > len(payloads)
+        # Every key but the slowest (a collection, a busy CI neighbour) within 200 ms; the
+        # slowest within a second (a backtracking pattern held the loop for minutes).
+        figures = [round(1000 * s) for s in spent]
+        assert sorted(spent)[-2] < 0.2 and max(spent) < 1.0, figures
+
+
+async def test_a_long_line_shows_its_start_and_exports_whole():
+    app = PaneApp()
+    text = "".join(f"w{i:05d} " for i in range(9000))  # 63,000 characters
+    async with app.run_test(size=(200, 40)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines([LogLine(T0, text), *lines(2, start=1)])
+        pane.set_query("w08999")  # past what is drawn: still found
+        assert pane.match_count == 1
+        pane.set_query("")
+        await pilot.press("w")  # wrap: every drawn character is on screen
+        await pilot.pause()
+        assert pane._rows.rows < 60
+        await pilot.press("home")
+        await pilot.pause()
+        rows = "".join(row.rstrip() for row in screen_text(pane) if "line" not in row)
+        assert rows.startswith("w00000 w00001")
+        assert "w08999" not in rows
+        assert f"[... {len(text) - DISPLAY_CHARS:,} more characters]" in rows
+        await pilot.press("X")
+        await pilot.pause()
+        (export,) = app.messages
+        assert export.lines[0].text == text
+
+
+async def test_tabs_colours_and_matches_line_up():
+    app = PaneApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(
+            [
+                LogLine(T0, "a\tb\tend"),
+                LogLine(T0 + 1, "xy\tred\tplain", sgr=((3, "31"), (6, "0"))),
+            ]
+        )
+        await pilot.pause()
+        view = pane.query_one("#log-lines")
+        assert [view.render_line(y).text.rstrip() for y in (0, 1)] == [
+            "a       b       end",
+            "xy      red     plain",
+        ]
+        red = [seg.text for seg in view.render_line(1) if seg.text.strip() and seg.style.color]
+        assert red == ["red"]
+        pane.set_query("b|plain", regex=True)
+        await pilot.pause()
+        match = app.query_one("#log-lines").get_component_rich_style("log-pane--match")
+        found = [
+            (y, seg.text)
+            for y in (0, 1)
+            for seg in view.render_line(y)
+            if seg.style and seg.style.bgcolor == match.bgcolor
+        ]
+        assert found == [(0, "b"), (1, "plain")]
+        assert view.render_line(0).text.rstrip() == "a       b       end"
 
 
 # --- what reaches the terminal ---------------------------------------------------------

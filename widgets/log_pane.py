@@ -15,6 +15,7 @@ Lines that scroll past between two frames are never drawn and are counted in
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import re
@@ -81,9 +82,73 @@ _KINDS = (
 )
 
 
+DISPLAY_CHARS = 4096
+"""Most characters of one line the pane draws; a longer line shows its start and how many
+characters it holds past that (searches and exports have it whole). Rows are drawn on the UI
+thread, and Rich measures non-ASCII text a character at a time: a line at the splitter's
+64 KiB cap cost tens of milliseconds per row drawn, most of a second when made of tabs."""
+MAX_HIGHLIGHTS = 200
+"""Most search matches highlighted in one line."""
+MAX_DRAWN_SGR = 256
+"""Most colour changes drawn in one line (the colour in effect then stays to its end)."""
+
+
 def _plain(value: str) -> str:
     """Text from outside (names, patterns) made safe for a title or the status line."""
     return sanitize_text(value)[0]
+
+
+def _shown(text: str) -> str:
+    """What the pane draws of a line's text (`DISPLAY_CHARS` at most, tabs unexpanded)."""
+    if len(text) <= DISPLAY_CHARS:
+        return text
+    return text[:DISPLAY_CHARS] + f" [... {len(text) - DISPLAY_CHARS:,} more characters]"
+
+
+@functools.lru_cache(maxsize=1024)
+def _long_cells(text: str) -> int:
+    return cell_len(text)
+
+
+def _cells(text: str) -> int:
+    """Terminal cells of `text`; remembered for long texts (Rich remembers short ones), whose
+    width every rebuild asks for again."""
+    return cell_len(text) if len(text) < 512 else _long_cells(text)
+
+
+def _chunked(segments: Iterable[Segment]) -> list[Segment]:
+    """Segments with long non-ASCII texts cut into short pieces that draw the same.
+
+    Cropping a row measures each segment up to the crop's end: Rich measures a long
+    non-ASCII text a character at a time, but short ones once (it remembers them).
+    """
+    out: list[Segment] = []
+    for segment in segments:
+        text = segment.text
+        if len(text) <= 256 or text.isascii():
+            out.append(segment)
+        else:
+            style = segment.style
+            out.extend(Segment(text[i : i + 256], style) for i in range(0, len(text), 256))
+    return out
+
+
+def _after_tabs(text: str, offsets: Iterable[int]) -> list[int]:
+    """Where offsets into `text` (ascending) land once its tabs are expanded.
+
+    Tabs expand as `str.expandtabs(8)` does (what `_height` measures), in one pass: Rich's
+    `Text.expand_tabs` builds a `Text` per tab, which a line of tabs made cost most of a
+    second.
+    """
+    moved: list[int] = []
+    column = 0
+    last = 0
+    for offset in offsets:
+        lead = column % 8
+        column += len((" " * lead + text[last:offset]).expandtabs(8)) - lead
+        last = offset
+        moved.append(column)
+    return moved
 
 
 class _Rows:
@@ -291,16 +356,16 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if cursor or line.sgr or pane._pattern is not None or "\t" in line.text:
+        if cursor or line.sgr or pane._pattern is not None:
             text = self._rich_line(line, cursor)
-            length = text.cell_len
-            strip = Strip(text.render(self.app.console), length)
+            length = _cells(text.plain)
+            strip = Strip(_chunked(text.render(self.app.console)), length)
         else:
-            # The common line (no colours, no match, no tab) needs no Rich Text: its segments
-            # are its prefixes and its text, each in one style.
+            # The common line (no colours, no match) needs no Rich Text: its segments are its
+            # prefixes and its text, each in one style.
             segments = self._segments(line)
-            length = sum(segment.cell_length for segment in segments)
-            strip = Strip(segments, length)
+            length = sum(_cells(segment.text) for segment in segments)
+            strip = Strip(_chunked(segments), length)
         if pane.wrap and length > self.text_width:
             width = self.text_width
             cuts = [*range(width, length, width), length]
@@ -333,8 +398,11 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
             style = self._style("log-pane--stderr")
         else:
             style = _NO_STYLE if out else None  # what Rich's Text gives, to the letter
-        if line.text or not out:
-            out.append(Segment(line.text, style))
+        text = _shown(line.text)
+        if "\t" in text:
+            text = text.expandtabs(8)
+        if text or not out:
+            out.append(Segment(text, style))
         return out
 
     def _rich_line(self, line: LogLine, cursor: bool) -> Text:
@@ -348,22 +416,33 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
                 f"{label:<{pane._source_width}} \u2502 ",
                 self._style(f"log-pane--source-{colour % _SOURCE_COLOURS}"),
             )
-        if line.sgr:
-            body = AnsiDecoder().decode_line(to_ansi(line.text, line.sgr))
+        text = _shown(line.text)
+        drawn = min(len(line.text), DISPLAY_CHARS)
+        sgr = [change for change in line.sgr[:MAX_DRAWN_SGR] if change[0] <= drawn]
+        spans: list[tuple[int, int]] = []
+        pattern = pane._pattern
+        if pattern is not None:
+            found = itertools.islice(pattern.finditer(line.text, 0, drawn), MAX_HIGHLIGHTS)
+            spans = [m.span() for m in found if m.end() > m.start()]
+        if "\t" in text:
+            moved = _after_tabs(text, [offset for offset, _ in sgr])
+            sgr = [(at, params) for at, (_, params) in zip(moved, sgr, strict=True)]
+            ends = _after_tabs(text, [end for span in spans for end in span])
+            spans = list(zip(ends[::2], ends[1::2], strict=True))
+            text = text.expandtabs(8)
+        if sgr:
+            body = AnsiDecoder().decode_line(to_ansi(text, tuple(sgr)))
             body.end = ""
         else:
-            body = Text(line.text, end="")
+            body = Text(text, end="")
         if line.kind:
             body.stylize_before(self._style(f"log-pane--{line.kind}"))
         elif line.stream == 2:
             body.stylize_before(self._style("log-pane--stderr"))
-        pattern = pane._pattern
-        if pattern is not None:
+        if spans:
             match_style = self._style("log-pane--match")
-            for found in pattern.finditer(line.text):
-                if found.end() > found.start():
-                    body.stylize(match_style, found.start(), found.end())
-        body.expand_tabs(8)
+            for start, end in spans:
+                body.stylize(match_style, start, end)
         out.append_text(body)
         if cursor:
             out.stylize(self._style("log-pane--cursor"))
@@ -1053,8 +1132,8 @@ class LogPane(Widget):
         return width
 
     def _height(self, line: LogLine) -> int:
-        text = line.text
-        cells = cell_len(text.expandtabs(8) if "\t" in text else text)
+        text = _shown(line.text)
+        cells = _cells(text.expandtabs(8) if "\t" in text else text)
         return max(1, math.ceil((self._prefix_width() + cells) / self._text_width))
 
     def _evict_matches(self) -> None:
@@ -1128,10 +1207,13 @@ class LogPane(Widget):
             size = len(text)
             if size * 2 <= widest:
                 continue  # a character takes at most two cells: it cannot be wider
+            if size > DISPLAY_CHARS:
+                text = _shown(text)
+                size = len(text)
             if text.isascii() and "\t" not in text:
                 widest = max(widest, size)
             else:
-                widest = max(widest, cell_len(text.expandtabs(8)))
+                widest = max(widest, _cells(text.expandtabs(8)))
         self._max_cells = widest
 
     def _update_virtual_size(self) -> None:
