@@ -207,7 +207,7 @@ async def test_filter_shows_matching_then_other_lines():
         await pilot.press("ampersand")
         assert pane.filter_mode == "off" and pane.view_count == 60
         await pilot.press("escape")  # clears the search
-        assert pane.query.pattern == "" and pane.match_count == 0
+        assert pane.search_query.pattern == "" and pane.match_count == 0
 
 
 async def test_timestamps_wrap_and_full_screen_toggle():
@@ -318,6 +318,26 @@ async def test_a_flood_counts_lines_never_drawn():
         assert pane.line_count == 20_000 and pane.buffer.dropped == 20_000
         assert pane.skipped_lines > 30_000
         assert "line 39999" in screen_text(pane)[-1]
+
+
+async def test_a_triple_click_on_the_status_line_selects_without_a_crash():
+    """Text selection calls `DOMNode.query()` up the tree: a `LogPane.query` property that
+    shadowed it made a triple-click on the status line crash the app."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(30))
+        pane.set_query("line 2")
+        await pilot.pause()
+        assert await pilot.click("#log-status", offset=(3, 0), times=3)
+        await pilot.pause()
+        assert await pilot.click("#log-lines", offset=(3, 2), times=3)
+        await pilot.pause()
+        assert app.is_running and app._exception is None
+        assert pane.search_query.pattern == "line 2"
+        assert "matching line" in status(app)
+        await pilot.press("f")  # still answering keys
+        assert pane.following
 
 
 async def test_keys_are_answered_while_a_reader_splits_hostile_lines():

@@ -718,8 +718,9 @@ class LogPane(Widget):
         return self._query_error
 
     @property
-    def query(self) -> LogQuery:
-        """The search in effect."""
+    def search_query(self) -> LogQuery:
+        """The search in effect (not `query`: that is `DOMNode.query()`, which Textual's
+        text selection calls)."""
         return self._query
 
     @property
