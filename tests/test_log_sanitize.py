@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from tui.fleet.logs import MAX_LINE_BYTES, LineSplitter
+from tui.fleet.logs import MAX_LINE_BYTES, LineSplitter, export_lines
 from tui.fleet.sanitize import REPLACEMENT, is_safe, sanitize_line, to_ansi
 
 ESC = b"\x1b"
@@ -188,3 +188,39 @@ def test_random_sequences_built_from_escape_grammar_stay_safe():
     for _ in range(2000):
         data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
         _assert_safe(*sanitize_line(data))
+
+
+def test_a_message_of_two_lines_then_one_without_a_newline_splits_in_three():
+    # The bulk path counts one newline per message over the whole run: a message holding
+    # two lines and one holding none add up to the same count.
+    splitter = LineSplitter("x")
+    stamp = b"2026-01-01T00:00:00.000000001Z "
+    got = splitter.feed([(1, stamp + b"one\ntwo\n"), (1, stamp + b"partial")])
+    got += splitter.flush()
+    assert [line.text for line in got] == ["one", "two", "partial"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_raw_newline_reaches_a_line_or_an_export(seed: int, tmp_path):
+    rng = random.Random(seed)
+    pieces = [b"plain", b" text", b"\n", b"\n", b"\r", b"\r\n", b"\t", b"\x1b[31m", b"\xc3\xa9"]
+    for run in range(200):
+        messages = []
+        for i in range(rng.randrange(1, 12)):
+            body = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 6)))
+            if rng.random() < 0.7:
+                body += b"\n"
+            stream = rng.choice((1, 1, 2, 3)) if rng.random() < 0.1 else rng.choice((1, 2))
+            stamp = b"2026-01-01T00:00:00.%09dZ " % (run * 100 + i)
+            messages.append((stream, body if stream == 3 else stamp + body))
+        bulk, single = LineSplitter("x"), LineSplitter("x")
+        got = bulk.feed(messages) + bulk.flush()
+        want = [line for m in messages for line in single.feed([m])] + single.flush()
+        assert got == want, messages
+        for line in got:
+            assert "\n" not in line.text and "\r" not in line.text, (messages, line)
+            _assert_safe(line.text, line.sgr)
+        if got:
+            result = export_lines(got, tmp_path / f"run-{run}.log", source=True)
+            exported = result.path.read_text(encoding="utf-8")
+            assert exported.count("\n") == len(got) == result.lines

@@ -366,7 +366,8 @@ class LineSplitter:
         texts: list[str] = []
         streams: list[int] = []
         for stream, payload in messages:
-            # With one newline per message in all, a message ending in one holds no other.
+            # With one newline per message in all, a message ending in one holds no other
+            # as long as every message does (see below for when one does not).
             size = len(payload)
             if (
                 stream == 3
@@ -388,6 +389,13 @@ class LineSplitter:
             stamps.append(ts)
             texts.append(payload[31:-1].decode("ascii"))
             streams.append(stream)
+        if len(stamps) < len(messages):
+            # The count above covered all the messages, so one taken may hold the newlines
+            # of those left (one with two lines, then one with none): stop before it.
+            for k in range(len(stamps)):
+                if messages[k][1].count(10) != 1:
+                    del stamps[k:], texts[k:], streams[k:]
+                    break
         if not stamps:
             return 0
         kinds = self.classifier.classify_many(texts, streams)
