@@ -320,6 +320,21 @@ async def test_a_flood_counts_lines_never_drawn():
         assert "line 39999" in screen_text(pane)[-1]
 
 
+async def test_a_line_redrawn_after_a_carriage_return_shows_and_exports_its_earlier_text():
+    app = PaneApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        pane = app.query_one(LogPane)
+        splitter = LineSplitter("p")
+        stamp = b"2026-01-01T00:00:00.000000001Z "
+        pane.add_lines(splitter.feed([(1, stamp + b"hello world"), (1, stamp + b"\rbye\n")]))
+        await pilot.pause()
+        assert screen_text(pane)[0].rstrip() == "byelo world"
+        await pilot.press("x")
+        await pilot.pause()
+        (export,) = app.messages
+        assert [line.text for line in export.lines] == ["byelo world"]
+
+
 async def test_a_triple_click_on_the_status_line_selects_without_a_crash():
     """Text selection calls `DOMNode.query()` up the tree: a `LogPane.query` property that
     shadowed it made a triple-click on the status line crash the app."""

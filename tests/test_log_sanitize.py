@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import random
 import re
+import time
 
 import pytest
 
-from tui.fleet.logs import MAX_LINE_BYTES, LineSplitter, export_lines
+from tui.fleet.logs import MAX_LINE_BYTES, LineSplitter, LogLine, export_lines
 from tui.fleet.sanitize import REPLACEMENT, is_safe, sanitize_line, to_ansi
 
 ESC = b"\x1b"
@@ -224,3 +225,89 @@ def test_no_raw_newline_reaches_a_line_or_an_export(seed: int, tmp_path):
             result = export_lines(got, tmp_path / f"run-{run}.log", source=True)
             exported = result.path.read_text(encoding="utf-8")
             assert exported.count("\n") == len(got) == result.lines
+
+
+# --- carriage returns: what a terminal shows ---------------------------------------------
+
+STAMP = b"2026-01-01T00:00:00.000000001Z "
+
+
+def _one_line(*payloads: bytes) -> LogLine:
+    splitter = LineSplitter("p")
+    lines = splitter.feed([(1, STAMP + payload) for payload in payloads]) + splitter.flush()
+    assert len(lines) == 1, lines
+    _assert_safe(lines[0].text, lines[0].sgr)
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "shown"),
+    [
+        (b"hello world\rbye\n", "byelo world"),
+        (b"hello world\r\n", "hello world"),
+        (b"Loading 100%\rdone\n", "doneing 100%"),
+        (b"Loading 100%\r\x1b[Kdone\n", "done"),  # erase in line: the old text is gone
+        (b"Loading 100%\rdo\x1b[2Kne\n", "done"),
+        (b"a long first line\rshort\r\r\rmid length\n", "mid lengthst line"),
+        ("日本語\rab\n".encode(), "ab本語"),
+        ("日本語\ra\n".encode(), "a 本語"),  # half a wide character overwritten: blank
+        ("e\u0301abc\rX\n".encode(), "Xabc"),  # a combining mark goes with its base
+    ],
+)
+def test_a_line_redrawn_after_carriage_returns_keeps_what_a_terminal_shows(payload, shown):
+    assert _one_line(payload).text == shown
+
+
+def test_an_overwritten_line_keeps_the_colours_of_what_still_shows():
+    line = _one_line(b"\x1b[31mred text\x1b[0m tail\rAB\n")
+    assert line.text == "ABd text tail"
+    assert line.sgr == ((2, "31"), (8, "0"))
+    line = _one_line(b"plain text\r\x1b[32mok\n")
+    assert line.text == "okain text"
+    assert line.sgr == ((0, "32"), (2, "0"))
+
+
+def test_the_earlier_text_survives_across_partial_messages_and_into_an_export(tmp_path):
+    line = _one_line(b"hello world", b"\rbye", b"\n")
+    assert line.text == "byelo world"
+    result = export_lines([line], tmp_path / "out.log", timestamps=False)
+    assert result.path.read_text(encoding="utf-8") == "byelo world\n"
+
+
+def test_a_progress_bar_longer_than_the_cap_is_not_cut():
+    # Redrawn for 200 KiB in 16 KiB partial messages, no newline until the end: only the
+    # segments that still show are kept, so the line stays within the cap.
+    body = b"".join(b"\rstep %06d of 100000" % i for i in range(10_000))
+    chunks = [body[i : i + 16 * 1024] for i in range(0, len(body), 16 * 1024)]
+    line = _one_line(*chunks, b" done\n")
+    assert line.text == "step 009999 of 100000 done"
+    assert "cut" not in line.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\r" * MAX_LINE_BYTES,
+        b"a\r" * (MAX_LINE_BYTES // 2),
+        b"\t\r" * (MAX_LINE_BYTES // 2),
+        b"\x1b[31mab\r" * (MAX_LINE_BYTES // 8),
+        b"".join(b"%d\r" % i for i in range(20_000))[:MAX_LINE_BYTES],
+        b"".join(b"x" * k + b"\r" for k in range(1, 360))[:MAX_LINE_BYTES],
+        b"".join(b"x" * k + b"\r" for k in range(360, 0, -1))[:MAX_LINE_BYTES],
+    ],
+    ids=["crs", "one-char", "tabs", "colours", "distinct", "growing", "shrinking"],
+)
+def test_overlaying_carriage_returns_costs_milliseconds(body: bytes):
+    message = [(1, STAMP + body + b"\n")]
+
+    def split() -> None:
+        LineSplitter("p").feed(message)
+
+    best = min(_timed(split) for _ in range(3))
+    assert best < 0.1, f"{1000 * best:.1f} ms"
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

@@ -6,8 +6,9 @@ the wire up:
 
 - `LineSplitter` turns log messages (`(stream, bytes)` with a timestamp prefix) into lines:
   it joins the engine's 16 KiB partial messages, caps line length (`MAX_LINE_BYTES`, the rest
-  is cut and counted), keeps what a terminal would show of carriage-return progress bars,
-  and sanitises each line (`tui.fleet.sanitize`: only colours survive).
+  is cut and counted), keeps what a terminal would show of a line redrawn after carriage
+  returns (a progress bar: later text over earlier text from column 0), and sanitises each
+  line (`tui.fleet.sanitize`: only colours survive).
 - `Classifier` marks the lines worth seeing: CUDA out-of-memory, NCCL errors, Python
   tracebacks, OOM kills, model-load progress, errors.
 - `LogFollower` owns threads that read one container's (or, as `ReplicaSetFollower`, a
@@ -28,6 +29,7 @@ import itertools
 import re
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -66,7 +68,7 @@ from tui.fleet.logtypes import (
     preset_by_key,
     tail_preset,
 )
-from tui.fleet.sanitize import sanitize_line, sanitize_text
+from tui.fleet.sanitize import SgrChanges, sanitize_line, sanitize_text
 
 __all__ = [
     "CLASSIFY_CHARS",
@@ -289,6 +291,113 @@ class Classifier:
 
 # --- splitting messages into lines --------------------------------------------------------
 
+_CR_RUN = re.compile(rb"\r{2,}")
+_ERASE_LINE = re.compile(rb"(?:\x1b\[|\xc2\x9b)[02]?K")
+"""Erase in line (to its end, or all of it): what was written before on the line is gone."""
+
+
+def _char_width(ch: str) -> int:
+    """Terminal columns of one (sanitised, non-tab) character: 0, 1 or 2."""
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _visible_from(text: str, column: int) -> tuple[int, int, int]:
+    """Where `text`, written from column 0, shows past `column` once later text covers the
+    columns before it: (index of its first character there, blank columns before that
+    character, the width of the whole text).
+
+    A wide character (or a tab) cut in two by `column` leaves blanks, as on a terminal; a
+    combining mark whose base is covered goes with it.
+    """
+    if text.isascii() and "\t" not in text:
+        size = len(text)
+        return min(column, size), 0, size
+    first = -1
+    pad = 0
+    col = 0
+    for i, ch in enumerate(text):
+        width = (col // 8 + 1) * 8 - col if ch == "\t" else _char_width(ch)
+        if first < 0 and col >= column and width:
+            first, pad = i, col - column
+        col += width
+    return (len(text) if first < 0 else first), pad, col
+
+
+def _overlay_plan(segments: Sequence[bytes]) -> list[tuple[int, str, SgrChanges, int, int]]:
+    """The segments of a line that still show after carriage returns, newest first.
+
+    Each segment is written from column 0 over those before it (a progress bar redrawing
+    itself), so an older one shows only past the columns the newer ones covered, and not
+    at all before an erase-in-line. Each entry: (segment index, its text and colours, the
+    index of its first character that shows, blank columns before that character). Cost:
+    one pass over the bytes; only segments longer than what covers them are sanitised.
+    """
+    plan: list[tuple[int, str, SgrChanges, int, int]] = []
+    covered = 0
+    seen: set[bytes] = set()
+    for index in range(len(segments) - 1, -1, -1):
+        raw = segments[index]
+        if not raw or raw in seen:
+            continue  # nothing written, or the same as a later segment, which covers it
+        seen.add(raw)
+        erases = (b"\x1b" in raw or b"\xc2\x9b" in raw) and _ERASE_LINE.search(raw) is not None
+        # A character takes at most as many columns as bytes, a tab at most 8: a segment
+        # no wider than that cannot show past what covers it.
+        if len(raw) + 7 * raw.count(b"\t") > covered:
+            text, sgr = sanitize_line(raw)
+            first, pad, width = _visible_from(text, covered)
+            if width > covered:
+                plan.append((index, text, sgr, first, pad))
+                covered = width
+        if erases:
+            break
+    return plan
+
+
+def _overlay(segments: Sequence[bytes]) -> tuple[str, SgrChanges]:
+    """What a terminal shows of a line whose segments were each written from column 0.
+
+    `hello world` then `bye` shows `byelo world`. Colours are each segment's own: the
+    colours of an older segment's visible part are set again where it starts. A tab covers
+    the columns it moves over (a terminal would leave what was there).
+    """
+    texts: list[str] = []
+    sgr: list[tuple[int, str]] = []
+    offset = 0
+    for _, text, changes, first, pad in _overlay_plan(segments):
+        piece = " " * pad + text[first:]
+        if changes:
+            replay = [params for pos, params in changes if pos <= first]
+            if replay or sgr:
+                if sgr:
+                    sgr.append((offset, "0"))  # back to plain before this segment's state
+                sgr.extend((offset, params) for params in replay)
+            shift = offset + pad - first
+            sgr.extend((pos + shift, params) for pos, params in changes if pos > first)
+        elif sgr:
+            sgr.append((offset, "0"))
+        texts.append(piece)
+        offset += len(piece)
+    return "".join(texts), tuple(sgr)
+
+
+def _compact_redraws(data: bytes) -> bytes:
+    """A partial line's bytes with the segments that no longer show dropped.
+
+    The last segment may still grow, so it stays, and only the finished ones count as
+    covering the older ones: what is dropped could never show again.
+    """
+    segments = data.split(b"\r")
+    done = segments[:-1]
+    keep = sorted(index for index, *_ in _overlay_plan(done))
+    if (b"\x1b" in segments[-1] or b"\xc2\x9b" in segments[-1]) and _ERASE_LINE.search(
+        segments[-1]
+    ):
+        keep = []
+    return b"\r".join([*(done[i] for i in keep), segments[-1]])
+
 
 class LineSplitter:
     """Turns one container's log messages into `LogLine`s.
@@ -492,12 +601,11 @@ class LineSplitter:
             pending = (ts, bytearray(), 0)
             self._partial[stream] = pending
         first_ts, buf, cut = pending
-        if b"\r" in data:
-            # A progress bar redrawing itself: what follows the last CR is what shows.
-            rpos = data.rfind(b"\r")
-            if rpos < len(data) - 1:
-                buf.clear()
-                data = data[rpos + 1 :]
+        if b"\r" in data and len(buf) + len(data) > cap:
+            # A progress bar redrawing itself without a newline: keep what still shows,
+            # so that it stays within the cap however long it goes on.
+            data = _compact_redraws(bytes(buf) + data)
+            buf.clear()
         room = cap - len(buf)
         if len(data) > room:
             cut += len(data) - max(room, 0)
@@ -517,16 +625,9 @@ class LineSplitter:
             return LogLine(
                 ts, text, sgr, self.classifier.classify(text, stream), self.source, stream
             )
-        if data.endswith(b"\r"):
-            data = data.rstrip(b"\r")
-        if b"\r" in data:
-            text, sgr = "", ()
-            for segment in reversed(data.split(b"\r")):
-                text, sgr = sanitize_line(segment)
-                if text.strip():
-                    break
-        else:
-            text, sgr = sanitize_line(data)
+        # Carriage returns: what a terminal shows, each segment written over the ones before
+        # (a run of them is one).
+        text, sgr = _overlay(_CR_RUN.sub(b"\r", data).split(b"\r"))
         if cut:
             text += f" \u2026 [{cut:,} bytes cut]"
         kind = self.classifier.classify(text, stream)
