@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tui.fleet.inspect_view import (
-    MASK,
-    clean,
-    inspect_sections,
-    looks_secret,
-    mask_argv,
-    mask_url_password,
-    masked_count,
-)
+from tui.fleet.inspect_view import clean, inspect_sections, mask_argv, masked_count
+from tui.fleet.secrets import MASK, MAX_SCAN_CHARS, looks_secret, mask_url_password
 
 ATTRS = {
     "Id": "abc123def456" + "0" * 52,
@@ -213,3 +208,26 @@ def test_argv_and_url_masking_and_cleaning():
     assert mask_url_password("redis://:pw@r:6379/0") == f"redis://:{MASK}@r:6379/0"
     assert mask_url_password("http://host/path") == "http://host/path"
     assert clean("a\x1b[2Jb\nc") == "a\\x1b[2Jb\\x0ac"
+
+
+@pytest.mark.parametrize("size", [80_000, 1_000_000])
+@pytest.mark.parametrize(
+    "unit", ["a", "a://:", "a://u:", "a://u:@"], ids=["letters", "colons", "heads", "ats"]
+)
+def test_hostile_values_mask_in_a_few_ms_both_ways(unit, size):
+    """The old URL-password pattern took 8.6 s on 80 KB of letters and 12 s on `a://:` repeated,
+    on the UI thread, at every `m`; both views of the worst values now build in milliseconds."""
+    value = unit * (size // len(unit))
+    attrs = {
+        "Id": "x",
+        "Config": {"Env": [f"DATABASE_URL={value}"], "Labels": {"l": value}, "Cmd": [value]},
+    }
+    for reveal in (False, True):
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            sections = inspect_sections(attrs, reveal=reveal)
+            best = min(best, time.perf_counter() - start)
+        assert best < 0.05, f"{best * 1000:.1f} ms"
+        env = {s.title: s for s in sections}["Environment"].rows[0].value
+        assert len(env) <= MAX_SCAN_CHARS and env.endswith("…")

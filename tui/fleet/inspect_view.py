@@ -1,9 +1,12 @@
 """The inspect view's content: a container's inspect data as titled sections of (key, value) rows.
 
-Pure functions, no I/O. Values whose names look secret (environment variables, labels and
-command-line options such as `HF_TOKEN`, `*_API_KEY`, `--password`) and passwords inside URLs
-are masked unless `reveal=True` is asked for on purpose. Every value is untrusted text from
-the container's configuration: control characters are shown escaped, never passed through.
+Pure functions, no I/O. Secrets are masked unless `reveal=True` is asked for on purpose: values
+whose names look secret (environment variables, labels, command-line options such as
+`HF_TOKEN`, `*_API_KEY`, `--password`) and secrets inside any value (URL passwords, connection
+strings, headers, webhook URLs, options of `sh -c` lines, health checks and their output); the
+rules live in `tui.fleet.secrets`. Every value is untrusted text from the container's
+configuration: control characters and invisible or reordering marks are shown escaped, never
+passed through, and at most `MAX_SCAN_CHARS` of a value are shown.
 """
 
 from __future__ import annotations
@@ -16,34 +19,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.fleet.inventory import parse_time
-
-MASK = "••••••••"
-"""What a masked value reads (the same length whatever the secret's length)."""
-SECRET_WORDS = (
-    "TOKEN",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "PASS",
-    "PWD",
-    "KEY",
-    "CREDENTIAL",
-    "AUTH",
-    "PRIVATE",
-    "SESSION",
-    "COOKIE",
-    "SIGNATURE",
-    "SALT",
+from tui.fleet.secrets import (
+    ELLIPSIS,
+    MASK,
+    MAX_NAME_CHARS,
+    MAX_SCAN_CHARS,
+    cut,
+    looks_secret,
+    mask_secrets,
+    mask_words,
 )
-"""Words that make a name look secret (matched case-insensitively anywhere in the name)."""
-NOT_SECRET = frozenset({"PWD", "OLDPWD", "KEYBOARD", "HOSTNAME", "PATH"})
-"""Names that contain a secret word but are well-known harmless variables."""
+
 HEALTH_LOG_ENTRIES = 5
 """Health-check results shown, newest last."""
+MAX_COMMAND_WORDS = 512
+"""Words of a command line shown; the rest is `…`."""
 
 _MASK_TOKEN = "AITOPMASKEDVALUE"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)")
+# C0 and C1 controls, and the characters that hide or reorder text without showing themselves:
+# soft hyphen, Arabic letter mark, Mongolian vowel separator, zero-width spaces and joiners,
+# direction marks, line and paragraph separators, bidirectional embeddings, overrides and
+# isolates, invisible operators, the byte-order mark, and the tag characters.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069"
+    "\ufeff\U000e0000-\U000e007f]"
+)
 
 
 @dataclass(frozen=True)
@@ -64,63 +64,44 @@ class InspectSection:
     rows: tuple[InspectRow, ...]
 
 
-def clean(text: object) -> str:
-    """Untrusted text made safe to show: control characters escaped (`\\x1b`), one line."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
-def looks_secret(name: str) -> bool:
-    """True when a variable, label or option name looks like it holds a secret."""
-    upper = name.upper().lstrip("-")
-    if upper in NOT_SECRET:
-        return False
-    return any(word in upper for word in SECRET_WORDS)
-
-
-def mask_url_password(value: str) -> str:
-    """`scheme://user:password@host` with the password masked; other text unchanged."""
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, value)
+def clean(text: object, *, limit: int = MAX_SCAN_CHARS) -> str:
+    """Untrusted text made safe to show on one line: control characters, invisible marks and
+    bidirectional controls escaped (`\\x1b`, `\\u202e`, `\\U000e0041`), at most `limit`
+    characters of it (`…` when cut)."""
+    return _UNSAFE.sub(_escape, cut(str(text), limit))
 
 
 def _secret_value(name: str, value: str, reveal: bool) -> InspectRow:
+    key = clean(name, limit=MAX_NAME_CHARS)
     if looks_secret(name):
-        return InspectRow(clean(name), clean(value) if reveal else MASK, masked=True)
-    hidden = mask_url_password(value)
-    if hidden != value:
-        return InspectRow(clean(name), clean(value if reveal else hidden), masked=True)
-    return InspectRow(clean(name), clean(value))
+        return InspectRow(key, clean(value) if reveal else MASK, masked=True)
+    hidden, found = mask_secrets(value)
+    return InspectRow(key, clean(value if reveal else hidden), masked=found)
 
 
 def mask_argv(argv: Sequence[str], *, reveal: bool = False) -> tuple[str, bool]:
-    """A command line as one string with the values of secret-looking options masked.
+    """A command line as one string with its secrets masked (see `secrets.mask_words`).
 
-    Handles `--token=abc`, `--token abc` and `HF_TOKEN=abc`; returns (text, masked_any).
+    Handles `--token=abc`, `--token abc`, `HF_TOKEN=abc`, URL passwords and words that are
+    shell lines (`sh -c "serve --api-key abc"`); returns (text, masked_any). At most
+    `MAX_COMMAND_WORDS` words and `MAX_SCAN_CHARS` characters are shown.
     """
-    out: list[str] = []
-    masked = False
-    hide_next = False
-    for arg in argv:
-        text = str(arg)
-        if hide_next:
-            hide_next = False
-            if not text.startswith("-"):
-                masked = True
-                out.append(text if reveal else MASK)
-                continue
-        name, sep, value = text.partition("=")
-        if sep and looks_secret(name) and value:
-            masked = True
-            out.append(text if reveal else f"{name}={MASK}")
-            continue
-        if text.startswith("-") and not sep and looks_secret(text):
-            hide_next = True
-        hidden = mask_url_password(text)
-        if hidden != text:
-            masked = True
-            text = text if reveal else hidden
-        out.append(text)
+    words = [str(w) for w in argv[:MAX_COMMAND_WORDS]]
+    hidden, masked = mask_words(words)
+    shown = [cut(w) for w in words] if reveal else hidden
     # shlex would quote the mask's bullets: join with an ASCII stand-in, then swap it back.
-    joined = shlex.join(a.replace(MASK, _MASK_TOKEN) for a in out)
+    joined = shlex.join(a.replace(MASK, _MASK_TOKEN) for a in shown)
+    if len(argv) > MAX_COMMAND_WORDS:
+        joined += " " + ELLIPSIS
     return clean(joined.replace(_MASK_TOKEN, MASK)), masked
 
 
@@ -143,6 +124,17 @@ def human_size(value: int | float | None) -> str:
     return f"{size:.1f} TiB"  # pragma: no cover
 
 
+def _argv(value: object) -> list[str]:
+    """A command as a list of words (the API gives a list; a bare string is one shell line)."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable):
+        return [str(word) for word in value]
+    return [str(value)]
+
+
 def _rows(pairs: Iterable[tuple[str, object]]) -> tuple[InspectRow, ...]:
     return tuple(InspectRow(clean(k), clean(v)) for k, v in pairs)
 
@@ -158,11 +150,13 @@ def _container_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection
         status += ", OOM-killed"
     if state.get("Error"):
         status += f": {state['Error']}"
+    # The engine's error echoes the command that failed, secrets and all.
+    hidden_status, masked_state = mask_secrets(status)
     command, masked_cmd = mask_argv(
-        [attrs.get("Path") or "", *(attrs.get("Args") or [])], reveal=reveal
+        [attrs.get("Path") or "", *_argv(attrs.get("Args"))], reveal=reveal
     )
-    entrypoint, masked_ep = mask_argv(config.get("Entrypoint") or [], reveal=reveal)
-    cmd, masked_c = mask_argv(config.get("Cmd") or [], reveal=reveal)
+    entrypoint, masked_ep = mask_argv(_argv(config.get("Entrypoint")), reveal=reveal)
+    cmd, masked_c = mask_argv(_argv(config.get("Cmd")), reveal=reveal)
     rows = list(
         _rows(
             [
@@ -171,7 +165,15 @@ def _container_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection
                 ("image", config.get("Image") or image_id),
                 ("image id", image_id.removeprefix("sha256:")[:12] or "-"),
                 ("created", _when(attrs.get("Created"))),
-                ("state", status),
+            ]
+        )
+    )
+    rows.append(
+        InspectRow("state", clean(status if reveal else hidden_status), masked=masked_state)
+    )
+    rows.extend(
+        _rows(
+            [
                 ("started", _when(state.get("StartedAt"))),
                 ("finished", _when(state.get("FinishedAt"))),
                 ("restarts", attrs.get("RestartCount", 0)),
@@ -335,32 +337,53 @@ def _resources_section(attrs: Mapping[str, Any]) -> InspectSection:
     return InspectSection("Resources and GPUs", _rows(rows))
 
 
-def _health_section(attrs: Mapping[str, Any]) -> InspectSection:
+def _health_check_text(test: Sequence[object], reveal: bool) -> tuple[str, bool]:
+    """`Config.Healthcheck.Test` as text: `CMD` and its words, or `CMD-SHELL` and its line."""
+    kind, args = str(test[0]), [str(a) for a in test[1:]]
+    if kind == "CMD":
+        text, masked = mask_argv(args, reveal=reveal)
+        return f"{clean(kind)} {text}", masked
+    line = " ".join(args)
+    hidden, masked = mask_secrets(line)
+    return clean(f"{kind} {line if reveal else hidden}"), masked
+
+
+def _health_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection:
     health = (attrs.get("State") or {}).get("Health")
     check = (attrs.get("Config") or {}).get("Healthcheck") or {}
     if not health and not check:
         return InspectSection("Health", _rows([("health check", "none")]))
     test = check.get("Test") or []
-    rows: list[tuple[str, object]] = []
+    rows: list[InspectRow] = []
     if test:
-        kind, args = test[0], test[1:]
-        rows.append(("check", f"{kind} {shlex.join(args) if kind == 'CMD' else ' '.join(args)}"))
+        text, masked = _health_check_text(test, reveal)
+        rows.append(InspectRow("check", text, masked=masked))
     if check.get("Interval"):
-        rows.append(("interval", f"{check['Interval'] / 1e9:g}s"))
+        rows.extend(_rows([("interval", f"{check['Interval'] / 1e9:g}s")]))
     if health:
-        rows.append(("status", health.get("Status", "")))
-        rows.append(("failing streak", health.get("FailingStreak", 0)))
+        rows.extend(
+            _rows(
+                [
+                    ("status", health.get("Status", "")),
+                    ("failing streak", health.get("FailingStreak", 0)),
+                ]
+            )
+        )
         for entry in (health.get("Log") or [])[-HEALTH_LOG_ENTRIES:]:
-            output = " ".join(str(entry.get("Output") or "").split())
+            # The check's output echoes what it ran and what answered: tokens included.
+            raw = str(entry.get("Output") or "")
+            hidden, masked = mask_secrets(raw)
+            output = " ".join((cut(raw) if reveal else hidden).split())
             if len(output) > 200:
-                output = output[:199] + "…"
+                output = output[:199] + ELLIPSIS
             rows.append(
-                (
-                    _when(entry.get("Start")),
-                    f"exit {entry.get('ExitCode')}: {output or '(no output)'}",
+                InspectRow(
+                    clean(_when(entry.get("Start"))),
+                    clean(f"exit {entry.get('ExitCode')}: {output or '(no output)'}"),
+                    masked=masked,
                 )
             )
-    return InspectSection("Health", _rows(rows))
+    return InspectSection("Health", tuple(rows))
 
 
 def inspect_sections(
@@ -380,7 +403,7 @@ def inspect_sections(
         _labels_section(attrs, reveal),
         _restart_section(attrs),
         _resources_section(attrs),
-        _health_section(attrs),
+        _health_section(attrs, reveal),
     )
     return tuple(
         s if s.rows else InspectSection(s.title, (InspectRow("", "none"),)) for s in sections
