@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tui.fleet.detect import DEFAULT_RULES, classify, image_path, model_from_command
+from tui.fleet.detect import (
+    DEFAULT_RULES,
+    MAX_DETECT_CHARS,
+    classify,
+    image_path,
+    model_from_command,
+)
+from tui.fleet.inventory import container_info, info_from_summary
+from tui.fleet.secrets import MASK
 
 
 def attrs(*, image="busybox", labels=None, cmd=None, entrypoint=None, env=None, host=None):
@@ -117,3 +127,79 @@ def test_image_path(ref, path):
 def test_flag_without_value_names_nothing():
     assert model_from_command(["--model"]) == ""
     assert model_from_command(["--model", "--port"]) == ""
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        (attrs(cmd=["--model", "https://user:tok@host/x"]), "https://host/x"),
+        (
+            attrs(cmd=["--model=https://u:p@ss@models.example/m.gguf"]),
+            "https://models.example/m.gguf",
+        ),
+        (
+            attrs(entrypoint=["sh"], cmd=["-c", "vllm serve s3://AKIA:SeCrEt@bucket/llama --tp 2"]),
+            "s3://bucket/llama",
+        ),
+        (attrs(labels={"aitop.model": "https://hf:hf_abc@hf.co/org/m"}), "https://hf.co/org/m"),
+        (
+            attrs(image="ollama/ollama", env=["MODEL_ID=https://ghp_A1b2C3d4E5f6G7h8I9@gh.io/o/m"]),
+            "https://gh.io/o/m",
+        ),
+        (
+            attrs(cmd=["--model", "https://host/m.bin?sig=SasSig&sv=1"]),
+            f"https://host/m.bin?sig={MASK}&sv=1",
+        ),
+        (attrs(cmd=["--model", "meta-llama/Llama-3.1-8B"]), "meta-llama/Llama-3.1-8B"),
+        (attrs(cmd=["--model", "http://localhost:8000/v1"]), "http://localhost:8000/v1"),
+        (attrs(cmd=["--model", "ssh://git@github.com/o/m"]), "ssh://git@github.com/o/m"),
+    ],
+)
+def test_model_column_never_shows_url_credentials(found, expected):
+    assert classify(found)[1] == expected
+
+
+def test_model_column_of_the_listing_strips_credentials_too():
+    summary = {
+        "Id": "a" * 64,
+        "Names": ["/m"],
+        "Image": "vllm/vllm-openai",
+        "Command": "vllm serve https://user:Tok3n@models.example/m --port 8000",
+        "Labels": {},
+        "State": "running",
+        "Status": "Up 1 second",
+        "Created": 0,
+    }
+    info = info_from_summary(summary)
+    assert info.model == "https://models.example/m"
+
+
+@pytest.mark.engine
+def test_model_column_of_a_real_container_strips_credentials(engine, run_container):
+    cid = run_container("sleep 600 # --model https://deploy:S3cretTok@models.example/llama")
+    info = container_info(engine.inspect(cid))
+    assert info.model == "https://models.example/llama"
+    assert "S3cretTok" not in repr(info.model)
+
+
+def best_ms(fn, runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def test_detection_is_bounded_on_hostile_commands_and_names():
+    # A 1 MB shell word made shlex take 21 s; a config's `.*-gpu` over a 80 KB name took 3 s.
+    shell = attrs(entrypoint=["sh"], cmd=["-c", "a" * 1_000_000 + " --model https://u:p@h/m"])
+    assert best_ms(lambda: classify(shell)) < 25
+    many = attrs(cmd=["--flag"] * 200_000 + ["--model", "m"])
+    assert best_ms(lambda: classify(many)) < 25
+    rules = DEFAULT_RULES.extended(name_patterns=[".*-gpu"])
+    named = {**attrs(), "Name": "/" + "a" * 1_000_000}
+    assert best_ms(lambda: classify(named, rules)) < 25
+    huge_model = attrs(labels={"aitop.model": "a://u:" * 200_000})
+    assert best_ms(lambda: classify(huge_model)) < 25
+    assert len(classify(huge_model)[1]) <= MAX_DETECT_CHARS

@@ -2,6 +2,11 @@
 
 All rules live in `DetectionRules`, so a config file can extend them without touching the logic.
 The functions take the engine's plain inspect data (a dict), not SDK objects.
+
+Everything read here was written by an image author or whoever started the container, and
+detection runs on every inspect: each input is bounded before a pattern or a parser sees it
+(`MAX_DETECT_CHARS`, `MAX_COMMAND_WORDS`), and the model name it returns never carries a URL's
+credentials (`https://user:token@host/x` is named `https://host/x`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from tui.fleet.secrets import mask_text, strip_url_credentials
 
 MODEL_LABEL = "aitop.model"
 
@@ -113,6 +120,15 @@ class DetectionRules:
 
 DEFAULT_RULES = DetectionRules()
 
+MAX_DETECT_CHARS = 4096
+"""Longest command word, name or value looked at: model names are short, and shlex and the
+name patterns take time that grows faster than the text (a 1 MB shell word took shlex 21 s)."""
+MAX_NAME_CHARS = 256
+"""Longest part of a container name the config's name patterns see (a pattern such as `.*-gpu`
+takes time that grows with the square of the name)."""
+MAX_COMMAND_WORDS = 256
+"""Words of a command line looked at for the model's name."""
+
 
 def image_path(image: str) -> str:
     """The repository path of an image reference, lower-cased, without registry, tag or digest."""
@@ -156,12 +172,12 @@ def _command_words(attrs: Mapping[str, Any]) -> list[str]:
     words: list[str] = []
     for part in (config.get("Entrypoint"), config.get("Cmd")):
         if isinstance(part, str):
-            words.extend(part.split())
+            words.extend(part[:MAX_DETECT_CHARS].split())
         elif part:
-            words.extend(str(w) for w in part)
+            words.extend(str(w)[:MAX_DETECT_CHARS] for w in part[:MAX_COMMAND_WORDS])
     # `sh -c "vllm serve X"` hides the real command in one word: split it too.
     expanded: list[str] = []
-    for word in words:
+    for word in words[:MAX_COMMAND_WORDS]:
         if " " in word:
             try:
                 expanded.extend(shlex.split(word))
@@ -169,7 +185,7 @@ def _command_words(attrs: Mapping[str, Any]) -> list[str]:
                 expanded.extend(word.split())
         else:
             expanded.append(word)
-    return expanded
+    return expanded[:MAX_COMMAND_WORDS]
 
 
 def model_from_command(words: Sequence[str], rules: DetectionRules = DEFAULT_RULES) -> str:
@@ -200,16 +216,23 @@ def is_server_image(image: str, rules: DetectionRules = DEFAULT_RULES) -> bool:
     return any(pattern in path for pattern in rules.server_images)
 
 
+def model_display_name(model: str) -> str:
+    """A model's name as aitop shows it: no URL credentials (`https://u:t@host/x` ->
+    `https://host/x`), other secrets masked (`?token=••••••••`), at most MAX_DETECT_CHARS."""
+    return mask_text(strip_url_credentials(str(model)[:MAX_DETECT_CHARS]))
+
+
 def classify(attrs: Mapping[str, Any], rules: DetectionRules = DEFAULT_RULES) -> tuple[bool, str]:
     """(is_model, model_name) for a container's inspect data.
 
     The model name is the model label's value, else what the command or environment names,
-    else the image.
+    else the image; whichever it is, `model_display_name` strips its credentials.
     """
     config = attrs.get("Config") or {}
     labels = config.get("Labels") or {}
     image = config.get("Image") or attrs.get("Image") or ""
-    name = (attrs.get("Name") or "").lstrip("/")
+    # The name patterns come from the config; the name is the engine's: bound what they scan.
+    name = str(attrs.get("Name") or "").lstrip("/")[:MAX_NAME_CHARS]
 
     labelled = ""
     has_label = False
@@ -227,4 +250,4 @@ def classify(attrs: Mapping[str, Any], rules: DetectionRules = DEFAULT_RULES) ->
     if not model:
         env = env_map(config.get("Env"))
         model = next((env[k] for k in rules.model_env if env.get(k)), "")
-    return is_model, model or image
+    return is_model, model_display_name(model or image)
