@@ -1,4 +1,10 @@
-"""`aitop snapshot --json`: the same data the screen shows, as plain JSON for scripts."""
+"""`aitop snapshot --json`: the same data the screen shows, as plain JSON for scripts.
+
+Secrets are masked as the inspect view masks them: a label whose name looks secret
+(`*_TOKEN`, `*_API_KEY`, `GH_PAT`, ...) reads `••••••••`, and a URL password or connection-
+string secret inside any other label value is masked in place (`tui.fleet.secrets`). The JSON
+goes to scripts, logs and tickets; nothing in it should need redacting by hand.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from tui.fleet.engine import Engine, EngineError
 from tui.fleet.gpu_types import container_gpus_json, report_status_json, report_to_json
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
+from tui.fleet.secrets import mask_labels
 
 SETTLE = 0.25
 """Seconds between the two readings a one-shot snapshot's CPU figures come from."""
@@ -44,7 +51,7 @@ def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
         "compose_project": info.compose_project,
         "compose_service": info.compose_service,
         "swarm_service": info.swarm_service,
-        "labels": dict(info.labels),
+        "labels": mask_labels(info.labels),
         "gpus": container_gpus_json(c.gpus),
         "gpus_assigned": list(info.gpus_assigned),
     }
