@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import pytest
 
+from tests.terminal import Tmux
 from tui.fleet.demo import build_busybox_image as build_image
 from tui.fleet.engine import Engine, EngineError
 
@@ -259,3 +260,19 @@ def second_engine(engine: Engine) -> Iterator[SecondEngine]:
         shutil.rmtree(root, ignore_errors=True)
         if made_bridge:
             subprocess.run(["ip", "link", "del", SecondEngine.BRIDGE], check=False)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Callable[..., Tmux]]:
+    """Start commands in real terminals (tmux, each on a server of its own); all end after."""
+    require_tools("tmux")
+    sessions: list[Tmux] = []
+
+    def start(command: str, **kw: int) -> Tmux:
+        session = Tmux(command, **kw)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.close()

@@ -9,8 +9,6 @@ import time
 
 import pytest
 
-from tests.test_tmux import tmux  # noqa: F401  (the fixture)
-
 pytestmark = pytest.mark.engine
 
 
@@ -22,7 +20,7 @@ def wait_gone(term, text: str, timeout: float = 10.0) -> None:
 
 
 def test_a_config_mistake_is_told_and_the_keymap_help_and_palette_work(
-    tmux,  # noqa: F811
+    tmux,
     tmp_path,
     engine,
 ):

@@ -26,6 +26,7 @@ import uuid
 import pytest
 
 from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
+from tests.terminal import Tmux
 from tui.app import AitopApp
 from tui.fleet.engine import Engine, EngineError, SshTunnel
 from tui.fleet.monitor import FleetMonitor
@@ -412,7 +413,6 @@ def test_the_real_command_watches_two_engines(engine, second_engine, fleet_pair)
     """`aitop --host A --host B` in a real terminal: both host rows, the HOST column, and the
     second engine's container; q quits cleanly."""
     require_tools("tmux")
-    from tests.test_tmux import Tmux
 
     prefix, _ = fleet_pair
     second_label = host_label(second_engine.url)

@@ -2,81 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 
-from tests.conftest import require_tools
-
 pytestmark = pytest.mark.engine
-
-
-class Tmux:
-    def __init__(self, command: str, width: int = 200, height: int = 40) -> None:
-        self.name = f"aitop-{uuid.uuid4().hex[:6]}"
-        # Textual draws on stderr, so nothing is redirected: the pane is the whole truth.
-        # `; sleep` keeps the pane open after aitop exits, so its last words can be read.
-        wrapped = f"{command}; echo EXIT=$?; sleep 30"
-        subprocess.run(
-            [
-                "tmux",
-                "new-session",
-                "-d",
-                "-s",
-                self.name,
-                "-x",
-                str(width),
-                "-y",
-                str(height),
-                wrapped,
-            ],
-            check=True,
-            env={**os.environ, "TERM": "xterm-256color"},
-        )
-
-    def screen(self) -> str:
-        return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            if time.monotonic() > deadline:
-                pytest.fail(f"{text!r} not on screen within {timeout}s:\n{screen}")
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
-
-
-@pytest.fixture
-def tmux():
-    require_tools("tmux")
-    sessions: list[Tmux] = []
-
-    def start(command: str, **kw) -> Tmux:
-        session = Tmux(command, **kw)
-        sessions.append(session)
-        return session
-
-    yield start
-    for session in sessions:
-        session.close()
 
 
 def test_aitop_shows_the_fleet_and_quits_cleanly(tmux, run_container):
@@ -135,25 +68,15 @@ def test_an_action_key_right_after_quit_leaves_no_traceback(tmux, run_container)
     assert "Traceback" not in screen and "NoMatches" not in screen and "Error" not in screen
 
 
-def _colours(term: Tmux) -> str:
-    """The pane with its colours, as SGR sequences (tmux capture-pane -e)."""
-    return subprocess.run(
-        ["tmux", "capture-pane", "-e", "-p", "-t", term.name],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
 def test_low_bandwidth_mode_draws_in_16_colours(tmux, engine):
     """Over a slow link every byte counts: `--low-bandwidth` sends the 16 basic colours only
     (no 256-colour or 24-bit sequences), where the normal mode uses the theme's true colours."""
     normal = tmux(f"{sys.executable} -m tui")
     normal.wait_for("updated ")
-    assert re.search(r"\x1b\[[0-9;]*[34]8;[25];", _colours(normal))
+    assert re.search(r"\x1b\[[0-9;]*[34]8;[25];", normal.colours())
     slow = tmux(f"{sys.executable} -m tui --low-bandwidth")
     screen = slow.wait_for("updated ")
     assert "CPU" in screen and "updated " in screen
-    colours = _colours(slow)
+    colours = slow.colours()
     assert "\x1b[" in colours  # it is in colour, just fewer of them
     assert not re.search(r"\x1b\[[0-9;]*[34]8;[25];", colours)
