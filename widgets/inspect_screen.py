@@ -80,7 +80,7 @@ class InspectScreen(ModalScreen[None]):
             "toggle_reveal",
             "Reveal/mask secrets",
             id="inspect-reveal",
-            tooltip="Show the values of secret-looking variables (press again to hide them)",
+            tooltip="Show the masked secrets (press again to mask them)",
         ),
     ]
 
