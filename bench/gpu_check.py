@@ -87,14 +87,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tui.fleet.gpu import (  # noqa: E402
-    ORIGIN_CONTAINER,
-    GpuDevice,
-    GpuReport,
-    GpuSampler,
-    format_bytes,
-    load_pynvml,
-)
+from tui.fleet.gpu.nvml import load_pynvml  # noqa: E402
+from tui.fleet.gpu.sampler import GpuSampler  # noqa: E402
+from tui.fleet.gpu.types import ORIGIN_CONTAINER, GpuDevice, GpuReport, format_bytes  # noqa: E402
 
 GIB = 2**30
 MIB = 2**20
@@ -1398,7 +1393,7 @@ def _process(pid: int) -> Any:
 
 def _host_sample(run: Run) -> None:
     try:
-        from tui.fleet.host import HostSampler
+        from tui.fleet.metrics.host import HostSampler
     except ImportError:
         return
     if run.host_sampler is None:
@@ -1580,7 +1575,7 @@ def step_timing(run: Run, when: str) -> None:
 def replay_fleet(run: Run) -> Any:
     """A fleet snapshot of what was read: the GPU report under load (or idle), this machine's
     host figures, and the worker, a host process, as the one row (there is no Docker here)."""
-    from tui.fleet.gpu_types import container_gpu_usage
+    from tui.fleet.gpu.types import container_gpu_usage
     from tui.fleet.models import (
         ContainerInfo,
         ContainerSnapshot,

@@ -77,7 +77,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tui.fleet.engine import Engine, EngineError  # noqa: E402
+from tui.fleet.engine.client import Engine  # noqa: E402
+from tui.fleet.engine.errors import EngineError  # noqa: E402
 from tui.fleet.logs import (  # noqa: E402
     MAX_LINE_BYTES,
     LineSplitter,

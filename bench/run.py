@@ -66,7 +66,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tui.fleet.demo import build_busybox_image  # noqa: E402
-from tui.fleet.engine import Engine, EngineError  # noqa: E402
+from tui.fleet.engine.client import Engine  # noqa: E402
+from tui.fleet.engine.errors import EngineError  # noqa: E402
 
 BENCH_LABEL = "aitop.bench"
 MODEL_LABEL = "aitop.model"

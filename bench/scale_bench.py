@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tui.fleet import scaling  # noqa: E402
-from tui.fleet.engine import Engine  # noqa: E402
+from tui.fleet.engine.client import Engine  # noqa: E402
 
 IMAGE = "aitop-test-busybox:latest"
 LABEL = "aitop.bench-scale"

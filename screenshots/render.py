@@ -40,7 +40,8 @@ from tests.fleet_fixtures import (  # noqa: E402
 )
 from tui.app import AitopApp  # noqa: E402
 from tui.fleet.demo import DEMO_LABEL, demo_down, demo_up  # noqa: E402
-from tui.fleet.engine import Engine, EngineError  # noqa: E402
+from tui.fleet.engine.client import Engine  # noqa: E402
+from tui.fleet.engine.errors import EngineError  # noqa: E402
 from tui.fleet.models import FleetSnapshot  # noqa: E402
 from tui.fleet.monitor import FleetMonitor  # noqa: E402
 from widgets.confirm_screen import ConfirmScreen  # noqa: E402

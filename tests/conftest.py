@@ -21,7 +21,8 @@ import pytest
 
 from tests.terminal import Tmux
 from tui.fleet.demo import build_busybox_image as build_image
-from tui.fleet.engine import Engine, EngineError
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
 
 TEST_LABEL = "aitop.test"
 TEST_IMAGE = "aitop-test-busybox:latest"

@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tui.fleet.gpu import GpuSampler
-from tui.fleet.gpu_types import container_gpu_usage
+from tui.fleet.gpu.sampler import GpuSampler
+from tui.fleet.gpu.types import container_gpu_usage
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.recording import load
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from tui.fleet.demo import DEMO_LABEL
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
 from tui.fleet.monitor import FleetMonitor
 from tui.fleet.recording import dump
 

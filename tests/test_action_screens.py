@@ -19,7 +19,7 @@ from textual.widgets import Checkbox, Input, OptionList
 from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import demo_fleet
 from tui.action_mixin import ACTION_BINDINGS, ActionsMixin, gpu_inputs
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
 from tui.fleet.inventory import container_info
 from tui.fleet.models import ContainerSnapshot, EngineStatus, FleetSnapshot
 from widgets.action_progress import ActionProgress

@@ -17,7 +17,8 @@ import pytest
 from tests.conftest import TEST_LABEL, wait_for
 from tui.fleet import actions as act
 from tui.fleet import scaling
-from tui.fleet.engine import Engine, EngineError
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
 from tui.fleet.models import ContainerInfo
 
 TRAP_TERM = "trap 'exit 0' TERM; while :; do sleep 0.1; done"

@@ -15,8 +15,8 @@ import pytest
 
 import tui.fleet.snapshot as snapshot_mod
 from tests.conftest import wait_for
-from tui.fleet.cgroups import CgroupReader
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
+from tui.fleet.metrics.cgroups import CgroupReader
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 

@@ -14,7 +14,7 @@ import tui.app as app_mod
 from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import ReplayMonitor, demo_fleet, unreachable
 from tui.app import AitopApp
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
 from widgets.action_progress import ActionProgress
 from widgets.container_table import GROUP_PREFIX, ContainerTable
 from widgets.status_line import StatusLine

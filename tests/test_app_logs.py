@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import TEST_LABEL
 from tui.app import AitopApp
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
 from widgets.container_table import GROUP_PREFIX, ContainerTable
 from widgets.log_pane import LogPane
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tui.fleet.cgroups import IDLE_FULL_EVERY, CgroupReader
-from tui.fleet.metrics import compute_stats
+from tui.fleet.metrics.cgroups import IDLE_FULL_EVERY, CgroupReader
+from tui.fleet.metrics.stats import compute_stats
 
 CID = "a" * 64
 

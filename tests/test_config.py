@@ -26,8 +26,8 @@ from tui.config import (
     load_config,
     parse_config,
 )
-from tui.fleet import gpu_types
 from tui.fleet.detect import classify
+from tui.fleet.gpu import types as gpu_types
 
 AITOP = [sys.executable, "-m", "tui"]
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tui.app import AitopApp
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
 from widgets.container_table import ContainerTable
 from widgets.status_line import StatusLine
 

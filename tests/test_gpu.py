@@ -19,18 +19,18 @@ import pytest
 
 from tests.conftest import TEST_LABEL, require_tools, unavailable, wait_for
 from tests.fixtures.nvml.fake_nvml import FakeNvml, load_reading
-from tui.fleet import gpu
-from tui.fleet.gpu import (
-    INIT_PID_NAMESPACE,
-    INIT_RETRY,
+from tui.fleet.gpu.attribution import INIT_PID_NAMESPACE, container_id_from_cgroup
+from tui.fleet.gpu.nvml import load_pynvml
+from tui.fleet.gpu.sampler import INIT_RETRY, GpuSampler
+from tui.fleet.gpu.types import (
+    STATE_LABELS,
     ContainerGpu,
-    GpuPoller,
+    GpuDevice,
+    GpuProcess,
     GpuReport,
-    GpuSampler,
     assigned_indices,
     container_gpu_usage,
     container_gpus_json,
-    container_id_from_cgroup,
     format_assigned,
     format_bytes,
     format_gpu_usage,
@@ -102,7 +102,7 @@ def quiet(capsys, recwarn):
 
 def test_importing_the_module_loads_neither_nvml_nor_the_ui():
     code = (
-        "import sys, tui.fleet.gpu, tui.fleet.gpu_types; "
+        "import sys, tui.fleet.gpu.sampler, tui.fleet.gpu.types; "
         "bad = {'pynvml', 'textual', 'rich'} & set(sys.modules); "
         "assert not bad, bad"
     )
@@ -292,12 +292,12 @@ def test_mig_mode_shows_na_never_a_wrong_zero(tmp_path, quiet):
 def test_usage_is_na_when_any_process_of_the_container_is_unknown():
     report = GpuReport(
         state="ok",
-        devices=(gpu.GpuDevice(index=0, uuid="GPU-x"),),
+        devices=(GpuDevice(index=0, uuid="GPU-x"),),
         processes=(
-            gpu.GpuProcess(1, CID_A, 2**30, 10.0, 0),
-            gpu.GpuProcess(2, CID_A, None, 20.0, 0),
-            gpu.GpuProcess(3, CID_B, 2**30, 30.0, 0),
-            gpu.GpuProcess(4, CID_B, 2**30, 40.0, 0),
+            GpuProcess(1, CID_A, 2**30, 10.0, 0),
+            GpuProcess(2, CID_A, None, 20.0, 0),
+            GpuProcess(3, CID_B, 2**30, 30.0, 0),
+            GpuProcess(4, CID_B, 2**30, 40.0, 0),
         ),
     )
     usage = container_gpu_usage(report)
@@ -327,7 +327,7 @@ def test_each_failure_is_a_labelled_state(case, state, words, tmp_path, quiet):
     assert report.state == state
     assert words in report.message
     assert report.devices == () and report.processes == ()
-    assert report.label == gpu.STATE_LABELS[state]
+    assert report.label == STATE_LABELS[state]
     assert report_to_json(report) == []
     assert report_status_json(report)["state"] == state
 
@@ -503,7 +503,7 @@ def test_the_newer_temperature_call_is_preferred(tmp_path, quiet):
 
 def test_the_names_the_sampler_calls_exist_in_the_real_bindings():
     """The fake mirrors the real `pynvml`: same functions, arities, constants, error codes."""
-    real = gpu.load_pynvml()
+    real = load_pynvml()
     if real is None:
         unavailable("nvidia-ml-py", "not installed (a dependency of aitop)")
     fake = FakeNvml({})
@@ -818,28 +818,3 @@ def test_format_bytes(value, text):
 def test_fixture_readings_are_plain_json():
     for name in ("h100_a100.json", "mig_a100.json", "rtx_workstation.json", "gpu_lost.json"):
         assert load_reading(name)["devices"]
-
-
-# --- the poller thread -------------------------------------------------------------------------
-
-
-def test_the_poller_samples_off_the_caller_thread_and_stops(tmp_path):
-    sampler, fake = sampler_for("h100_a100.json", tmp_path, min_interval=0.01)
-    got: list[tuple[str, GpuReport]] = []
-    two = threading.Event()
-
-    def on_report(report: GpuReport) -> None:
-        got.append((threading.current_thread().name, report))
-        if len(got) >= 2:
-            two.set()
-
-    poller = GpuPoller(sampler, on_report=on_report, interval=0.02)
-    poller.start()
-    assert two.wait(5)
-    poller.stop()
-    assert {name for name, _ in got} == {"aitop-gpu"}
-    assert all(r.ok for _, r in got)
-    assert fake.initialised == 0  # NVML shut down on stop
-    count = len(got)
-    time.sleep(0.1)
-    assert len(got) == count

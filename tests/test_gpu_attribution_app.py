@@ -13,8 +13,8 @@ import pytest
 from tests.conftest import TEST_LABEL
 from tests.fixtures.nvml.fake_nvml import FakeNvml
 from tui.app import AitopApp
-from tui.fleet.engine import Engine
-from tui.fleet.gpu import GpuSampler
+from tui.fleet.engine.client import Engine
+from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.monitor import FleetMonitor
 from widgets.container_table import COLUMN_KEYS, ContainerTable
 

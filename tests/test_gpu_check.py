@@ -27,7 +27,8 @@ from bench.gpu_check import (
 )
 from tests.fixtures.nvml.fake_nvml import ERROR_CODES, FakeNvml, load_reading
 from tests.test_gpu import PIDS, fake_proc
-from tui.fleet.gpu import GpuReport, GpuSampler
+from tui.fleet.gpu.sampler import GpuSampler
+from tui.fleet.gpu.types import GpuReport
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "gpu_check.py"

@@ -10,7 +10,8 @@ from textual.widgets import Sparkline, Static
 
 from tests.fixtures.nvml.fake_nvml import FakeNvml
 from tests.test_gpu import CID_A, CID_B, PIDS, fake_proc
-from tui.fleet.gpu import GpuReport, GpuSampler
+from tui.fleet.gpu.sampler import GpuSampler
+from tui.fleet.gpu.types import GpuReport
 from widgets.gpu_panel import GpuPanel
 
 

@@ -12,7 +12,7 @@ from tui.action_mixin import MUTATING_ACTIONS
 from tui.app import AitopApp
 from tui.commands import COMMANDS, binding_catalog
 from tui.config import Config
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
 from widgets.container_table import ContainerTable
 from widgets.help_screen import HelpScreen
 from widgets.log_pane import LogPane

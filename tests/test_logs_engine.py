@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tui.fleet import logs
-from tui.fleet.engine import Engine
+from tui.fleet.engine.client import Engine
 from tui.fleet.logs import (
     DEFAULT_TAIL,
     LINE_OVERHEAD,

@@ -15,8 +15,8 @@ import tui.fleet.monitor as monitor_mod
 from tests.conftest import wait_for
 from tests.fixtures.nvml.fake_nvml import load_reading
 from tests.test_gpu import PIDS, SlowInitNvml, fake_proc
-from tui.fleet.engine import Engine
-from tui.fleet.gpu import GpuSampler
+from tui.fleet.engine.client import Engine
+from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 

@@ -28,7 +28,9 @@ import pytest
 from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
 from tests.terminal import Tmux
 from tui.app import AitopApp
-from tui.fleet.engine import Engine, EngineError, SshTunnel
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
+from tui.fleet.engine.ssh import SshTunnel
 from tui.fleet.monitor import FleetMonitor
 from widgets.confirm_screen import ConfirmScreen
 from widgets.container_table import HOST_PREFIX, ContainerTable, group_key, host_label
@@ -358,7 +360,7 @@ def test_the_ssh_forward_dies_with_aitop_however_it_ends(sshd, how):
     url, port = sshd
     code = (
         "import time\n"
-        "from tui.fleet.engine import Engine\n"
+        "from tui.fleet.engine.client import Engine\n"
         f"Engine({url!r}).version()\n"
         "print('up', flush=True)\n"
         "time.sleep(120)\n"

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import wait_for
-from tui.fleet.cgroups import CgroupReader, RawSample
-from tui.fleet.engine import Engine
-from tui.fleet.openfiles import OpenFiles
+from tui.fleet.engine.client import Engine
+from tui.fleet.metrics.cgroups import CgroupReader, RawSample
+from tui.fleet.metrics.openfiles import OpenFiles
 
 
 def open_fds() -> int:

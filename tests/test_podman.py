@@ -23,18 +23,14 @@ from typing import NoReturn
 
 import pytest
 
-import tui.fleet.engine as engine_mod
+import tui.fleet.engine.client as client_mod
+import tui.fleet.engine.urls as urls_mod
 from tests.conftest import TEST_LABEL, start_daemon, stop_daemon, unavailable, wait_for
-from tui.fleet.cgroups import CgroupReader
 from tui.fleet.demo import build_busybox_image
-from tui.fleet.engine import (
-    ContainerGone,
-    Engine,
-    EngineError,
-    Unsupported,
-    podman_sockets,
-    resolve_url,
-)
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import ContainerGone, EngineError, Unsupported
+from tui.fleet.engine.urls import podman_sockets, resolve_url
+from tui.fleet.metrics.cgroups import CgroupReader
 from tui.fleet.monitor import FleetMonitor
 from tui.fleet.snapshot import snapshot_json
 
@@ -71,8 +67,8 @@ def no_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(refusing))
     sock.close()
-    monkeypatch.setattr(engine_mod, "DEFAULT_URL", f"unix://{refusing}")
-    monkeypatch.setattr(engine_mod, "PODMAN_ROOTFUL_SOCKET", str(tmp_path / "no-rootful.sock"))
+    monkeypatch.setattr(urls_mod, "DEFAULT_URL", f"unix://{refusing}")
+    monkeypatch.setattr(urls_mod, "PODMAN_ROOTFUL_SOCKET", str(tmp_path / "no-rootful.sock"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "no-xdg"))
     return refusing
 
@@ -81,7 +77,7 @@ def test_nothing_answers_says_so_naming_podman(no_docker: Path, monkeypatch):
     url, source = resolve_url(podman=[str(no_docker.parent / "missing.sock")])
     assert (url, source) == (f"unix://{no_docker}", "default")
     eng = Engine(timeout=2)
-    monkeypatch.setattr(engine_mod, "podman_sockets", lambda: [])
+    monkeypatch.setattr(urls_mod, "podman_sockets", lambda: [])
     with pytest.raises(EngineError) as err:
         eng.version()
     message = str(err.value)
@@ -101,7 +97,7 @@ class _RemovedHalfway:
     """An SDK client that answers inspect as Podman 4.3 did for a container removed mid-request."""
 
     def inspect_container(self, container_id: str) -> dict:
-        raise engine_mod.docker.errors.APIError(
+        raise client_mod.docker.errors.APIError(
             "500 Server Error: Internal Server Error",
             explanation=f"container {container_id} does not exist in database: no such container",
         )
@@ -120,7 +116,7 @@ def test_inspect_meeting_a_removal_is_container_gone_not_engine_lost():
     assert monitor.snapshot().containers == ()
     # Any other 500 still says the engine failed.
     eng._api = lambda: _raise(
-        engine_mod.docker.errors.APIError("500", explanation="database is locked")
+        client_mod.docker.errors.APIError("500", explanation="database is locked")
     )  # type: ignore[method-assign]
     with pytest.raises(EngineError) as failed:
         eng.inspect(CID)

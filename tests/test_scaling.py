@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
 from tui.fleet import scaling
-from tui.fleet.engine import Engine, EngineError
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
 from tui.fleet.inventory import COMPOSE_NUMBER, parse_time
 
 GIB = 1 << 30

@@ -21,7 +21,8 @@ from textual.widgets._toast import Toast
 from tests.conftest import TEST_LABEL
 from tui.app import AitopApp
 from tui.config import parse_config
-from tui.fleet.engine import Engine, EngineError
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
 from tui.fleet.inventory import container_info, info_from_summary
 from tui.fleet.sanitize import MAX_FIELD_CHARS, safe_lines, safe_mapping, safe_text
 from widgets.container_table import ContainerTable

@@ -30,7 +30,7 @@ from textual.worker import Worker, WorkerState
 from tui.commands import ACTION_COMMANDS, bindings
 from tui.fleet import actions as act
 from tui.fleet import scaling
-from tui.fleet.engine import EngineError
+from tui.fleet.engine.errors import EngineError
 from tui.fleet.inspect_view import inspect_sections
 from tui.fleet.models import ContainerInfo, FleetSnapshot
 from widgets.action_progress import ActionProgress

@@ -33,9 +33,9 @@ from tui.action_mixin import ACTION_BINDINGS, ActionsMixin
 from tui.commands import APP_COMMANDS, AitopCommands, bindings, describe_hosts, help_sections
 from tui.config import Config
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
-from tui.fleet.engine import Engine
-from tui.fleet.gpu import GpuSampler
-from tui.fleet.gpu_types import pressure_warnings
+from tui.fleet.engine.client import Engine
+from tui.fleet.gpu.sampler import GpuSampler
+from tui.fleet.gpu.types import pressure_warnings
 from tui.fleet.logs import LogFollower, LogTarget, ReplicaSetFollower, export_lines, export_path
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor

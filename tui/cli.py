@@ -26,7 +26,9 @@ from tui.config import (
     interval_problem,
     load_config,
 )
-from tui.fleet.engine import Engine, EngineError, context_url
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
+from tui.fleet.engine.urls import context_url
 
 EXIT_ENGINE = 2
 
@@ -235,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     # one that is down is shown as such and retried, like an engine that goes away later.
     if len(engines) == 1:
         engine.version()
-    from tui.fleet.gpu import GpuSampler
+    from tui.fleet.gpu.sampler import GpuSampler
     from tui.fleet.monitor import FleetMonitor
 
     apply_thresholds(config.thresholds)

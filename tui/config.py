@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from tui.fleet import gpu_types
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
+from tui.fleet.gpu import types as gpu_types
 from tui.fleet.logtypes import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
 from tui.fleet.sanitize import safe_text
 
@@ -633,7 +633,7 @@ def default_file(bindings: Sequence[tuple[str, str, str]] = ()) -> str:
 def apply_thresholds(thresholds: ThresholdsConfig) -> ThresholdsConfig:
     """Make the GPU layer use these warning levels; returns the ones in force before.
 
-    The levels are process-wide constants of `tui.fleet.gpu_types` (read at each call), so one
+    The levels are process-wide constants of `tui.fleet.gpu.types` (read at each call), so one
     configuration per process is what aitop supports.
     """
     before = ThresholdsConfig(

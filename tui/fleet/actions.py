@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from tui.fleet.engine import ContainerGone, Engine, EngineError
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import ContainerGone, EngineError
 from tui.fleet.models import ContainerInfo
 
 START = "start"

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tui.fleet.engine import Engine, EngineError
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
 
 DEMO_LABEL = "aitop.demo"
 DEMO_IMAGE = "aitop-demo:latest"

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules, classify
-from tui.fleet.gpu_types import gpus_assigned
+from tui.fleet.gpu.types import gpus_assigned
 from tui.fleet.models import ContainerInfo
 from tui.fleet.sanitize import safe_mapping, safe_text
 

@@ -36,14 +36,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tui.fleet.engine import (
-    ContainerGone,
-    Engine,
-    EngineError,
-    EventStream,
-    LogStream,
-    LogsUnavailable,
-)
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import ContainerGone, EngineError, LogsUnavailable
+from tui.fleet.engine.streams import EventStream, LogStream
 from tui.fleet.logtypes import _SECONDS as _SECONDS
 from tui.fleet.logtypes import (
     DEFAULT_MAX_BYTES,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from tui.fleet.gpu_types import ContainerGpu, GpuReport
+from tui.fleet.gpu.types import ContainerGpu, GpuReport
 
 EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
 

@@ -19,15 +19,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from tui.fleet.apistats import ApiStats
-from tui.fleet.cgroups import CgroupPaths, CgroupReader, RawSample
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
-from tui.fleet.engine import ContainerGone, Engine, EngineError
-from tui.fleet.gpu import GpuSampler
-from tui.fleet.gpu_types import GpuReport, container_gpu_usage
-from tui.fleet.host import HostSampler
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import ContainerGone, EngineError
+from tui.fleet.gpu.sampler import GpuSampler
+from tui.fleet.gpu.types import GpuReport, container_gpu_usage
 from tui.fleet.inventory import container_info, info_from_summary
-from tui.fleet.metrics import compute_stats
+from tui.fleet.metrics.apistats import ApiStats
+from tui.fleet.metrics.cgroups import CgroupPaths, CgroupReader, RawSample
+from tui.fleet.metrics.host import HostSampler
+from tui.fleet.metrics.stats import compute_stats
 from tui.fleet.models import (
     NO_STATS,
     ContainerInfo,

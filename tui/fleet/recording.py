@@ -7,7 +7,7 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
-from tui.fleet.gpu_types import ContainerGpu, GpuDevice, GpuProcess, GpuReport
+from tui.fleet.gpu.types import ContainerGpu, GpuDevice, GpuProcess, GpuReport
 from tui.fleet.models import (
     ContainerInfo,
     ContainerSnapshot,

@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tui.fleet.engine import ContainerGone, Engine, EngineError
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import ContainerGone, EngineError
 from tui.fleet.inspect_view import human_size
 from tui.fleet.inventory import COMPOSE_NUMBER, COMPOSE_PROJECT, COMPOSE_SERVICE, format_ports
 from tui.fleet.sanitize import safe_text

@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
-from tui.fleet.engine import Engine, EngineError
-from tui.fleet.gpu_types import container_gpus_json, report_status_json, report_to_json
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
+from tui.fleet.gpu.types import container_gpus_json, report_status_json, report_to_json
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from tui.fleet.secrets import mask_labels

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tui.fleet.cgroups import RawSample
+from tui.fleet.metrics.cgroups import RawSample
 from tui.fleet.models import ContainerStats
 
 

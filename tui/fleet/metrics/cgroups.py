@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 
-from tui.fleet.openfiles import OpenFiles
+from tui.fleet.metrics.openfiles import OpenFiles
 
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 INDEX_DEPTH = 6

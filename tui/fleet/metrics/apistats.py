@@ -13,9 +13,11 @@ import threading
 import time
 from collections.abc import Iterable
 
-from tui.fleet.cgroups import RawSample
-from tui.fleet.engine import Engine, EngineError, EventStream
-from tui.fleet.metrics import raw_from_api
+from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
+from tui.fleet.engine.streams import EventStream
+from tui.fleet.metrics.cgroups import RawSample
+from tui.fleet.metrics.stats import raw_from_api
 
 RETRY_AFTER = 2.0
 """Seconds before a container whose stream ended or failed is followed again."""

@@ -1,0 +1,183 @@
+"""The NVML boundary (the only importer of `pynvml`, from nvidia-ml-py): every NVML call goes
+through `Nvml.query`, which turns an NVML error into None, meaning "N/A" everywhere: shown as
+N/A and serialised as null, never as 0. The errors are noted, for per-device error texts.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# NVML's return codes (nvml.h); read from the module when it has them.
+_ERROR_CODES = {
+    "NVML_ERROR_UNINITIALIZED": 1,
+    "NVML_ERROR_NOT_SUPPORTED": 3,
+    "NVML_ERROR_NO_PERMISSION": 4,
+    "NVML_ERROR_NOT_FOUND": 6,
+    "NVML_ERROR_DRIVER_NOT_LOADED": 9,
+    "NVML_ERROR_LIBRARY_NOT_FOUND": 12,
+    "NVML_ERROR_FUNCTION_NOT_FOUND": 13,
+    "NVML_ERROR_GPU_IS_LOST": 15,
+    "NVML_ERROR_RESET_REQUIRED": 16,
+    "NVML_ERROR_LIB_RM_VERSION_MISMATCH": 18,
+}
+# Errors that only mean "this value does not exist here": N/A, not a problem to report.
+_QUIET_ERRORS = frozenset({"NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_FUNCTION_NOT_FOUND"})
+
+# A process list that cannot be read is never a quiet N/A: "no processes" would be a lie.
+_PROCESS_LISTS = frozenset(
+    {
+        "nvmlDeviceGetComputeRunningProcesses",
+        "nvmlDeviceGetGraphicsRunningProcesses",
+        "nvmlDeviceGetComputeRunningProcesses_v2",
+        "nvmlDeviceGetGraphicsRunningProcesses_v2",
+    }
+)
+
+# What each NVML call reads, for per-device error texts.
+_CALL_LABELS: Mapping[str, str] = {
+    "nvmlDeviceGetHandleByIndex": "device handle",
+    "nvmlDeviceGetUUID": "uuid",
+    "nvmlDeviceGetName": "name",
+    "nvmlDeviceGetMemoryInfo": "memory",
+    "nvmlDeviceGetUtilizationRates": "utilisation",
+    "nvmlDeviceGetTemperature": "temperature",
+    "nvmlDeviceGetTemperatureV": "temperature",
+    "nvmlDeviceGetTemperatureThreshold": "slowdown threshold",
+    "nvmlDeviceGetPowerUsage": "power",
+    "nvmlDeviceGetEnforcedPowerLimit": "power limit",
+    "nvmlDeviceGetFanSpeed": "fan",
+    "nvmlDeviceGetClockInfo": "clocks",
+    "nvmlDeviceGetMigMode": "MIG mode",
+    "nvmlDeviceGetComputeRunningProcesses": "compute processes",
+    "nvmlDeviceGetGraphicsRunningProcesses": "graphics processes",
+    "nvmlDeviceGetComputeRunningProcesses_v2": "compute processes",
+    "nvmlDeviceGetGraphicsRunningProcesses_v2": "graphics processes",
+    "nvmlDeviceGetProcessUtilization": "process utilisation",
+}
+
+# --- the NVML boundary -------------------------------------------------------------------------
+
+
+def load_pynvml() -> Any | None:
+    """The `pynvml` module, or None when it is not installed. Import warnings are silenced.
+
+    (The deprecated PyPI package named `pynvml` warns on import; `nvidia-ml-py` provides the
+    same module name without the warning.)
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pynvml
+        except ImportError:
+            return None
+    return pynvml
+
+
+class Nvml:
+    """Every NVML call goes through `query`: an NVML error becomes None and is noted."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.error_type: type[BaseException] = getattr(module, "NVMLError", Exception)
+        self.codes = {name: getattr(module, name, code) for name, code in _ERROR_CODES.items()}
+        self._names = {code: name for name, code in self.codes.items()}
+        self.errors: list[tuple[str, str, str]] = []
+        """(call, error name or "", message) of each failed call since the last `take()`."""
+        self.seconds = 0.0
+
+    def const(self, name: str, default: int) -> int:
+        """A constant of the bindings (`NVML_CLOCK_SM`), or NVML's documented value."""
+        value = getattr(self.module, name, default)
+        return value if isinstance(value, int) else default
+
+    def query(self, call: str, *args: Any) -> Any:
+        """`pynvml.<call>(*args)`, or None when it fails (the failure is noted in `errors`)."""
+        fn = getattr(self.module, call, None)
+        if fn is None:
+            self.errors.append((call, "NVML_ERROR_FUNCTION_NOT_FOUND", "Function Not Found"))
+            return None
+        start = time.perf_counter()
+        try:
+            value = fn(*args)
+        except self.error_type as exc:
+            code = getattr(exc, "value", None)
+            self.errors.append((call, self._names.get(code, ""), error_text(exc)))
+            return None
+        except (UnicodeDecodeError, OSError) as exc:
+            self.errors.append((call, "", error_text(exc)))
+            return None
+        finally:
+            self.seconds += time.perf_counter() - start
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return value
+
+    def query_first(self, *calls: tuple[str, tuple[Any, ...]]) -> Any:
+        """The first of `calls` the driver has: a newer entry point, then older ones.
+
+        Only a missing function moves on to the next call; the misses are forgotten once one
+        answers. Any other failure ends the search with None, as `query` does.
+        """
+        mark = len(self.errors)
+        for call, args in calls:
+            before = len(self.errors)
+            value = self.query(call, *args)
+            if value is not None:
+                del self.errors[mark:before]
+                return value
+            if not self.failed_with(self.errors[before:], "NVML_ERROR_FUNCTION_NOT_FOUND"):
+                return None
+        return None
+
+    def take(self) -> list[tuple[str, str, str]]:
+        """The errors noted since the last call, and forget them."""
+        errors, self.errors = self.errors, []
+        return errors
+
+    def failed_with(self, errors: Iterable[tuple[str, str, str]], name: str) -> bool:
+        """True when one of `errors` is the NVML error `name` (`NVML_ERROR_GPU_IS_LOST`)."""
+        return any(err == name for _, err, _ in errors)
+
+
+def error_text(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return text or type(exc).__name__
+
+
+def nvml_int(value: Any) -> int | None:
+    """An NVML integer, or None for NVML's "not available" sentinels (all bits set)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    if number < 0 or number in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF):
+        return None
+    return number
+
+
+def nvml_percent(value: Any) -> float | None:
+    number = nvml_int(value)
+    return float(number) if number is not None and number <= 100 else None
+
+
+def device_error(errors: Iterable[tuple[str, str, str]]) -> str:
+    parts: list[str] = []
+    for call, name, text in errors:
+        if name in _QUIET_ERRORS and call not in _PROCESS_LISTS:
+            continue
+        if name == "NVML_ERROR_NOT_FOUND" and call == "nvmlDeviceGetProcessUtilization":
+            continue  # no sample since the last tick: not a failure
+        if name == "NVML_ERROR_NO_PERMISSION":
+            text = "no permission"
+        part = f"{_CALL_LABELS.get(call, call)}: {text}"
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts)
