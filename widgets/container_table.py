@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.fleet.gpu_types import GpuReport, format_assigned, format_gpu_usage
+from tui.fleet.gpu.types import GpuReport, format_assigned, format_gpu_usage
 from tui.fleet.models import ContainerInfo, ContainerSnapshot, FleetSnapshot
 from widgets.formatting import human_bytes, human_duration, human_rate, percent
 

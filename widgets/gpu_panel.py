@@ -11,7 +11,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from tui.fleet.gpu_types import (
+from tui.fleet.gpu.types import (
     NA,
     GpuDevice,
     GpuProcess,
