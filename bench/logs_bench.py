@@ -79,16 +79,10 @@ if str(ROOT) not in sys.path:
 
 from tui.fleet.engine.client import Engine  # noqa: E402
 from tui.fleet.engine.errors import EngineError  # noqa: E402
-from tui.fleet.logs import (  # noqa: E402
-    MAX_LINE_BYTES,
-    LineSplitter,
-    LogBatch,
-    LogFollower,
-    LogTarget,
-    classify,
-    parse_timestamp,
-    preset_by_key,
-)
+from tui.fleet.logs.classify import classify  # noqa: E402
+from tui.fleet.logs.follower import LogFollower  # noqa: E402
+from tui.fleet.logs.splitter import MAX_LINE_BYTES, LineSplitter  # noqa: E402
+from tui.fleet.logs.types import LogBatch, LogTarget, parse_timestamp, preset_by_key  # noqa: E402
 
 IMAGE = "aitop-bench-flood:2"
 LABEL = "aitop.bench"

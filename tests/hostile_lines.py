@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui.fleet import logs
+from tui.fleet.logs import classify
+from tui.fleet.logs.splitter import MAX_LINE_BYTES
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "hostile_lines.json"
-LINE_CAP = logs.MAX_LINE_BYTES
+LINE_CAP = MAX_LINE_BYTES
 """How long the built lines are: the longest line the splitter keeps."""
 TRACEBACK_RULES = ("traceback-body", "traceback-chain")
 """Rules of the patterns that only run inside a traceback."""
@@ -31,7 +32,7 @@ class HostileLine:
 
     name: str
     rule: str
-    """A `LineKind` of `tui.fleet.logs._KIND_RULES`, or one of `TRACEBACK_RULES`."""
+    """A `LineKind` of `tui.fleet.logs.classify._KIND_RULES`, or one of `TRACEBACK_RULES`."""
     text: str
     expect: str | None = None
     """The kind it must classify as on its own (None: not checked)."""
@@ -39,9 +40,9 @@ class HostileLine:
 
 def patterns() -> list[tuple[str, tuple[str, ...], str]]:
     """Every pattern the classifier runs on log text: (rule, keywords, pattern source)."""
-    rules = [(kind, tuple(keys), pattern) for kind, keys, pattern in logs._KIND_RULES]
-    rules.append(("traceback-body", (), logs._TRACEBACK_BODY.pattern))
-    rules.append(("traceback-chain", (), logs._TRACEBACK_CHAIN.pattern))
+    rules = [(kind, tuple(keys), pattern) for kind, keys, pattern in classify._KIND_RULES]
+    rules.append(("traceback-body", (), classify._TRACEBACK_BODY.pattern))
+    rules.append(("traceback-chain", (), classify._TRACEBACK_CHAIN.pattern))
     return rules
 
 
@@ -189,7 +190,7 @@ def drawing_payloads(length: int = LINE_CAP) -> list[bytes]:
 
 def in_traceback(text: str) -> str:
     """The kind of `text` right after a traceback started (every pattern then runs)."""
-    classifier = logs.Classifier()
+    classifier = classify.Classifier()
     classifier.classify("Traceback (most recent call last):", 2)
     return classifier.classify(text, 2)
 

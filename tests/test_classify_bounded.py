@@ -26,7 +26,9 @@ from tests.hostile_lines import (
     in_traceback,
     patterns,
 )
-from tui.fleet.logs import CLASSIFY_CHARS, Classifier, LineKind, LineSplitter, classify
+from tui.fleet.logs.classify import CLASSIFY_CHARS, Classifier, classify
+from tui.fleet.logs.splitter import LineSplitter
+from tui.fleet.logs.types import LineKind
 
 BOUND_S = 0.020
 """Most a hostile line may take to classify (the benchmark measures well under 1 ms)."""

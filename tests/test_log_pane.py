@@ -30,8 +30,8 @@ from textual.app import App, ComposeResult
 
 from tests.hostile_lines import corpus_lines, drawing_payloads
 from tests.test_log_sanitize import FORBIDDEN_TEXT, HOSTILE
-from tui.fleet.logs import LineSplitter
-from tui.fleet.logtypes import LineKind, LogBatch, LogLine
+from tui.fleet.logs.splitter import LineSplitter
+from tui.fleet.logs.types import LineKind, LogBatch, LogLine
 from widgets.log_pane import DISPLAY_CHARS, LogPane
 
 NS = 1_000_000_000
@@ -471,7 +471,7 @@ PTY_APP = """
 import json, sys
 from textual.app import App
 from widgets.log_pane import LogPane
-from tui.fleet.logs import LineSplitter
+from tui.fleet.logs.splitter import LineSplitter
 
 payloads = [bytes.fromhex(h) for h in json.load(open(sys.argv[1]))]
 mode = sys.argv[2]

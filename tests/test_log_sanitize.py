@@ -15,7 +15,9 @@ import time
 
 import pytest
 
-from tui.fleet.logs import MAX_LINE_BYTES, LineSplitter, LogLine, export_lines
+from tui.fleet.logs.export import export_lines
+from tui.fleet.logs.splitter import MAX_LINE_BYTES, LineSplitter
+from tui.fleet.logs.types import LogLine
 from tui.fleet.sanitize import REPLACEMENT, is_safe, sanitize_line, to_ansi
 
 ESC = b"\x1b"

@@ -18,26 +18,23 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tui.fleet import logs
 from tui.fleet.engine.client import Engine
-from tui.fleet.logs import (
+from tui.fleet.logs import follower as follower_mod
+from tui.fleet.logs.classify import Classifier, classify
+from tui.fleet.logs.export import export_lines, export_path
+from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
+from tui.fleet.logs.splitter import LineSplitter
+from tui.fleet.logs.types import (
     DEFAULT_TAIL,
     LINE_OVERHEAD,
     PRESETS,
-    Classifier,
     InvalidQuery,
     LineKind,
-    LineSplitter,
     LogBatch,
     LogBuffer,
-    LogFollower,
     LogLine,
     LogQuery,
     LogTarget,
-    ReplicaSetFollower,
-    classify,
-    export_lines,
-    export_path,
     format_timestamp,
     parse_timestamp,
     preset_by_key,
@@ -510,9 +507,9 @@ def test_a_resume_whose_tail_falls_short_reads_again_without_one(
 ):
     """A resumed stream asks only for the log's last lines (a long history is not decoded
     from its start); when more came while it was away, nothing in between may be lost."""
-    monkeypatch.setattr(logs, "FOLLOW_TAIL", 3)
+    monkeypatch.setattr(follower_mod, "FOLLOW_TAIL", 3)
     opened_with = []
-    read = logs._Reader._read
+    read = follower_mod._Reader._read
 
     def slow_to_reconnect(self, *, follow, tail, since_ns):
         opened_with.append(tail)
@@ -520,7 +517,7 @@ def test_a_resume_whose_tail_falls_short_reads_again_without_one(
             time.sleep(0.1)  # a busy engine: hundreds of lines come in the meantime
         return read(self, follow=follow, tail=tail, since_ns=since_ns)
 
-    monkeypatch.setattr(logs._Reader, "_read", slow_to_reconnect)
+    monkeypatch.setattr(follower_mod._Reader, "_read", slow_to_reconnect)
     cid = run_container("i=0; while :; do echo n $i; i=$((i+1)); usleep 500; done")
     follower, sink = _follow(followers, engine, cid)
     wait_for(lambda: follower.ready and len(sink.numbers("n")) > 100)

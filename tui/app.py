@@ -36,7 +36,9 @@ from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine.client import Engine
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import pressure_warnings
-from tui.fleet.logs import LogFollower, LogTarget, ReplicaSetFollower, export_lines, export_path
+from tui.fleet.logs.export import export_lines, export_path
+from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
+from tui.fleet.logs.types import LogTarget
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from widgets.action_progress import ActionProgress

@@ -30,7 +30,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.gpu import types as gpu_types
-from tui.fleet.logtypes import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
+from tui.fleet.logs.types import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
 from tui.fleet.sanitize import safe_text
 
 if sys.version_info >= (3, 11):

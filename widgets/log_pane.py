@@ -42,7 +42,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from tui.fleet.logtypes import (
+from tui.fleet.logs.types import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINES,
     DEFAULT_TAIL,
@@ -57,9 +57,8 @@ from tui.fleet.logtypes import (
     LogQuery,
     format_timestamp,
     preset_by_key,
-    sanitize_text,
-    to_ansi,
 )
+from tui.fleet.sanitize import sanitize_text, to_ansi
 from widgets.formatting import counted
 
 FilterMode = Literal["off", "match", "exclude"]

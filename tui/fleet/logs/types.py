@@ -2,7 +2,7 @@
 
 Everything here is pure (no I/O, no threads, no UI) so that widgets may import it: the
 `LogPane` receives `LogBatch`es of `LogLine`s and keeps them in a `LogBuffer`. The reading
-side (streams, followers, classification) lives in `tui.fleet.logs`.
+side (streams, followers, classification) lives in the other modules of `tui.fleet.logs`.
 """
 
 from __future__ import annotations
@@ -17,34 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from tui.fleet.sanitize import SgrChanges, sanitize_text, to_ansi
-
-__all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_LINES",
-    "DEFAULT_PRESET",
-    "DEFAULT_TAIL",
-    "JUMP_KINDS",
-    "LINE_OVERHEAD",
-    "PRESETS",
-    "InvalidQuery",
-    "LineKind",
-    "LogBatch",
-    "LogBuffer",
-    "LogLine",
-    "LogPreset",
-    "LogQuery",
-    "LogTarget",
-    "SgrChanges",
-    "format_timestamp",
-    "line_cost",
-    "lines_cost",
-    "parse_timestamp",
-    "preset_by_key",
-    "sanitize_text",
-    "tail_preset",
-    "to_ansi",
-]
+from tui.fleet.sanitize import SgrChanges
 
 DEFAULT_TAIL = 1000
 """Lines shown at once when a pane opens."""
@@ -160,12 +133,13 @@ def preset_by_key(key: str, tail: int = DEFAULT_TAIL) -> LogPreset:
 
 # --- timestamps ---------------------------------------------------------------------------
 
-_SECONDS: dict[bytes, int] = {}
+SECONDS_CACHE: dict[bytes, int] = {}
+"""Epoch seconds of `YYYY-MM-DDTHH:MM:SS` heads seen lately (a flood repeats one second)."""
 
 
 def _epoch_seconds(head: bytes) -> int | None:
     """`YYYY-MM-DDTHH:MM:SS` (UTC) as epoch seconds, cached: a flood repeats the same second."""
-    sec = _SECONDS.get(head)
+    sec = SECONDS_CACHE.get(head)
     if sec is not None:
         return sec
     if len(head) != 19 or head[4] != 45 or head[7] != 45 or head[10] not in (84, 32):
@@ -186,9 +160,9 @@ def _epoch_seconds(head: bytes) -> int | None:
         )
     except ValueError:
         return None
-    if len(_SECONDS) > 4096:
-        _SECONDS.clear()
-    _SECONDS[head] = sec
+    if len(SECONDS_CACHE) > 4096:
+        SECONDS_CACHE.clear()
+    SECONDS_CACHE[head] = sec
     return sec
 
 
