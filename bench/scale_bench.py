@@ -12,8 +12,8 @@ Each round, on the local engine, with the busybox test image (`command: sleep 36
   one published container port on a free host port), timed from the first command to the
   last one's return;
 - **aitop compose 1->8**: a compose service brought up with one replica by docker-compose,
-  then `tui.fleet.scaling.scale(desired=8)`, timed around the call: it reads the service,
-  creates and starts 7 replicas in parallel, and inspects each for its ports;
+  then find, plan and carry out (`tui.fleet.actions.scaling`), timed around it: it reads the
+  service, creates and starts 7 replicas in parallel, and inspects each for its ports;
 - **aitop clone 1->8**: the same for a plain container (7 clones);
 - **docker-compose --scale 8** (reference): `docker-compose up -d --scale app=8` on the
   same one-replica project.
@@ -41,7 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tui.fleet import scaling  # noqa: E402
+from tui.fleet.actions.scaling.execute import ScaleResult, execute_plan  # noqa: E402
+from tui.fleet.actions.scaling.groups import find_group  # noqa: E402
+from tui.fleet.actions.scaling.plan import plan_scale  # noqa: E402
 from tui.fleet.engine.client import Engine  # noqa: E402
 
 IMAGE = "aitop-test-busybox:latest"
@@ -86,6 +88,12 @@ def remove_labelled(run: str) -> None:
     ).stdout.split()
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+
+def scale_to(engine: Engine, *, desired: int, **where: object) -> ScaleResult:
+    """What aitop does on `=` once the count is confirmed: find, plan, carry out."""
+    found = find_group(engine, **where)  # type: ignore[arg-type]
+    return execute_plan(engine, plan_scale(found, desired))
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -147,9 +155,9 @@ class ComposeProject:
 def aitop_compose(engine: Engine, run: str, tmp: Path, count: int) -> float:
     with ComposeProject(run, tmp) as project:
         seconds, result = timed(
-            lambda: scaling.scale(engine, group=(project.name, "app"), desired=count)
+            lambda: scale_to(engine, group=(project.name, "app"), desired=count)
         )
-        assert isinstance(result, scaling.ScaleResult)
+        assert isinstance(result, ScaleResult)
         if not result.ok or len(result.created) != count - 1:
             raise SystemExit(f"compose scaling failed:\n{result.summary}")
         listed = project("ps", "-q", "app").stdout.split()
@@ -175,8 +183,8 @@ def aitop_clone(engine: Engine, run: str, count: int) -> float:
         stop_timeout=1,
     )
     try:
-        seconds, result = timed(lambda: scaling.scale(engine, container_id=origin, desired=count))
-        assert isinstance(result, scaling.ScaleResult)
+        seconds, result = timed(lambda: scale_to(engine, container_id=origin, desired=count))
+        assert isinstance(result, ScaleResult)
         if not result.ok or len(result.created) != count - 1:
             raise SystemExit(f"clone scaling failed:\n{result.summary}")
     finally:

@@ -18,6 +18,7 @@ from textual.widgets import Checkbox, Input, OptionList
 
 from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import demo_fleet
+from tests.helpers import scale
 from tui.action_mixin import ACTION_BINDINGS, ActionsMixin, gpu_inputs
 from tui.fleet.engine.client import Engine
 from tui.fleet.inventory import container_info
@@ -139,7 +140,7 @@ async def test_invalid_count_shows_an_inline_error_and_keeps_the_screen():
 
 
 async def test_inspect_screen_masks_until_m_and_masks_again():
-    from tui.fleet.inspect_view import inspect_sections
+    from tui.fleet.actions.inspect import inspect_sections
 
     attrs = {
         "Id": "f" * 64,
@@ -343,10 +344,10 @@ async def test_inspect_key_opens_the_view_with_secrets_masked(engine, run_contai
 
 @pytest.mark.engine
 async def test_scale_down_declined_keeps_the_clone(engine, run_container, session_tag):
-    from tui.fleet import scaling
+    from tui.fleet.actions.scaling.groups import find_group
 
     cid = run_container("sleep 600", stop_signal="SIGKILL")
-    scaling.scale(engine, container_id=cid, step=1)
+    scale(engine, container_id=cid, step=1)
     app = ActionsApp(Engine(engine.url), session_tag)
     async with app.run_test(size=(200, 40)) as pilot:
         app.refresh_fleet()
@@ -360,7 +361,7 @@ async def test_scale_down_declined_keeps_the_clone(engine, run_container, sessio
         assert "clone-1" in app.screen.items[0]
         await pilot.press("escape")
         await pilot.pause(0.3)
-        assert len(scaling.find_group(engine, container_id=cid).replicas) == 2
+        assert len(find_group(engine, container_id=cid).replicas) == 2
         await pilot.press("equals_sign")
         deadline = time.monotonic() + 10
         while not isinstance(app.screen, ReplicaScreen) and time.monotonic() < deadline:
@@ -368,9 +369,7 @@ async def test_scale_down_declined_keeps_the_clone(engine, run_container, sessio
         assert isinstance(app.screen, ReplicaScreen)
         assert app.screen.current == 2
         await pilot.press("backspace", "3", "enter")
-        await settle(
-            pilot, app, lambda: len(scaling.find_group(engine, container_id=cid).replicas) == 3
-        )
+        await settle(pilot, app, lambda: len(find_group(engine, container_id=cid).replicas) == 3)
 
 
 @pytest.mark.engine

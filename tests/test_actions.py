@@ -15,8 +15,10 @@ import uuid
 import pytest
 
 from tests.conftest import TEST_LABEL, wait_for
-from tui.fleet import actions as act
-from tui.fleet import scaling
+from tui.fleet.actions import lifecycle as act
+from tui.fleet.actions.scaling.execute import execute_plan
+from tui.fleet.actions.scaling.groups import find_group
+from tui.fleet.actions.scaling.plan import plan_scale
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.models import ContainerInfo
@@ -327,9 +329,9 @@ def test_read_only_makes_no_changing_call(engine, run_container, session_tag):
     for call in calls:
         with pytest.raises(EngineError, match=r"^read-only mode: "):
             call()
-    group = scaling.find_group(ro, container_id=cid)  # reading is allowed
+    group = find_group(ro, container_id=cid)  # reading is allowed
     for desired in (3, 0):
-        result = scaling.execute_plan(ro, scaling.plan_scale(group, desired), allow_original=True)
+        result = execute_plan(ro, plan_scale(group, desired), allow_original=True)
         assert result.refused.startswith("read-only mode")
     ro.close()
     time.sleep(1.1)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tui.fleet.inspect_view import clean, inspect_sections, mask_argv, masked_count
+from tui.fleet.actions.inspect import clean, inspect_sections, mask_argv, masked_count
 from tui.fleet.secrets import MASK, MAX_SCAN_CHARS, looks_secret, mask_url_password
 
 ATTRS = {

@@ -14,7 +14,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
-from tui.fleet import scaling
+from tests.helpers import scale
+from tui.fleet.actions.scaling.execute import NewReplica, ScaleResult, execute_plan
+from tui.fleet.actions.scaling.groups import (
+    CLONE_OF,
+    KIND_CLONE,
+    KIND_COMPOSE,
+    KIND_SWARM,
+    Replica,
+    ScaleError,
+    ScaleGroup,
+    find_group,
+)
+from tui.fleet.actions.scaling.placement import PlacementError, place_replicas, source_gpus
+from tui.fleet.actions.scaling.plan import plan_scale, step_plan
+from tui.fleet.actions.scaling.spec import replica_spec
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.inventory import COMPOSE_NUMBER, parse_time
@@ -27,36 +41,36 @@ GIB = 1 << 30
 
 def test_each_replica_goes_to_the_gpu_with_most_free_memory_that_fits():
     free = {"0": 10 * GIB, "1": 30 * GIB, "2": 20 * GIB}
-    got = scaling.place_replicas(3, ("0",), free, 8 * GIB)
+    got = place_replicas(3, ("0",), free, 8 * GIB)
     # 1 (30 -> 22), 1 again (22 > 20 -> 14), then 2 (20 > 14).
     assert got == (("1",), ("1",), ("2",))
 
 
 def test_no_gpu_that_fits_is_refused_unless_forced():
     free = {"0": 4 * GIB, "1": 6 * GIB}
-    with pytest.raises(scaling.PlacementError) as err:
-        scaling.place_replicas(1, ("0",), free, 8 * GIB, label="demo/llama")
+    with pytest.raises(PlacementError) as err:
+        place_replicas(1, ("0",), free, 8 * GIB, label="demo/llama")
     text = str(err.value)
     assert "no GPU can hold another copy of demo/llama" in text
     assert "8 GiB per GPU" in text and "GPU 1 with 6 GiB" in text
-    assert scaling.place_replicas(1, ("0",), free, 8 * GIB, force=True) == (("0",),)
+    assert place_replicas(1, ("0",), free, 8 * GIB, force=True) == (("0",),)
 
 
 def test_the_second_replica_may_not_fit_after_the_first():
-    with pytest.raises(scaling.PlacementError, match="after placing 1"):
-        scaling.place_replicas(2, ("0",), {"0": 5 * GIB, "1": 12 * GIB}, 8 * GIB)
+    with pytest.raises(PlacementError, match="after placing 1"):
+        place_replicas(2, ("0",), {"0": 5 * GIB, "1": 12 * GIB}, 8 * GIB)
 
 
 def test_invisible_gpus_or_no_specific_gpus_keep_the_request():
-    assert scaling.place_replicas(2, ("0", "1"), None, 8 * GIB) == (("0", "1"), ("0", "1"))
-    assert scaling.place_replicas(2, ("0",), {"0": None}, 8 * GIB) == (("0",), ("0",))
-    assert scaling.place_replicas(2, (), {"0": 80 * GIB}, 8 * GIB) == ((), ())
+    assert place_replicas(2, ("0", "1"), None, 8 * GIB) == (("0", "1"), ("0", "1"))
+    assert place_replicas(2, ("0",), {"0": None}, 8 * GIB) == (("0",), ("0",))
+    assert place_replicas(2, (), {"0": 80 * GIB}, 8 * GIB) == ((), ())
 
 
 def test_a_multi_gpu_source_gets_as_many_gpus_and_unknown_use_picks_the_most_free():
     free = {"0": 10 * GIB, "1": 40 * GIB, "2": 30 * GIB, "3": 5 * GIB}
-    assert scaling.place_replicas(1, ("0", "3"), free, 8 * GIB) == (("1", "2"),)
-    assert scaling.place_replicas(1, ("0",), free, None) == (("1",),)
+    assert place_replicas(1, ("0", "3"), free, 8 * GIB) == (("1", "2"),)
+    assert place_replicas(1, ("0",), free, None) == (("1",),)
 
 
 # --- pure: what a replica copies ----------------------------------------------------------
@@ -96,7 +110,7 @@ SOURCE = {
 
 
 def test_a_replica_copies_the_configuration_but_no_fixed_host_port():
-    spec = scaling.replica_spec(SOURCE, name="llm-clone-1", labels={"b": "2"}, gpus=("3",))
+    spec = replica_spec(SOURCE, name="llm-clone-1", labels={"b": "2"}, gpus=("3",))
     body = spec.body
     assert body["Image"] == "vllm:latest" and body["Cmd"] == ["serve"]
     assert "Hostname" not in body  # the source's own id-derived hostname is not copied
@@ -120,57 +134,57 @@ def test_gpus_given_by_environment_under_the_nvidia_runtime_are_rewritten_there(
     attrs = json.loads(json.dumps(SOURCE))
     attrs["HostConfig"]["DeviceRequests"] = None
     attrs["HostConfig"]["Runtime"] = "nvidia"
-    assert scaling.source_gpus(attrs) == ("env", ("0",))
-    spec = scaling.replica_spec(attrs, name="x", labels={}, gpus=("2",))
+    assert source_gpus(attrs) == ("env", ("0",))
+    spec = replica_spec(attrs, name="x", labels={}, gpus=("2",))
     assert "NVIDIA_VISIBLE_DEVICES=2" in spec.body["Env"]
     attrs["HostConfig"]["Runtime"] = "runc"
-    assert scaling.source_gpus(attrs) == ("", ())
-    assert scaling.source_gpus(SOURCE) == ("request", ("0",))
+    assert source_gpus(attrs) == ("", ())
+    assert source_gpus(SOURCE) == ("request", ("0",))
 
 
 # --- pure: plans ----------------------------------------------------------------------------
 
 
-def replicas(*numbers: int) -> tuple[scaling.Replica, ...]:
-    return tuple(scaling.Replica(f"id{n}", f"r{n}", n, "running") for n in numbers)
+def replicas(*numbers: int) -> tuple[Replica, ...]:
+    return tuple(Replica(f"id{n}", f"r{n}", n, "running") for n in numbers)
 
 
 def test_compose_scales_down_from_the_highest_number():
-    group = scaling.ScaleGroup(scaling.KIND_COMPOSE, "p/s", replicas(1, 2, 3, 5))
-    plan = scaling.plan_scale(group, 2)
+    group = ScaleGroup(KIND_COMPOSE, "p/s", replicas(1, 2, 3, 5))
+    plan = plan_scale(group, 2)
     assert [r.number for r in plan.remove] == [5, 3]
     assert plan.needs_confirmation
     assert plan.describe() == "Scale p/s from 4 to 2: stop and remove r5, r3"
-    up = scaling.step_plan(group, 1)
+    up = step_plan(group, 1)
     assert up.add == 1 and not up.needs_confirmation
 
 
 def test_a_fixed_container_name_cannot_scale():
-    group = scaling.ScaleGroup(scaling.KIND_COMPOSE, "p/s", replicas(1), fixed_name="my-fixed-name")
-    with pytest.raises(scaling.ScaleError, match=r"fixed container_name \(my-fixed-name\)"):
-        scaling.step_plan(group, 1)
+    group = ScaleGroup(KIND_COMPOSE, "p/s", replicas(1), fixed_name="my-fixed-name")
+    with pytest.raises(ScaleError, match=r"fixed container_name \(my-fixed-name\)"):
+        step_plan(group, 1)
 
 
 def test_clones_go_newest_first_and_the_original_last():
-    group = scaling.ScaleGroup(
-        scaling.KIND_CLONE, "container r0", replicas(0, 1, 2), origin_id="id0", origin_name="r0"
+    group = ScaleGroup(
+        KIND_CLONE, "container r0", replicas(0, 1, 2), origin_id="id0", origin_name="r0"
     )
-    plan = scaling.step_plan(group, -1)
+    plan = step_plan(group, -1)
     assert [r.name for r in plan.remove] == ["r2"] and not plan.removes_original
-    plan = scaling.plan_scale(group, 0)
+    plan = plan_scale(group, 0)
     assert [r.name for r in plan.remove] == ["r2", "r1", "r0"] and plan.removes_original
     assert "ORIGINAL container r0" in plan.describe()
-    with pytest.raises(scaling.ScaleError, match="negative"):
-        scaling.plan_scale(group, -1)
+    with pytest.raises(ScaleError, match="negative"):
+        plan_scale(group, -1)
 
 
 def test_results_show_new_ports_and_failures():
-    result = scaling.ScaleResult(
+    result = ScaleResult(
         "container web",
-        scaling.KIND_CLONE,
+        KIND_CLONE,
         1,
         3,
-        created=(scaling.NewReplica("x", "web-clone-1", ports=("32768->80/tcp",)),),
+        created=(NewReplica("x", "web-clone-1", ports=("32768->80/tcp",)),),
         failed=(("web-clone-2", "boom (rolled back)"),),
     )
     assert result.severity == "warning"
@@ -205,8 +219,8 @@ def host_ports(attrs: dict) -> set[str]:
 def test_a_container_with_a_fixed_host_port_scales_to_three(engine, run_container):
     port = free_port()
     origin = run_container("sleep 600", ports=[80], port_bindings={80: port}, stop_signal="SIGKILL")
-    before = set(engine.ids_with_label(scaling.CLONE_OF))
-    result = scaling.scale(engine, container_id=origin, desired=3)
+    before = set(engine.ids_with_label(CLONE_OF))
+    result = scale(engine, container_id=origin, desired=3)
     try:
         assert result.ok, result.summary
         assert [n.name for n in result.created] == [
@@ -219,24 +233,22 @@ def test_a_container_with_a_fixed_host_port_scales_to_three(engine, run_containe
         for new in result.created:
             attrs = inspect(new.id)
             assert attrs["State"]["Running"]
-            assert attrs["Config"]["Labels"][scaling.CLONE_OF] == origin
+            assert attrs["Config"]["Labels"][CLONE_OF] == origin
             assert attrs["Config"]["Cmd"] == inspect(origin)["Config"]["Cmd"]
             ports = host_ports(attrs)
             assert len(ports) == 1 and not ports & seen  # its own free port, shown
             seen |= ports
             assert new.ports == (f"{ports.pop()}->80/tcp",)
         # No stray container: exactly the two clones exist.
-        assert set(engine.ids_with_label(scaling.CLONE_OF)) - before == {
-            n.id for n in result.created
-        }
-        group = scaling.find_group(engine, container_id=result.created[0].id)
+        assert set(engine.ids_with_label(CLONE_OF)) - before == {n.id for n in result.created}
+        group = find_group(engine, container_id=result.created[0].id)
         assert group.count == 3 and group.source_id == origin
-        down = scaling.scale(engine, container_id=origin, step=-1)
+        down = scale(engine, container_id=origin, step=-1)
         assert down.removed == (result.created[1].name,)  # the newest clone goes first
-        down = scaling.scale(engine, container_id=origin, step=-1)
+        down = scale(engine, container_id=origin, step=-1)
         assert down.removed == (result.created[0].name,)
-        with pytest.raises(scaling.ScaleError, match="original container"):
-            scaling.scale(engine, container_id=origin, step=-1)
+        with pytest.raises(ScaleError, match="original container"):
+            scale(engine, container_id=origin, step=-1)
         assert inspect(origin)["State"]["Running"]
     finally:
         for new in result.created:
@@ -256,7 +268,7 @@ def test_a_replica_that_fails_to_start_is_rolled_back_and_named(engine, run_cont
         real_start(cid)
 
     flaky.start_container = start  # type: ignore[method-assign]
-    result = scaling.scale(flaky, container_id=origin, desired=4)
+    result = scale(flaky, container_id=origin, desired=4)
     try:
         assert [n.name for n in result.created] == [f"{name}-clone-1", f"{name}-clone-3"]
         assert result.failed == (
@@ -276,11 +288,9 @@ def test_a_replica_that_fails_to_start_is_rolled_back_and_named(engine, run_cont
 @pytest.mark.engine
 def test_replicas_are_created_in_parallel(engine, run_container):
     origin = run_container("sleep 600", stop_signal="SIGKILL")
-    group = scaling.find_group(engine, container_id=origin)
+    group = find_group(engine, container_id=origin)
     steps: list[tuple[int, int, str]] = []
-    result = scaling.execute_plan(
-        engine, scaling.plan_scale(group, 6), on_progress=lambda *a: steps.append(a)
-    )
+    result = execute_plan(engine, plan_scale(group, 6), on_progress=lambda *a: steps.append(a))
     try:
         assert result.ok and len(result.created) == 5
         assert steps[0][:2] == (0, 5) and steps[-1][:2] == (5, 5)
@@ -346,12 +356,12 @@ def compose_project(image, session_tag, tmp_path: Path):
 @pytest.mark.engine
 def test_a_compose_service_scaled_up_and_down_is_seen_by_docker_compose(engine, compose_project):
     project, compose = compose_project
-    group = scaling.find_group(engine, group=(project, "app"))
+    group = find_group(engine, group=(project, "app"))
     assert group.count == 1 and group.name_format == f"{project}_app_{{n}}"
-    up = scaling.scale(engine, group=(project, "app"), step=1)
+    up = scale(engine, group=(project, "app"), step=1)
     assert up.ok, up.summary
     assert [n.name for n in up.created] == [f"{project}_app_2"]
-    up = scaling.scale(engine, group=(project, "app"), desired=4)
+    up = scale(engine, group=(project, "app"), desired=4)
     assert up.ok, up.summary
     assert sorted(n.name for n in up.created) == [f"{project}_app_3", f"{project}_app_4"]
     new = inspect(f"{project}_app_4")
@@ -367,7 +377,7 @@ def test_a_compose_service_scaled_up_and_down_is_seen_by_docker_compose(engine, 
     logs = compose("logs", "--no-color", "app").stdout
     assert f"{project}_app_4" in logs and f"{project}_app_3" in logs
 
-    down = scaling.scale(engine, group=(project, "app"), desired=2)
+    down = scale(engine, group=(project, "app"), desired=2)
     assert down.ok, down.summary
     assert down.removed == (f"{project}_app_4", f"{project}_app_3")
     ps = compose("ps", "-q", "app").stdout.split()
@@ -382,8 +392,8 @@ def test_a_compose_service_scaled_up_and_down_is_seen_by_docker_compose(engine, 
 @pytest.mark.engine
 def test_a_service_with_a_fixed_container_name_is_refused(engine, compose_project):
     project, _ = compose_project
-    with pytest.raises(scaling.ScaleError, match="fixed container_name"):
-        scaling.scale(engine, container_id=f"{project}-fixed", step=1)
+    with pytest.raises(ScaleError, match="fixed container_name"):
+        scale(engine, container_id=f"{project}-fixed", step=1)
     assert len(engine.list_containers([f"com.docker.compose.project={project}"])) == 2
 
 
@@ -440,11 +450,11 @@ def test_a_swarm_service_scales_through_the_swarm(engine, image, session_tag, sw
         deadline = time.monotonic() + 60
         while service_replicas(name) != "1/1" and time.monotonic() < deadline:
             time.sleep(0.2)
-        group = scaling.find_group(engine, group=("swarm", name))
-        assert group.kind == scaling.KIND_SWARM and group.count == 1 and group.running == 1
+        group = find_group(engine, group=("swarm", name))
+        assert group.kind == KIND_SWARM and group.count == 1 and group.running == 1
         progress: list[str] = []
-        up = scaling.execute_plan(
-            engine, scaling.plan_scale(group, 3), on_progress=lambda d, t, s: progress.append(s)
+        up = execute_plan(
+            engine, plan_scale(group, 3), on_progress=lambda d, t, s: progress.append(s)
         )
         assert up.converged == 3 and up.ok, up.summary
         assert up.summary.startswith(f"Scaled swarm service {name} from 1 to 3: 3/3 tasks")
@@ -452,10 +462,10 @@ def test_a_swarm_service_scales_through_the_swarm(engine, image, session_tag, sw
         assert service_replicas(name) == "3/3"
         # From one of its task containers, `-` scales the service, not the container.
         task = engine.ids_with_label(f"com.docker.swarm.service.name={name}")[0]
-        group = scaling.find_group(engine, container_id=task)
-        plan = scaling.step_plan(group, -1)
+        group = find_group(engine, container_id=task)
+        plan = step_plan(group, -1)
         assert plan.needs_confirmation and plan.desired == 2
-        down = scaling.execute_plan(engine, plan)
+        down = execute_plan(engine, plan)
         assert down.converged == 2 and down.ok, down.summary
         assert service_replicas(name) == "2/2"
     finally:

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_LABEL, wait_for
+from tui.fleet.actions.inspect import InspectSection, clean, inspect_sections
 from tui.fleet.detect import classify
-from tui.fleet.inspect_view import InspectSection, clean, inspect_sections
 from tui.fleet.models import ContainerInfo, ContainerSnapshot
 from tui.fleet.secrets import (
     MASK,

@@ -28,10 +28,13 @@ from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from tui.commands import ACTION_COMMANDS, bindings
-from tui.fleet import actions as act
-from tui.fleet import scaling
+from tui.fleet.actions import lifecycle as act
+from tui.fleet.actions.inspect import inspect_sections
+from tui.fleet.actions.scaling.execute import execute_plan
+from tui.fleet.actions.scaling.groups import KIND_SWARM, ScaleGroup, find_group
+from tui.fleet.actions.scaling.placement import PlacementError
+from tui.fleet.actions.scaling.plan import ScalePlan, plan_scale, step_plan
 from tui.fleet.engine.errors import EngineError
-from tui.fleet.inspect_view import inspect_sections
 from tui.fleet.models import ContainerInfo, FleetSnapshot
 from widgets.action_progress import ActionProgress
 from widgets.confirm_screen import ConfirmAnswer, ConfirmScreen
@@ -91,9 +94,7 @@ class ActionCompleted(Message):
 class ScaleAsked(Message):
     """A scale group was found; the next step needs the user (a count or a confirmation)."""
 
-    def __init__(
-        self, group: scaling.ScaleGroup, plan: scaling.ScalePlan | None, engine: Any = None
-    ) -> None:
+    def __init__(self, group: ScaleGroup, plan: ScalePlan | None, engine: Any = None) -> None:
         self.group = group
         self.plan = plan
         self.engine = engine
@@ -104,7 +105,7 @@ class ScaleAsked(Message):
 class PlacementBlocked(Message):
     """No GPU can hold another replica; the user may force it."""
 
-    def __init__(self, plan: scaling.ScalePlan, reason: str, engine: Any = None) -> None:
+    def __init__(self, plan: ScalePlan, reason: str, engine: Any = None) -> None:
         self.plan = plan
         self.reason = reason
         self.engine = engine
@@ -124,7 +125,7 @@ class InspectFetched(Message):
 def gpu_inputs(
     snapshot: FleetSnapshot | None, source_id: str
 ) -> tuple[dict[str, int | None] | None, int | None]:
-    """Per-GPU free memory and the source's use per GPU, for `scaling.place_replicas`.
+    """Per-GPU free memory and the source's use per GPU, for `place_replicas`.
 
     Keys are GPU indices, or UUIDs when the source was given GPUs by UUID. (None, None) when
     the GPUs are not visible.
@@ -514,8 +515,8 @@ class ActionsMixin:
         app: Any = self
         engine = engine if engine is not None else self.engine
         try:
-            found = scaling.find_group(engine, container_id=selected, group=group)
-            plan = scaling.step_plan(found, step) if step is not None else None
+            found = find_group(engine, container_id=selected, group=group)
+            plan = step_plan(found, step) if step is not None else None
         except EngineError as exc:
             app.post_message(ActionCompleted(f"Scale: {exc}", "error"))
             return
@@ -538,7 +539,7 @@ class ActionsMixin:
                 app.notify("Scale: cancelled, nothing changed", timeout=3, markup=False)
                 return
             try:
-                plan = scaling.plan_scale(group, count)
+                plan = plan_scale(group, count)
             except EngineError as exc:
                 app.notify(f"Scale: {exc}", severity="error", timeout=10, markup=False)
                 return
@@ -552,10 +553,10 @@ class ActionsMixin:
 
         app.push_screen(ReplicaScreen(group.label, group.count), counted)
 
-    def _confirm_scale(self, plan: scaling.ScalePlan, engine: Any = None) -> None:
+    def _confirm_scale(self, plan: ScalePlan, engine: Any = None) -> None:
         app: Any = self
         group = plan.group
-        if group.kind == scaling.KIND_SWARM:
+        if group.kind == KIND_SWARM:
             items = [
                 f"{group.count - plan.desired} of {group.count} tasks of {group.label} "
                 "(the swarm picks which)"
@@ -602,12 +603,12 @@ class ActionsMixin:
 
     @work(thread=True, exit_on_error=False, group=ACTIONS_GROUP, description="scale")
     def _scale_worker(
-        self, plan: scaling.ScalePlan, force: bool, volumes: bool, engine: Any = None
+        self, plan: ScalePlan, force: bool, volumes: bool, engine: Any = None
     ) -> None:
         self._execute_scale(plan, force=force, volumes=volumes, engine=engine)
 
     def _execute_scale(
-        self, plan: scaling.ScalePlan, *, force: bool, volumes: bool, engine: Any = None
+        self, plan: ScalePlan, *, force: bool, volumes: bool, engine: Any = None
     ) -> None:
         """Carry out a plan on `engine` (default: the one engine) on a worker thread, and post
         the outcome."""
@@ -618,7 +619,7 @@ class ActionsMixin:
         if getattr(engine, "is_local", True):
             free, need = gpu_inputs(self.last_snapshot, plan.group.source_id)
         try:
-            result = scaling.execute_plan(
+            result = execute_plan(
                 engine,
                 plan,
                 gpu_free=free,
@@ -628,7 +629,7 @@ class ActionsMixin:
                 allow_original=plan.removes_original,
                 on_progress=self._report_step,
             )
-        except scaling.PlacementError as exc:
+        except PlacementError as exc:
             app.post_message(PlacementBlocked(plan, str(exc), engine))
             return
         except EngineError as exc:

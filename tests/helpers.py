@@ -1,0 +1,26 @@
+"""Helpers shared by several test modules (test modules never import each other)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui.fleet.actions.scaling.execute import ScaleResult, execute_plan
+from tui.fleet.actions.scaling.groups import find_group
+from tui.fleet.actions.scaling.plan import plan_scale, step_plan
+from tui.fleet.engine.client import Engine
+
+
+def scale(
+    engine: Engine,
+    *,
+    container_id: str | None = None,
+    group: tuple[str, str] | None = None,
+    step: int | None = None,
+    desired: int | None = None,
+    **kwargs: Any,
+) -> ScaleResult:
+    """Find the group, plan `step` (+1/-1) or `desired`, and carry it out, as the app does
+    once the user confirmed. Keyword arguments go to `execute_plan`."""
+    found = find_group(engine, container_id=container_id, group=group)
+    plan = plan_scale(found, desired) if desired is not None else step_plan(found, step or 1)
+    return execute_plan(engine, plan, **kwargs)
