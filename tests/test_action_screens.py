@@ -23,12 +23,12 @@ from tui.action_mixin import ACTION_BINDINGS, ActionsMixin, gpu_inputs
 from tui.fleet.engine.client import Engine
 from tui.fleet.inventory import container_info
 from tui.fleet.models import ContainerSnapshot, EngineStatus, FleetSnapshot
+from tui.screens.confirm import ConfirmAnswer, ConfirmScreen
+from tui.screens.inspect import InspectScreen
+from tui.screens.replica import ReplicaScreen, count_error
+from tui.screens.signal import SignalScreen
 from widgets.action_progress import ActionProgress
-from widgets.confirm_screen import ConfirmAnswer, ConfirmScreen
 from widgets.container_table import ContainerTable
-from widgets.inspect_screen import InspectScreen
-from widgets.replica_screen import ReplicaScreen, count_error
-from widgets.signal_screen import SignalScreen
 
 # --- the screens on their own ---------------------------------------------------------------
 

@@ -13,8 +13,8 @@ from tui.app import AitopApp
 from tui.commands import COMMANDS, binding_catalog
 from tui.config import Config
 from tui.fleet.engine.client import Engine
+from tui.screens.help import HelpScreen
 from widgets.container_table import ContainerTable
-from widgets.help_screen import HelpScreen
 from widgets.log_pane import LogPane
 
 SIZE = (200, 40)

@@ -32,7 +32,7 @@ from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.engine.ssh import SshTunnel
 from tui.fleet.monitor import FleetMonitor
-from widgets.confirm_screen import ConfirmScreen
+from tui.screens.confirm import ConfirmScreen
 from widgets.container_table import HOST_PREFIX, ContainerTable, group_key, host_label
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine

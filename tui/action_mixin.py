@@ -36,12 +36,12 @@ from tui.fleet.actions.scaling.placement import PlacementError
 from tui.fleet.actions.scaling.plan import ScalePlan, plan_scale, step_plan
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.models import ContainerInfo, FleetSnapshot
+from tui.screens.confirm import ConfirmAnswer, ConfirmScreen
+from tui.screens.inspect import InspectScreen
+from tui.screens.replica import ReplicaScreen
+from tui.screens.signal import SignalScreen
 from widgets.action_progress import ActionProgress
-from widgets.confirm_screen import ConfirmAnswer, ConfirmScreen
 from widgets.container_table import ContainerTable
-from widgets.inspect_screen import InspectScreen
-from widgets.replica_screen import ReplicaScreen
-from widgets.signal_screen import SignalScreen
 
 ACTION_BINDINGS: list[Binding] = bindings(ACTION_COMMANDS)
 """The bindings of the actions; add them to the app's BINDINGS."""

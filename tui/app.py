@@ -41,10 +41,10 @@ from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
 from tui.fleet.logs.types import LogTarget
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
+from tui.screens.help import HelpScreen
 from widgets.action_progress import ActionProgress
 from widgets.container_table import HOST_PREFIX, ContainerTable, host_label
 from widgets.gpu_panel import GpuPanel
-from widgets.help_screen import HelpScreen
 from widgets.host_gauges import HostGauges
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine

@@ -25,9 +25,10 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.theme import BUILTIN_THEMES
 
+import tui.screens
 import widgets
 from tui.config import Config, ConfigProblem, LoadedConfig
-from widgets.help_screen import HelpRow, HelpSection
+from tui.screens.help import HelpRow, HelpSection
 
 if TYPE_CHECKING:
     from textual.widget import Widget
@@ -231,14 +232,18 @@ def scope_title(cls: type[Any]) -> str:
 def binding_catalog() -> list[tuple[str, Binding]]:
     """(scope, binding) for every binding with an id: the app's and every widget's.
 
-    The widgets are found by walking the `widgets` package, so a new widget's bindings are
-    known to the keymap check without being listed here.
+    The widgets and screens are found by walking the `widgets` and `tui.screens` packages, so
+    a new one's bindings are known to the keymap check without being listed here.
     """
     found: list[tuple[str, Binding]] = [
         ("Everywhere", b) for b in Binding.make_bindings(bindings(COMMANDS))
     ]
     seen = {(b.id, b.key) for _, b in found}
-    for info in pkgutil.iter_modules(widgets.__path__, prefix="widgets."):
+    modules = [
+        *pkgutil.iter_modules(widgets.__path__, prefix="widgets."),
+        *pkgutil.iter_modules(tui.screens.__path__, prefix="tui.screens."),
+    ]
+    for info in modules:
         module = importlib.import_module(info.name)
         for obj in vars(module).values():
             if not (isinstance(obj, type) and obj.__module__ == module.__name__):
