@@ -44,7 +44,7 @@ from tui.fleet.engine.client import Engine  # noqa: E402
 from tui.fleet.engine.errors import EngineError  # noqa: E402
 from tui.fleet.models import FleetSnapshot  # noqa: E402
 from tui.fleet.monitor import FleetMonitor  # noqa: E402
-from widgets.confirm_screen import ConfirmScreen  # noqa: E402
+from tui.screens.confirm import ConfirmScreen  # noqa: E402
 from widgets.container_table import GROUP_PREFIX, ContainerTable  # noqa: E402
 from widgets.log_pane import LogPane  # noqa: E402
 
