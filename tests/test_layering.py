@@ -25,6 +25,7 @@ WIDGET_ALLOWED = (
     "tui.fleet.gpu.types",
     "tui.fleet.logs.types",
     "tui.fleet.sanitize",
+    "tui.fleet.units",
 )
 
 

@@ -27,7 +27,8 @@ from textual.strip import Strip
 
 from tui.fleet.gpu.types import GpuReport, format_assigned, format_gpu_usage
 from tui.fleet.models import ContainerInfo, ContainerSnapshot, FleetSnapshot
-from widgets.formatting import human_bytes, human_duration, human_rate, percent
+from tui.fleet.units import format_bytes
+from widgets.formatting import human_duration, human_rate, percent
 
 GROUP_PREFIX = "group:"
 HOST_PREFIX = "host:"
@@ -593,7 +594,8 @@ class ContainerTable(ScrollView, can_focus=True):
         name, model, image, state, restarts, ports, group = self._info_columns(info)
         mem = "-"
         if stats.mem_bytes is not None:
-            mem = f"{human_bytes(stats.mem_bytes)} / {human_bytes(stats.mem_limit_bytes)}"
+            limit = format_bytes(stats.mem_limit_bytes, na="-")
+            mem = f"{format_bytes(stats.mem_bytes)} / {limit}"
         mark = "✓ " if info.id in self.marked else ("  " if indent else "")
         assigned = format_assigned(info.gpus_assigned) if info.gpus_assigned else ""
         if assigned and idle:
@@ -667,8 +669,8 @@ class ContainerTable(ScrollView, can_focus=True):
             "",
             str(sum(c.info.restart_count for c in members)),
             percent(_sum(c.stats.cpu_percent for c in members)),
-            human_bytes(mem),
-            human_bytes(_sum(gpu_mem(c) for c in members), na=""),
+            format_bytes(mem, na="-"),
+            format_bytes(_sum(gpu_mem(c) for c in members), na=""),
             "",
             "",
             human_rate(_sum(c.stats.net_rx_rate for c in members)),
@@ -714,7 +716,7 @@ class ContainerTable(ScrollView, can_focus=True):
             "",
             "",
             percent(_sum(c.stats.cpu_percent for c in visible)),
-            human_bytes(mem),
+            format_bytes(mem, na="-"),
             "",
             "",
             "",

@@ -1,28 +1,14 @@
-"""Small, pure formatters shared by the widgets (bytes, rates, durations, percents)."""
+"""Small, pure formatters shared by the widgets (rates, durations, percents, counts); byte sizes
+are `tui.fleet.units.format_bytes`."""
 
 from __future__ import annotations
 
-NA = "N/A"
-_UNITS = ("B", "K", "M", "G", "T", "P")
-
-
-def human_bytes(value: float | None, *, na: str = "-") -> str:
-    """1536 -> "1.5K"; None -> `na`. Binary units, like `docker stats`."""
-    if value is None:
-        return na
-    size = float(value)
-    for unit in _UNITS:
-        if abs(size) < 1024 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{int(size)}B"
-            return f"{size:.1f}{unit}" if abs(size) < 100 else f"{size:.0f}{unit}"
-        size /= 1024
-    return f"{size:.0f}P"  # pragma: no cover - loop always returns
+from tui.fleet.units import format_bytes
 
 
 def human_rate(value: float | None) -> str:
     """Bytes per second as "1.5K/s"; None -> "-"."""
-    return "-" if value is None else f"{human_bytes(value)}/s"
+    return "-" if value is None else f"{format_bytes(value)}/s"
 
 
 def human_duration(seconds: float | None) -> str:

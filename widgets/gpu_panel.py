@@ -16,9 +16,9 @@ from tui.fleet.gpu.types import (
     GpuDevice,
     GpuProcess,
     GpuReport,
-    format_bytes,
     pressure_warnings,
 )
+from tui.fleet.units import format_bytes
 from widgets.static_text import set_text
 
 HOLDERS_SHOWN = 3

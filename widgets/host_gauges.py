@@ -11,7 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from tui.fleet.models import HostSnapshot
-from widgets.formatting import human_bytes
+from tui.fleet.units import format_bytes
 from widgets.static_text import set_text
 
 BARS = " ▁▂▃▄▅▆▇█"
@@ -120,7 +120,7 @@ class HostGauges(Widget):
             self.query_one("#mem-label", Static),
             Text.assemble(
                 ("MEM ", "bold"),
-                f"{human_bytes(host.mem_used_bytes)}/{human_bytes(host.mem_total_bytes)}"
+                f"{format_bytes(host.mem_used_bytes)}/{format_bytes(host.mem_total_bytes)}"
                 f" {mem_pct:.0f}%",
             ),
         )

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tui.fleet.units import format_bytes
+
 NA = "N/A"
 """How a missing value reads."""
 MEM_WARNING_PERCENT = 80.0
@@ -317,20 +319,6 @@ def assigned_indices(assigned: tuple[str, ...], report: GpuReport) -> tuple[int,
 def format_assigned(assigned: tuple[str, ...]) -> str:
     """`("0", "1")` -> "0,1"; `("all",)` -> "all"; `()` -> "none"."""
     return ",".join(assigned) if assigned else "none"
-
-
-def format_bytes(value: int | None) -> str:
-    """GPU memory the way `docker stats` prints memory: 19541180416 -> "18.2G"; None -> N/A."""
-    if value is None:
-        return NA
-    size = float(value)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            if unit == "B":
-                return f"{int(size)}B"
-            return f"{size:.1f}{unit}" if size < 100 else f"{size:.0f}{unit}"
-        size /= 1024
-    return NA  # pragma: no cover - the loop always returns
 
 
 def format_gpu_usage(usage: Iterable[ContainerGpu]) -> str:
