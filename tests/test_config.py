@@ -18,7 +18,6 @@ from tui.config import (
     Config,
     RefreshConfig,
     ThresholdsConfig,
-    apply_thresholds,
     choose_hosts,
     default_file,
     find_config,
@@ -362,18 +361,19 @@ def test_thresholds_change_the_gpu_levels():
         index=0, mem_used_bytes=75, mem_total_bytes=100, temp_c=80, temp_slowdown_c=90
     )
     assert (device.mem_level, device.temp_level) == ("", "")
-    before = apply_thresholds(
-        ThresholdsConfig(
-            gpu_memory_warning_percent=70,
-            gpu_memory_critical_percent=74,
-            gpu_temperature_margin_c=10,
-        )
-    )
-    try:
-        assert (device.mem_level, device.temp_level) == ("critical", "warning")
-    finally:
-        apply_thresholds(before)
-    assert device.mem_level == ""
+    thresholds = ThresholdsConfig(
+        gpu_memory_warning_percent=70,
+        gpu_memory_critical_percent=74,
+        gpu_temperature_margin_c=10,
+    ).value()
+    assert (thresholds.mem_level(device), thresholds.temp_level(device)) == ("critical", "warning")
+    assert ThresholdsConfig().value() == gpu_types.DEFAULT_THRESHOLDS
+    # A value, not a setting of the process: the defaults still apply everywhere else.
+    assert (device.mem_level, device.temp_level) == ("", "")
+    report = gpu_types.GpuReport(state=gpu_types.STATE_OK, devices=(device,))
+    assert gpu_types.pressure_warnings(report, {}) == []
+    (line,) = gpu_types.pressure_warnings(report, {}, thresholds)
+    assert line.startswith("GPU 0 (N/A) memory at 75%")
 
 
 def test_key_lines_finds_tables_dotted_and_quoted_keys():

@@ -163,6 +163,8 @@ class AitopApp(ActionsMixin, App):
         if self.keymap:
             self.set_keymap(self.keymap)
         self.theme = self.config.theme
+        self.thresholds = self.config.thresholds.value()
+        """When GPU figures are warnings, for the GPU pane and the status line."""
         if config is not None:
             rules = self.config.detection_rules(rules)
             interval = self.config.refresh.fleet
@@ -205,7 +207,7 @@ class AitopApp(ActionsMixin, App):
 
     def compose(self) -> ComposeResult:
         yield HostGauges(id="host")
-        yield GpuPanel(id="gpus")
+        yield GpuPanel(id="gpus", thresholds=self.thresholds)
         yield ContainerTable(id="containers")
         logs = self.config.logs
         yield LogPane(id="logs", max_lines=logs.max_lines, max_bytes=logs.max_bytes)
@@ -362,7 +364,11 @@ class AitopApp(ActionsMixin, App):
         status.update_status(snapshot.engine, snapshot.taken_at)
         status.view = view
         names = {c.info.id: c.info.name for c in snapshot.containers}
-        warnings = pressure_warnings(snapshot.gpu, names) if snapshot.gpu is not None else []
+        warnings = (
+            pressure_warnings(snapshot.gpu, names, self.thresholds)
+            if snapshot.gpu is not None
+            else []
+        )
         if len(self.monitors) > 1:
             # The line stays in the normal colours while another engine answers: say which not.
             warnings = (

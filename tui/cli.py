@@ -19,7 +19,6 @@ from tui.config import (
     ConfigProblem,
     LoadedConfig,
     RefreshConfig,
-    apply_thresholds,
     choose_hosts,
     default_file,
     default_path,
@@ -240,7 +239,6 @@ def _run(args: argparse.Namespace) -> int:
     from tui.fleet.gpu.sampler import GpuSampler
     from tui.fleet.monitor import FleetMonitor
 
-    apply_thresholds(config.thresholds)
     # One NVML sampler for all: it throttles itself, so engines together read NVML once a tick.
     gpu = GpuSampler(min_interval=gpu_interval)
     # Start watching now: the engines are listed and sampled while Textual loads.

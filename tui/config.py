@@ -144,6 +144,14 @@ class ThresholdsConfig:
     )
     """A GPU this many degrees below its driver's slowdown temperature is drawn as a warning."""
 
+    def value(self) -> gpu_types.Thresholds:
+        """These levels as the value the GPU pane and the status line are handed."""
+        return gpu_types.Thresholds(
+            mem_warning_percent=self.gpu_memory_warning_percent,
+            mem_critical_percent=self.gpu_memory_critical_percent,
+            temp_warning_margin_c=self.gpu_temperature_margin_c,
+        )
+
 
 @dataclass(frozen=True)
 class Config:
@@ -627,24 +635,7 @@ def default_file(bindings: Sequence[tuple[str, str, str]] = ()) -> str:
     return "\n".join(out) + "\n"
 
 
-# --- applying ---------------------------------------------------------------------------------
-
-
-def apply_thresholds(thresholds: ThresholdsConfig) -> ThresholdsConfig:
-    """Make the GPU layer use these warning levels; returns the ones in force before.
-
-    The levels are process-wide constants of `tui.fleet.gpu.types` (read at each call), so one
-    configuration per process is what aitop supports.
-    """
-    before = ThresholdsConfig(
-        gpu_memory_warning_percent=gpu_types.MEM_WARNING_PERCENT,
-        gpu_memory_critical_percent=gpu_types.MEM_CRITICAL_PERCENT,
-        gpu_temperature_margin_c=gpu_types.TEMP_WARNING_MARGIN_C,
-    )
-    gpu_types.MEM_WARNING_PERCENT = thresholds.gpu_memory_warning_percent
-    gpu_types.MEM_CRITICAL_PERCENT = thresholds.gpu_memory_critical_percent
-    gpu_types.TEMP_WARNING_MARGIN_C = thresholds.gpu_temperature_margin_c
-    return before
+# --- the engines ------------------------------------------------------------------------------
 
 
 def choose_hosts(

@@ -12,10 +12,12 @@ from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from tui.fleet.gpu.types import (
+    DEFAULT_THRESHOLDS,
     NA,
     GpuDevice,
     GpuProcess,
     GpuReport,
+    Thresholds,
     pressure_warnings,
 )
 from tui.fleet.units import format_bytes
@@ -152,12 +154,15 @@ class GpuPanel(Widget):
     def __init__(
         self,
         *,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
         disabled: bool = False,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self.thresholds = thresholds
+        """When memory and temperature are drawn as warnings (from the configuration)."""
         self._names: Mapping[str, str] = {}
         self._blocks: dict[int, _Block] = {}
 
@@ -195,7 +200,9 @@ class GpuPanel(Widget):
         devices = report.devices if report is not None and report.ok else ()
         if tuple(d.index for d in devices) != tuple(self._blocks):
             self._rebuild(devices)
-        warnings = pressure_warnings(report, self._names) if report is not None else []
+        if report is None:
+            return
+        warnings = pressure_warnings(report, self._names, self.thresholds)
         for device in devices:
             self._fill(self._blocks[device.index], device, report, warnings)
 
@@ -278,13 +285,13 @@ class GpuPanel(Widget):
             mem += f" {device.mem_percent:.0f}%"
         set_text(block.mem, mem)
         _history(block.mem_spark, device.mem_history)
-        _level(block.mem, device.mem_level)
+        _level(block.mem, self.thresholds.mem_level(device))
 
         temp = f"TEMP {_na(device.temp_c, '{}°C')}"
         if device.temp_slowdown_c is not None:
             temp += f" (slowdown {device.temp_slowdown_c}°C)"
         set_text(block.temp, temp)
-        _level(block.temp, device.temp_level)
+        _level(block.temp, self.thresholds.temp_level(device))
         set_text(block.power, f"POWER {_pair(device.power_w, device.power_limit_w, '{:.0f}', 'W')}")
         _level(block.power, device.power_level)
         set_text(block.fan, f"FAN {_na(device.fan_percent, '{}%')}")

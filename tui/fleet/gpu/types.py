@@ -15,11 +15,11 @@ from tui.fleet.units import format_bytes
 NA = "N/A"
 """How a missing value reads."""
 MEM_WARNING_PERCENT = 80.0
-"""Memory use above this share of a GPU's memory is shown as a warning."""
+"""By default, memory use above this share of a GPU's memory is shown as a warning."""
 MEM_CRITICAL_PERCENT = 90.0
-"""Memory use above this share is critical and raises a pressure warning."""
+"""By default, memory use above this share is critical and raises a pressure warning."""
 TEMP_WARNING_MARGIN_C = 5
-"""A temperature this close to the driver's slowdown threshold is shown as a warning."""
+"""By default, a temperature this close to the driver's slowdown threshold is a warning."""
 
 STATE_OK = "ok"
 STATE_NO_LIBRARY = "no-library"
@@ -110,25 +110,13 @@ class GpuDevice:
 
     @property
     def mem_level(self) -> str:
-        """Memory level: "critical" above 90 %, "warning" above 80 % (see the constants)."""
-        pct = self.mem_percent
-        if pct is None:
-            return ""
-        if pct > MEM_CRITICAL_PERCENT:
-            return "critical"
-        return "warning" if pct > MEM_WARNING_PERCENT else ""
+        """Memory level at the default thresholds (`Thresholds.mem_level` for others)."""
+        return DEFAULT_THRESHOLDS.mem_level(self)
 
     @property
     def temp_level(self) -> str:
-        """Temperature level: "critical" at or above the slowdown threshold, "warning" near it.
-
-        Without a threshold from the driver there is no level: it is not guessed.
-        """
-        if self.temp_c is None or self.temp_slowdown_c is None:
-            return ""
-        if self.temp_c >= self.temp_slowdown_c:
-            return "critical"
-        return "warning" if self.temp_c >= self.temp_slowdown_c - TEMP_WARNING_MARGIN_C else ""
+        """Temperature level at the default thresholds (`Thresholds.temp_level` for others)."""
+        return DEFAULT_THRESHOLDS.temp_level(self)
 
     @property
     def power_level(self) -> str:
@@ -136,6 +124,44 @@ class GpuDevice:
         if self.power_w is None or not self.power_limit_w:
             return ""
         return "warning" if self.power_w >= self.power_limit_w else ""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a GPU's figures are drawn as a warning: a value handed to whoever draws them (the
+    configuration file's `[thresholds]` make one; the defaults are the constants above)."""
+
+    mem_warning_percent: float = MEM_WARNING_PERCENT
+    """Memory use above this share of a GPU's memory is a warning."""
+    mem_critical_percent: float = MEM_CRITICAL_PERCENT
+    """Memory use above this share is critical and raises a pressure warning."""
+    temp_warning_margin_c: int = TEMP_WARNING_MARGIN_C
+    """A temperature this close to the driver's slowdown threshold is a warning."""
+
+    def mem_level(self, device: GpuDevice) -> str:
+        """ "critical" above the critical share, "warning" above the warning one, else ""."""
+        pct = device.mem_percent
+        if pct is None:
+            return ""
+        if pct > self.mem_critical_percent:
+            return "critical"
+        return "warning" if pct > self.mem_warning_percent else ""
+
+    def temp_level(self, device: GpuDevice) -> str:
+        """ "critical" at or above the slowdown threshold, "warning" within the margin of it.
+
+        Without a threshold from the driver there is no level: it is not guessed.
+        """
+        if device.temp_c is None or device.temp_slowdown_c is None:
+            return ""
+        if device.temp_c >= device.temp_slowdown_c:
+            return "critical"
+        near = device.temp_c >= device.temp_slowdown_c - self.temp_warning_margin_c
+        return "warning" if near else ""
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+"""The built-in warning levels."""
 
 
 @dataclass(frozen=True)
@@ -326,8 +352,12 @@ def format_gpu_usage(usage: Iterable[ContainerGpu]) -> str:
     return " ".join(f"{u.index}:{format_bytes(u.mem_bytes)}" for u in usage)
 
 
-def pressure_warnings(report: GpuReport, container_names: Mapping[str, str]) -> list[str]:
-    """One line per GPU whose memory use is above `MEM_CRITICAL_PERCENT`.
+def pressure_warnings(
+    report: GpuReport,
+    container_names: Mapping[str, str],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> list[str]:
+    """One line per GPU whose memory use is above the critical share of `thresholds`.
 
     Each names the GPU and the biggest holder of its memory: a container (by name from
     `container_names`, else its short id) or a host process; or says why it cannot tell.
@@ -335,7 +365,7 @@ def pressure_warnings(report: GpuReport, container_names: Mapping[str, str]) -> 
     lines: list[str] = []
     for device in report.devices:
         pct = device.mem_percent
-        if pct is None or pct <= MEM_CRITICAL_PERCENT:
+        if pct is None or pct <= thresholds.mem_critical_percent:
             continue
         head = (
             f"{device.label} ({device.name or NA}) memory at {pct:.0f}% "
