@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from tui.fleet.logs.types import (
-    LineKind,
-)
+from tui.fleet.logs.types import LineKind
 
 # --- classification -----------------------------------------------------------------------
 
@@ -30,7 +28,7 @@ pattern anchored at the line's end never matches where the prefix was cut."""
 # out almost every line), then the pattern that decides. Earlier kinds win. Every quantifier
 # is bounded (tests/test_classify_bounded.py holds them to it, on the lines of
 # tests/hostile_lines.py).
-_KIND_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+_KIND_RULES: tuple[tuple[LineKind, tuple[str, ...], str], ...] = (
     (
         LineKind.CUDA_OOM,
         ("memory", "cublas_status_alloc", "tried to allocate"),
@@ -86,7 +84,7 @@ def _head(text: str) -> str:
     return text if len(text) <= CLASSIFY_CHARS else text[:CLASSIFY_CHARS] + _CUT
 
 
-def _kind(head: str) -> str:
+def _kind(head: str) -> LineKind:
     low = head.lower()
     for kind, keys, pattern in _KINDS:
         for key in keys:
@@ -97,8 +95,8 @@ def _kind(head: str) -> str:
     return LineKind.NORMAL
 
 
-def classify(text: str) -> str:
-    """The kind of one line on its own (no traceback context); "" for an ordinary line.
+def classify(text: str) -> LineKind:
+    """The kind of one line on its own (no traceback context); `NORMAL` for an ordinary line.
 
     Only the first `CLASSIFY_CHARS` characters count.
     """
@@ -111,7 +109,7 @@ class Classifier:
     def __init__(self) -> None:
         self._in_traceback: set[object] = set()
 
-    def classify(self, text: str, key: object = None) -> str:
+    def classify(self, text: str, key: object = None) -> LineKind:
         """The kind of this line, given the lines of the same `key` (stream) before it."""
         text = _head(text)
         kind = _kind(text)
@@ -128,7 +126,7 @@ class Classifier:
             self._in_traceback.add(key)
         return kind
 
-    def classify_many(self, texts: Sequence[str], keys: Sequence[object]) -> list[str]:
+    def classify_many(self, texts: Sequence[str], keys: Sequence[object]) -> list[LineKind]:
         """The kinds of consecutive lines (`keys[i]` is line i's stream), as `classify` gives.
 
         A flood is mostly ordinary lines: the keywords are looked for once in the whole run

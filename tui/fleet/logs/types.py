@@ -8,14 +8,14 @@ side (streams, followers, classification) lives in the other modules of `tui.fle
 from __future__ import annotations
 
 import calendar
-import functools
 import itertools
 import operator
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from enum import Enum
+from typing import NamedTuple
 
 from tui.fleet.sanitize import SgrChanges
 
@@ -27,37 +27,45 @@ LINE_OVERHEAD = 160
 """Estimated bytes a retained line costs besides its text (tuple, str header, list slot)."""
 
 
-class LineKind:
-    """What a line is, for highlighting and for jumping between the lines that matter."""
+class LineKind(str, Enum):
+    """What a line is, for highlighting and for jumping between the lines that matter.
+
+    The values are the plain strings lines have always carried (`""` for an ordinary line),
+    so comparisons with strings, `str()`, f-strings and JSON give the value. `jump` says
+    whether the "next highlight" key stops at lines of the kind (`JUMP_KINDS`).
+    """
+
+    jump: bool
+    """Whether the "next highlight" key stops at lines of this kind."""
+
+    def __new__(cls, value: str, jump: bool = False) -> LineKind:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.jump = jump
+        return member
+
+    def __str__(self) -> str:
+        # Since Python 3.11, str() of a str-mixin Enum is its name ("LineKind.ERROR"), and
+        # since 3.12 format() follows str(): lines are styled and exported by their value.
+        return str.__str__(self)
 
     NORMAL = ""
-    CUDA_OOM = "cuda-oom"
-    NCCL = "nccl"
-    TRACEBACK = "traceback"
-    OOM_KILLED = "oom-killed"
-    MODEL_LOAD = "model-load"
-    ERROR = "error"
-    RESTART = "restart"
+    CUDA_OOM = "cuda-oom", True
+    NCCL = "nccl", True
+    TRACEBACK = "traceback", True
+    OOM_KILLED = "oom-killed", True
+    MODEL_LOAD = "model-load", True
+    ERROR = "error", True
+    RESTART = "restart", True
     """A boundary line aitop adds when the container (re)started."""
-    EXITED = "exited"
+    EXITED = "exited", True
     """A line aitop adds when the container stopped."""
     NOTICE = "notice"
     """A line aitop adds about the stream itself (container removed, engine unreachable)."""
 
 
-JUMP_KINDS = frozenset(
-    {
-        LineKind.CUDA_OOM,
-        LineKind.NCCL,
-        LineKind.TRACEBACK,
-        LineKind.OOM_KILLED,
-        LineKind.MODEL_LOAD,
-        LineKind.ERROR,
-        LineKind.RESTART,
-        LineKind.EXITED,
-    }
-)
-"""Kinds the "next highlight" key stops at."""
+JUMP_KINDS: frozenset[LineKind] = frozenset(kind for kind in LineKind if kind.jump)
+"""Kinds the "next highlight" key stops at (those whose `jump` is set)."""
 
 
 class LogLine(NamedTuple):
@@ -68,7 +76,7 @@ class LogLine(NamedTuple):
     text: str
     sgr: SgrChanges = ()
     """Colour changes as (offset into text, SGR parameters)."""
-    kind: str = LineKind.NORMAL
+    kind: LineKind = LineKind.NORMAL
     source: str = ""
     """The container (replica) name the line came from."""
     stream: int = 1
@@ -220,18 +228,37 @@ _TEXT = operator.itemgetter(1)
 _SGR = operator.itemgetter(2)
 
 
-def lines_cost(lines: Sequence[tuple[Any, ...]]) -> int:
-    """`line_cost` summed over lines (`LogLine`s or their plain tuples), computed in bulk."""
+Row = tuple[int, str, SgrChanges, str, str, int]
+"""A retained line as `LogBuffer` keeps it: a `LogLine`'s fields in a plain tuple, with the
+kind as its plain string (an Enum member, an object with attributes, would keep the tuple
+tracked by the garbage collector)."""
+
+_ROW_KIND: dict[str, str] = {kind: kind.value for kind in LineKind}
+_LINE_KIND: dict[str, LineKind] = {kind.value: kind for kind in LineKind}
+
+
+def lines_cost(lines: Sequence[LogLine] | Sequence[Row]) -> int:
+    """`line_cost` summed over lines (`LogLine`s or retained rows), computed in bulk."""
     texts = sum(map(len, map(_TEXT, lines)))
     sgr = sum(map(len, map(_SGR, lines)))
     return texts + LINE_OVERHEAD * len(lines) + 24 * sgr
 
 
-_as_line = functools.partial(tuple.__new__, LogLine)
-"""A retained row (a plain tuple) as a `LogLine`, without NamedTuple's argument handling."""
+def _as_row(line: LogLine) -> Row:
+    ts, text, sgr, kind, source, stream = line
+    return (ts, text, sgr, _ROW_KIND[kind], source, stream)
 
 
-def _row_cost(row: tuple[Any, ...]) -> int:
+_new_line = tuple.__new__
+
+
+def _as_line(row: Row) -> LogLine:
+    """A retained row as a `LogLine`, without NamedTuple's argument handling."""
+    ts, text, sgr, kind, source, stream = row
+    return _new_line(LogLine, (ts, text, sgr, _LINE_KIND[kind], source, stream))
+
+
+def _row_cost(row: Row) -> int:
     return len(row[1]) + LINE_OVERHEAD + 24 * len(row[2])
 
 
@@ -242,8 +269,9 @@ class LogBuffer:
     valid while older lines are evicted, so views can refer to lines by number. Indexing is
     O(1). Not thread-safe: one owner (the UI thread, say) uses it.
 
-    Lines are kept as plain tuples and handed out as `LogLine`s: the cyclic garbage collector
-    stops tracking a plain tuple of strings and numbers, but tracks every NamedTuple instance
+    Lines are kept as plain tuples (`Row`: the kind as its plain string) and handed out as
+    `LogLine`s: the cyclic garbage collector stops tracking a plain tuple of strings and
+    numbers, but tracks every NamedTuple instance (and every tuple holding an Enum member)
     for good, and each full collection would walk all the retained lines (at 100,000 lines,
     pauses of 100 ms and more while a flood keeps triggering them).
     """
@@ -253,7 +281,7 @@ class LogBuffer:
     ) -> None:
         self.max_lines = max(1, max_lines)
         self.max_bytes = max(1, max_bytes)
-        self._lines: list[tuple[Any, ...]] = []
+        self._lines: list[Row] = []
         self._head = 0
         self.first_seq = 0
         """Sequence number of the oldest retained line."""
@@ -293,7 +321,7 @@ class LogBuffer:
 
     def extend(self, lines: Iterable[LogLine]) -> int:
         """Append lines (evicting the oldest beyond the bounds); returns how many were evicted."""
-        added = list(map(tuple, lines))
+        added = list(map(_as_row, lines))
         self._lines.extend(added)
         self.nbytes += lines_cost(added)
         return self._evict()
