@@ -9,6 +9,7 @@ socket behind.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import random
 import threading
@@ -26,6 +27,7 @@ from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
 from tui.fleet.logs.splitter import LineSplitter
 from tui.fleet.logs.types import (
     DEFAULT_TAIL,
+    JUMP_KINDS,
     LINE_OVERHEAD,
     PRESETS,
     InvalidQuery,
@@ -96,6 +98,21 @@ def test_timestamps_parse_to_nanoseconds_and_format_back():
 )
 def test_classify(text: str, kind: str):
     assert classify(text) == kind
+
+
+def test_line_kinds_read_as_their_strings_and_the_jump_list_follows_them():
+    # Lines are styled (`log-pane--cuda-oom`) and exported by the kind's value.
+    assert LineKind("cuda-oom") is LineKind.CUDA_OOM and LineKind.CUDA_OOM == "cuda-oom"
+    assert str(LineKind.NCCL) == f"{LineKind.NCCL}" == "nccl"
+    assert json.dumps([LineKind.OOM_KILLED, LineKind.NORMAL]) == '["oom-killed", ""]'
+    assert not LineKind.NORMAL and all(kind for kind in LineKind if kind is not LineKind.NORMAL)
+    assert {kind for kind in LineKind if kind.jump} == JUMP_KINDS
+    # The "next highlight" key stops at what went wrong, loads and boundaries, not at
+    # ordinary lines or aitop's notices about the stream.
+    assert {
+        "cuda-oom", "nccl", "traceback", "oom-killed", "model-load", "error", "restart", "exited"
+    } == JUMP_KINDS  # fmt: skip
+    assert LineKind.NOTICE not in JUMP_KINDS and LineKind.NORMAL not in JUMP_KINDS
 
 
 def test_a_traceback_is_followed_to_its_exception_line():
@@ -172,12 +189,14 @@ def test_lines_split_in_bulk_equal_lines_split_one_message_at_a_time():
 
 def test_retained_lines_are_not_tracked_by_the_garbage_collector():
     buf = LogBuffer(max_lines=1000, max_bytes=10**9)
-    buf.extend(LogLine(i, f"line {i}", (), "", "web", 1) for i in range(500))
+    buf.extend(LogLine(i, f"line {i}", (), LineKind.NORMAL, "web", 1) for i in range(500))
     gc.collect()
     # A NamedTuple stays tracked for good; the buffer's plain tuples are untracked, so a
     # full collection does not walk 100,000 retained lines.
     assert not any(gc.is_tracked(row) for row in buf._lines)
-    assert isinstance(buf[0], LogLine) and buf.get(499) == LogLine(499, "line 499", (), "", "web")
+    assert isinstance(buf[0], LogLine) and buf.get(499) == LogLine(
+        499, "line 499", (), LineKind.NORMAL, "web"
+    )
     assert list(buf.texts())[:2] == ["line 0", "line 1"]
 
 
@@ -272,7 +291,10 @@ def test_presets():
 
 
 def test_export_writes_plain_lines_and_never_overwrites(tmp_path: Path):
-    lines = [LogLine(1767225600 * NS, "hello", ((0, "31"),), "", "web-1"), LogLine(0, "x")]
+    lines = [
+        LogLine(1767225600 * NS, "hello", ((0, "31"),), LineKind.NORMAL, "web-1"),
+        LogLine(0, "x"),
+    ]
     path = export_path(tmp_path, "web/1 \x1b]0;x", now=0)
     assert path.parent == tmp_path and "/" not in path.name[len("aitop-") :]
     result = export_lines(lines, path, source=True)
@@ -292,14 +314,15 @@ def test_pending_lines_are_bounded_by_count_and_bytes():
         max_pending_lines=1000,
         max_pending_bytes=50 * (10_000 + LINE_OVERHEAD),
     )
-    source = follower._sources[0]
-    follower._intake(source, [LogLine(i, "x") for i in range(1500)])
-    assert follower._pending == 1000
-    follower._intake(source, [LogLine(2000 + i, "y" * 10_000) for i in range(80)])
-    assert follower._pending == 50  # the byte bound: only the newest big lines stay
-    lines, dropped, _ = follower._take(time.monotonic())
+    inbox = follower._inbox
+    source = inbox.sources[0]
+    inbox.add(source, [LogLine(i, "x") for i in range(1500)])
+    assert inbox.pending[0] == 1000
+    inbox.add(source, [LogLine(2000 + i, "y" * 10_000) for i in range(80)])
+    assert inbox.pending[0] == 50  # the byte bound: only the newest big lines stay
+    lines, dropped, _ = inbox.take(time.monotonic())
     assert dropped == 1530 and [ln.ts for ln in lines] == list(range(2030, 2080))
-    assert follower._pending == 0 and follower._pending_bytes == 0
+    assert inbox.pending == (0, 0)
     assert follower.stats.dropped == 1530
 
 
@@ -328,6 +351,13 @@ class Sink:
 
     def numbers(self, prefix: str) -> list[int]:
         return [int(t.split()[1]) for t in self.texts() if t.startswith(prefix + " ")]
+
+
+def drop_streams(follower: LogFollower) -> None:
+    """Close a follower's open streams as a broken connection would: it resumes by itself."""
+    for source in follower._inbox.sources:
+        if source.reader is not None:
+            source.reader.drop_stream()
 
 
 @pytest.fixture
@@ -489,7 +519,7 @@ def test_a_dropped_stream_resumes_without_duplicates_or_gaps(
     wait_for(lambda: follower.ready and len(sink.numbers("n")) > 20)
     for _ in range(5):
         before = len(sink.numbers("n"))
-        follower.drop_streams()
+        drop_streams(follower)
         wait_for(lambda b=before: len(sink.numbers("n")) > b + 10)
     stats = follower.stats
     assert stats.resumes >= 5
@@ -523,7 +553,7 @@ def test_a_resume_whose_tail_falls_short_reads_again_without_one(
     wait_for(lambda: follower.ready and len(sink.numbers("n")) > 100)
     for _ in range(3):
         before = len(sink.numbers("n"))
-        follower.drop_streams()
+        drop_streams(follower)
         wait_for(lambda b=before: len(sink.numbers("n")) > b + 200)
     assert follower.stats.resumes >= 3
     assert follower.stats.refills >= 3, (follower.stats, opened_with)

@@ -17,7 +17,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -92,7 +92,7 @@ class _ContainerState(NamedTuple):
     tty: bool
 
 
-def _state(attrs: dict[str, Any]) -> _ContainerState:
+def _state(attrs: Mapping[str, Any]) -> _ContainerState:
     state = attrs.get("State") or {}
     return _ContainerState(
         running=bool(state.get("Running")),
@@ -120,6 +120,234 @@ class _Source:
         self.reader: _Reader | None = None
 
 
+class _Inbox:
+    """What a follower's reader and watcher threads hand lines to, and its delivery thread
+    takes them from: each source's pending lines, bounded in lines and bytes (the oldest
+    dropped and counted), the boundary lines, and the counters. Thread-safe.
+
+    This is the whole of what the threads see of their follower, besides its stop event.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[LogTarget],
+        *,
+        max_lines: int,
+        max_bytes: int,
+        merge_window: float,
+    ) -> None:
+        self.sources = [_Source(i, t) for i, t in enumerate(targets)]
+        self.max_lines = max(1, max_lines)
+        self.max_bytes = max(1, max_bytes)
+        self.merge_window = merge_window
+        self.wake = threading.Event()
+        """Set whenever there is something new for the delivery thread."""
+        self.opened_at = 0.0
+        """When the follower started (monotonic): the initial histories are waited for."""
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._pending_bytes = 0
+        self._dropped = 0
+        self._counters: dict[str, int] = dict.fromkeys(
+            (f.name for f in fields(FollowerStats) if f.name != "skipped_replayed"), 0
+        )
+        self._markers = False
+
+    @property
+    def pending(self) -> tuple[int, int]:
+        """Lines waiting for delivery, and their estimated bytes."""
+        with self._lock:
+            return self._pending, self._pending_bytes
+
+    @property
+    def ready(self) -> bool:
+        """True once every source delivered its initial history (or ended)."""
+        return all(s.ready or s.done for s in self.sources)
+
+    def counters(self) -> dict[str, int]:
+        """A copy of the counters, by `FollowerStats` field name."""
+        with self._lock:
+            return dict(self._counters)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add `n` to the counter `name` (a `FollowerStats` field)."""
+        with self._lock:
+            self._counters[name] += n
+
+    def add(self, source: _Source, lines: list[LogLine]) -> None:
+        """Queue a source's new lines (dropping the oldest beyond the bounds)."""
+        now = time.monotonic()
+        with self._lock:
+            self._counters["lines"] += len(lines)
+            source.chunks.append((now, lines))
+            source.count += len(lines)
+            source.last_arrival = now
+            top = max(line.ts for line in lines)
+            if top > source.max_ts:
+                source.max_ts = top
+            self._pending += len(lines)
+            self._pending_bytes += lines_cost(lines)
+            if self._pending > self.max_lines or self._pending_bytes > self.max_bytes:
+                self._drop_oldest()
+        self.wake.set()
+
+    def marker(self, source: _Source, kind: LineKind, text: str, ts: int) -> None:
+        """Add a line of aitop's own (a boundary or a notice) to a source's lines."""
+        clean, _ = sanitize_text(text)
+        name = sanitize_text(source.target.name)[0]
+        line = LogLine(ts, f"\u2500\u2500 {clean} \u2500\u2500", (), kind, name, 0)
+        with self._lock:
+            self._markers = True
+        self.add(source, [line])
+
+    def mark_state(self, source: _Source, state: _ContainerState, *, opened: bool = False) -> None:
+        """Mark that the container stopped (exit code, OOM kill)."""
+        if opened and not state.started_at:
+            self.marker(source, LineKind.NOTICE, "container has not started yet", time.time_ns())
+            return
+        what = "is not running: it" if opened else ""
+        # The engine stamps a line when it reads it, which under load can be after the exit
+        # it records: the boundary goes after every line already seen.
+        seen = source.reader.splitter.last_ts if source.reader is not None else 0
+        when = max(state.finished_at or time.time_ns(), seen + 1)
+        if state.oom_killed:
+            text = f"container {what} was OOM-killed (out of memory), exit code {state.exit_code}"
+            self.marker(source, LineKind.OOM_KILLED, " ".join(text.split()), when)
+        else:
+            text = f"container {what} exited with code {state.exit_code}"
+            self.marker(source, LineKind.EXITED, " ".join(text.split()), when)
+
+    def mark_gone(self, source: _Source, when: int | None = None) -> None:
+        """Mark, once, that the container was removed."""
+        with self._lock:
+            if source.gone_marked:
+                return
+            source.gone_marked = True
+        self.marker(source, LineKind.NOTICE, "container removed", when or time.time_ns())
+
+    def source_ready(self, source: _Source) -> None:
+        """The source's initial history is all in."""
+        with self._lock:
+            source.ready = True
+        self.wake.set()
+
+    def source_done(self, source: _Source) -> None:
+        """The source's reader ended: it holds no other source back any more."""
+        with self._lock:
+            source.ready = True
+            source.done = True
+        self.wake.set()
+
+    def delivered(self, lines: int) -> None:
+        """Count a batch of `lines` handed over."""
+        with self._lock:
+            self._counters["delivered"] += lines
+            self._counters["batches"] += 1
+
+    def take(self, now: float) -> tuple[list[LogLine], int, float | None]:
+        """Lines ready to deliver, lines dropped, and when to look again."""
+        with self._lock:
+            return self._take(now)
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest pending lines until within both bounds (lock held)."""
+        while self._pending > 1 and (
+            self._pending > self.max_lines or self._pending_bytes > self.max_bytes
+        ):
+            oldest = min((s for s in self.sources if s.chunks), key=lambda s: s.chunks[0][1][0].ts)
+            arrival, lines = oldest.chunks[0]
+            k = 0
+            freed = 0
+            excess_lines = self._pending - self.max_lines
+            excess_bytes = self._pending_bytes - self.max_bytes
+            while k < len(lines) and (k < excess_lines or freed < excess_bytes):
+                freed += line_cost(lines[k])
+                k += 1
+            k = min(k, self._pending - 1)
+            if k == len(lines):
+                oldest.chunks.popleft()
+            else:
+                oldest.chunks[0] = (arrival, lines[k:])
+            oldest.count -= k
+            self._pending -= k
+            self._pending_bytes -= freed
+            self._dropped += k
+            self._counters["dropped"] += k
+
+    def _take(self, now: float) -> tuple[list[LogLine], int, float | None]:
+        """`take` with the lock held."""
+        dropped, self._dropped = self._dropped, 0
+        if not self._pending:
+            return [], dropped, None
+        if len(self.sources) == 1:
+            source = self.sources[0]
+            lines = [line for _, chunk in source.chunks for line in chunk]
+            source.chunks.clear()
+            source.count = 0
+            self._pending = 0
+            self._pending_bytes = 0
+            if self._markers:
+                # Boundary lines come from the event stream: put them where they belong.
+                self._markers = False
+                lines.sort(key=_line_ts)
+            return lines, dropped, None
+        release, wake_in = self._release_point(now)
+        parts: list[list[LogLine]] = []
+        for source in self.sources:
+            taken: list[LogLine] = []
+            while source.chunks:
+                arrival, chunk = source.chunks[0]
+                if chunk[-1].ts <= release:
+                    taken.extend(chunk)
+                    source.chunks.popleft()
+                    continue
+                k = 0
+                while k < len(chunk) and chunk[k].ts <= release:
+                    k += 1
+                if k:
+                    taken.extend(chunk[:k])
+                    source.chunks[0] = (arrival, chunk[k:])
+                break
+            source.count -= len(taken)
+            self._pending -= len(taken)
+            self._pending_bytes -= lines_cost(taken)
+            if taken:
+                parts.append(taken)
+        if not parts:
+            return [], dropped, wake_in
+        merged = list(heapq.merge(*parts, key=_line_ts)) if len(parts) > 1 else parts[0]
+        merged.sort(key=_line_ts)  # nearly sorted already: stdout/stderr skew, boundary lines
+        return merged, dropped, wake_in
+
+    def _release_point(self, now: float) -> tuple[float, float | None]:
+        """Timestamp up to which merged lines may go out, and when to look again (lock held).
+
+        A replica holds the others back while it may still send older lines: until its
+        initial history arrived (at most `READY_TIMEOUT`), and while it has lines waiting or
+        sent some within `merge_window` (its next ones come after its newest). Lines that
+        waited `merge_window` go out anyway, with everything older than them.
+        """
+        if not self.ready:
+            waited = now - self.opened_at
+            if waited < READY_TIMEOUT:
+                return -1, READY_TIMEOUT - waited
+        window = self.merge_window
+        release: float = float("inf")
+        for source in self.sources:
+            if not source.done and (source.count or now - source.last_arrival < window):
+                release = min(release, source.max_ts)
+        wake_in: float | None = None
+        for source in self.sources:
+            for arrival, chunk in source.chunks:
+                age = now - arrival
+                if age < window:
+                    left = window - age
+                    wake_in = left if wake_in is None else min(wake_in, left)
+                    break
+                release = max(release, max(line.ts for line in chunk))
+        return release, wake_in
+
+
 class _Reader(threading.Thread):
     """Reads one container's stream for a follower, through restarts and dropped streams.
 
@@ -129,12 +357,23 @@ class _Reader(threading.Thread):
     follows again from the last timestamp seen, waiting first while the container is down.
     """
 
-    def __init__(self, follower: LogFollower, source: _Source) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        source: _Source,
+        inbox: _Inbox,
+        stop: threading.Event,
+        *,
+        preset: LogPreset,
+        max_line_bytes: int,
+    ) -> None:
         super().__init__(name=f"aitop-logs-{source.target.name}", daemon=True)
-        self.follower = follower
+        self.engine = engine
         self.source = source
-        self.engine = follower.engine
-        self.splitter = LineSplitter(source.target.name, max_line_bytes=follower.max_line_bytes)
+        self.inbox = inbox
+        self.stop = stop
+        self.preset = preset
+        self.splitter = LineSplitter(source.target.name, max_line_bytes=max_line_bytes)
         self._lock = threading.Lock()
         self._stream: LogStream | None = None
         self._tty = False
@@ -149,6 +388,7 @@ class _Reader(threading.Thread):
             stream.close()
 
     def run(self) -> None:
+        """Follow the container until the follower stops (or the container is removed)."""
         try:
             self._run()
         except _StopReader:
@@ -157,31 +397,27 @@ class _Reader(threading.Thread):
             self._notice(f"log stream stopped: {exc}")
         finally:
             self.drop_stream()
-            self.follower._source_done(self.source)
-
-    @property
-    def _stopping(self) -> bool:
-        return self.follower._stop.is_set()
+            self.inbox.source_done(self.source)
 
     def _run(self) -> None:
         state = self._inspect()
         if state is None:
             return
         self._tty = state.tty
-        tail, since = self.follower.preset.window(state.started_at)
+        tail, since = self.preset.window(state.started_at)
         self._floor = since
         # The initial history first, to its end: then it is known to be complete (replica
         # sets merge complete histories) and following starts exactly where it ended.
         while not self._read(follow=False, tail=tail, since_ns=since or None)[1]:
-            if self._inspect() is None or self.follower._stop.wait(0.5):
+            if self._inspect() is None or self.stop.wait(0.5):
                 return
         if not state.running:
             self._flush()
-            self.follower._mark_state(self.source, state, opened=True)
-        self.follower._source_ready(self.source)
+            self.inbox.mark_state(self.source, state, opened=True)
+        self.inbox.source_ready(self.source)
         since = self.splitter.resume_since(margin=False)
         quick_eofs = 0
-        while not self._stopping:
+        while not self.stop.is_set():
             if not state.running:
                 state = self._wait_for_start(state.started_at)
                 if state is None:
@@ -197,10 +433,10 @@ class _Reader(threading.Thread):
                     since_ns=start,
                 )
             except _TailTooShort:
-                self.follower._count("refills")
+                self.inbox.count("refills")
                 self.splitter.expect_replay(since)
                 got, _ = self._read(follow=True, tail=None, since_ns=start)
-            if self._stopping:
+            if self.stop.is_set():
                 return
             since = self.splitter.resume_since()
             state = self._inspect()
@@ -211,10 +447,10 @@ class _Reader(threading.Thread):
                 continue
             # The stream ended under a running container (a broken connection, a restart):
             # follow again from where it stopped.
-            self.follower._count("resumes")
+            self.inbox.count("resumes")
             quick = not got and time.monotonic() - began < 0.5
             quick_eofs = quick_eofs + 1 if quick else 0
-            if quick_eofs and self.follower._stop.wait(min(5.0, 0.25 * 2**quick_eofs)):
+            if quick_eofs and self.stop.wait(min(5.0, 0.25 * 2**quick_eofs)):
                 return
 
     def _read(self, *, follow: bool, tail: int | None, since_ns: int | None) -> tuple[int, bool]:
@@ -238,7 +474,7 @@ class _Reader(threading.Thread):
             return 0, False
         with self._lock:
             self._stream = stream
-        if self._stopping:
+        if self.stop.is_set():
             stream.close()
         got = 0
         ok = True
@@ -258,16 +494,16 @@ class _Reader(threading.Thread):
                 lines = self.splitter.feed(messages)
                 if lines:
                     got += len(lines)
-                    self.follower._intake(self.source, lines)
+                    self.inbox.add(self.source, lines)
                 if (
                     follow
                     and len(messages) < FOLLOW_SMALL_READ
-                    and self.follower._stop.wait(FOLLOW_READ_PAUSE)
+                    and self.stop.wait(FOLLOW_READ_PAUSE)
                 ):
                     break
         except EngineError as exc:
             ok = False
-            if not self._stopping:
+            if not self.stop.is_set():
                 self._unreachable(exc)
         finally:
             stream.close()
@@ -278,16 +514,16 @@ class _Reader(threading.Thread):
     def _inspect(self) -> _ContainerState | None:
         """The container's state, retrying while the engine is unreachable; None: stop."""
         delay = 0.5
-        while not self._stopping:
+        while not self.stop.is_set():
             try:
                 state = _state(self.engine.inspect(self.source.target.container_id))
             except ContainerGone:
                 self._flush()
-                self.follower._mark_gone(self.source)
+                self.inbox.mark_gone(self.source)
                 return None
             except EngineError as exc:
                 self._unreachable(exc)
-                if self.follower._stop.wait(delay):
+                if self.stop.wait(delay):
                     return None
                 delay = min(delay * 2, 5.0)
                 continue
@@ -297,7 +533,7 @@ class _Reader(threading.Thread):
 
     def _wait_for_start(self, started_at: int) -> _ContainerState | None:
         """Wait (polling) until the container runs again; None: stop."""
-        while not self.follower._stop.wait(INSPECT_POLL):
+        while not self.stop.wait(INSPECT_POLL):
             state = self._inspect()
             if state is None:
                 return None
@@ -308,13 +544,13 @@ class _Reader(threading.Thread):
     def _flush(self) -> None:
         lines = self.splitter.flush()
         if lines:
-            self.follower._intake(self.source, lines)
+            self.inbox.add(self.source, lines)
 
     def _notice(self, text: str) -> None:
-        self.follower._marker(self.source, LineKind.NOTICE, text, time.time_ns())
+        self.inbox.marker(self.source, LineKind.NOTICE, text, time.time_ns())
 
     def _unreachable(self, exc: EngineError) -> None:
-        if not self._notice_shown and not self._stopping:
+        if not self._notice_shown and not self.stop.is_set():
             self._notice_shown = True
             self._notice(f"{exc}; retrying")
 
@@ -322,30 +558,33 @@ class _Reader(threading.Thread):
 class _Watcher(threading.Thread):
     """Marks (re)starts, exits, OOM kills and removals from the engine's container events."""
 
-    def __init__(self, follower: LogFollower) -> None:
+    def __init__(self, engine: Engine, inbox: _Inbox, stop: threading.Event) -> None:
         super().__init__(name="aitop-logs-events", daemon=True)
-        self.follower = follower
+        self.engine = engine
+        self.inbox = inbox
+        self.stop = stop
         self._lock = threading.Lock()
         self._stream: EventStream | None = None
         self._ready = threading.Event()
         """Set once subscribed (or given up), so nothing after `start()` is missed."""
 
     def close(self) -> None:
+        """Close the event stream (the thread ends once `stop` is set)."""
         with self._lock:
             stream = self._stream
         if stream is not None:
             stream.close()
 
     def run(self) -> None:
-        follower = self.follower
-        by_id = {s.target.container_id: s for s in follower._sources}
+        """Follow the followed containers' events until `stop` is set."""
+        by_id = {s.target.container_id: s for s in self.inbox.sources}
         delay = 0.5
-        while not follower._stop.is_set():
+        while not self.stop.is_set():
             try:
-                stream = follower.engine.container_events(list(by_id))
+                stream = self.engine.container_events(list(by_id))
             except EngineError:
                 self._ready.set()
-                if follower._stop.wait(delay):
+                if self.stop.wait(delay):
                     return
                 delay = min(delay * 2, 5.0)
                 continue
@@ -353,7 +592,7 @@ class _Watcher(threading.Thread):
             with self._lock:
                 self._stream = stream
             self._ready.set()
-            if follower._stop.is_set():
+            if self.stop.is_set():
                 stream.close()
             try:
                 for event in stream:
@@ -364,26 +603,26 @@ class _Watcher(threading.Thread):
                 pass
             finally:
                 stream.close()
-            if follower._stop.wait(0.5):
+            if self.stop.wait(0.5):
                 return
 
-    def _handle(self, source: _Source, event: dict[str, Any]) -> None:
+    def _handle(self, source: _Source, event: Mapping[str, Any]) -> None:
         action = event.get("Action") or event.get("status") or ""
         when = int(event.get("timeNano") or 0) or time.time_ns()
-        follower = self.follower
+        inbox = self.inbox
         if action == "destroy":
-            follower._mark_gone(source, when)
+            inbox.mark_gone(source, when)
             return
         if action not in ("start", "die"):
             return  # "oom" comes before "die"; inspect tells OOMKilled then
         try:
-            state = _state(follower.engine.inspect(source.target.container_id))
+            state = _state(self.engine.inspect(source.target.container_id))
         except EngineError:
             state = None
         if action == "start":
             started = state.started_at if state is not None and state.started_at else when
-            follower._count("restarts")
-            follower._marker(
+            inbox.count("restarts")
+            inbox.marker(
                 source,
                 LineKind.RESTART,
                 f"container (re)started at {format_timestamp(started)}",
@@ -393,7 +632,7 @@ class _Watcher(threading.Thread):
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
         if state is None:
             state = _ContainerState(False, 0, when, int(attrs.get("exitCode") or 0), False, False)
-        follower._mark_state(source, state)
+        inbox.mark_state(source, state)
 
 
 class LogFollower:
@@ -433,57 +672,46 @@ class LogFollower:
         self.preset = preset
         self.on_batch = on_batch
         self.batch_interval = batch_interval
-        self.max_pending_lines = max(1, max_pending_lines)
-        self.max_pending_bytes = max(1, max_pending_bytes)
         self.wait_for_ack = wait_for_ack
         self.ack_timeout = ack_timeout
-        self.merge_window = merge_window
         self.max_line_bytes = max_line_bytes
-        self._sources = [_Source(i, t) for i, t in enumerate(targets)]
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._pending = 0
-        self._pending_bytes = 0
-        self._dropped = 0
-        self._ack_due: float | None = None
-        self._counters: dict[str, int] = dict.fromkeys(
-            (f.name for f in fields(FollowerStats) if f.name != "skipped_replayed"), 0
+        self._inbox = _Inbox(
+            targets,
+            max_lines=max_pending_lines,
+            max_bytes=max_pending_bytes,
+            merge_window=merge_window,
         )
-        self._markers = False
+        self._stop = threading.Event()
+        self._ack_lock = threading.Lock()
+        self._ack_due: float | None = None
         self._thread = threading.Thread(target=self._deliver, name="aitop-logs", daemon=True)
-        self._watcher = _Watcher(self)
-        self._started = 0.0
-
-    @property
-    def targets(self) -> tuple[LogTarget, ...]:
-        """What this follower follows."""
-        return tuple(s.target for s in self._sources)
-
-    @property
-    def merged(self) -> bool:
-        """True when several streams are merged in time order."""
-        return len(self._sources) > 1
+        self._watcher = _Watcher(engine, self._inbox, self._stop)
 
     @property
     def stats(self) -> FollowerStats:
         """A snapshot of the counters."""
-        with self._lock:
-            counters = dict(self._counters)
-        skipped = sum(s.reader.splitter.skipped for s in self._sources if s.reader is not None)
-        return FollowerStats(skipped_replayed=skipped, **counters)
+        sources = self._inbox.sources
+        skipped = sum(s.reader.splitter.skipped for s in sources if s.reader is not None)
+        return FollowerStats(skipped_replayed=skipped, **self._inbox.counters())
 
     @property
     def ready(self) -> bool:
         """True once every stream delivered its initial history."""
-        return all(s.ready or s.done for s in self._sources)
+        return self._inbox.ready
 
     def start(self) -> LogFollower:
         """Start the threads; returns self."""
-        self._started = time.monotonic()
+        self._inbox.opened_at = time.monotonic()
         self._watcher.start()
-        for source in self._sources:
-            source.reader = _Reader(self, source)
+        for source in self._inbox.sources:
+            source.reader = _Reader(
+                self.engine,
+                source,
+                self._inbox,
+                self._stop,
+                preset=self.preset,
+                max_line_bytes=self.max_line_bytes,
+            )
             source.reader.start()
         self._thread.start()
         return self
@@ -492,15 +720,15 @@ class LogFollower:
         """Stop following: close the streams now (from any thread); does not wait."""
         self._stop.set()
         self._watcher.close()
-        for source in self._sources:
+        for source in self._inbox.sources:
             if source.reader is not None:
                 source.reader.drop_stream()
-        self._wake.set()
+        self._inbox.wake.set()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the threads to end; True when they all did."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        threads: list[threading.Thread] = [s.reader for s in self._sources if s.reader]
+        threads: list[threading.Thread] = [s.reader for s in self._inbox.sources if s.reader]
         threads += [self._thread, self._watcher]
         for thread in threads:
             if not thread.is_alive() or thread is threading.current_thread():
@@ -519,227 +747,52 @@ class LogFollower:
         return (
             self._thread.is_alive()
             or self._watcher.is_alive()
-            or any(s.reader is not None and s.reader.is_alive() for s in self._sources)
+            or any(s.reader is not None and s.reader.is_alive() for s in self._inbox.sources)
         )
-
-    def drop_streams(self) -> None:
-        """Close the open streams as a broken connection would; following resumes by itself."""
-        for source in self._sources:
-            if source.reader is not None:
-                source.reader.drop_stream()
-
-    # -- called by readers --
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counters[name] += n
-
-    def _intake(self, source: _Source, lines: list[LogLine]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._counters["lines"] += len(lines)
-            source.chunks.append((now, lines))
-            source.count += len(lines)
-            source.last_arrival = now
-            top = max(line.ts for line in lines)
-            if top > source.max_ts:
-                source.max_ts = top
-            self._pending += len(lines)
-            self._pending_bytes += lines_cost(lines)
-            if (
-                self._pending > self.max_pending_lines
-                or self._pending_bytes > self.max_pending_bytes
-            ):
-                self._drop_oldest()
-        self._wake.set()
-
-    def _drop_oldest(self) -> None:
-        """Drop the oldest pending lines until within both bounds (lock held)."""
-        while self._pending > 1 and (
-            self._pending > self.max_pending_lines or self._pending_bytes > self.max_pending_bytes
-        ):
-            oldest = min((s for s in self._sources if s.chunks), key=lambda s: s.chunks[0][1][0].ts)
-            arrival, lines = oldest.chunks[0]
-            k = 0
-            freed = 0
-            excess_lines = self._pending - self.max_pending_lines
-            excess_bytes = self._pending_bytes - self.max_pending_bytes
-            while k < len(lines) and (k < excess_lines or freed < excess_bytes):
-                freed += line_cost(lines[k])
-                k += 1
-            k = min(k, self._pending - 1)
-            if k == len(lines):
-                oldest.chunks.popleft()
-            else:
-                oldest.chunks[0] = (arrival, lines[k:])
-            oldest.count -= k
-            self._pending -= k
-            self._pending_bytes -= freed
-            self._dropped += k
-            self._counters["dropped"] += k
-
-    def _marker(self, source: _Source, kind: str, text: str, ts: int) -> None:
-        """Add a line of aitop's own (a boundary or a notice) to a source's lines."""
-        clean, _ = sanitize_text(text)
-        name = sanitize_text(source.target.name)[0]
-        line = LogLine(ts, f"\u2500\u2500 {clean} \u2500\u2500", (), kind, name, 0)
-        with self._lock:
-            self._markers = True
-        self._intake(source, [line])
-
-    def _mark_state(self, source: _Source, state: _ContainerState, *, opened: bool = False) -> None:
-        """Mark that the container stopped (exit code, OOM kill)."""
-        if opened and not state.started_at:
-            self._marker(source, LineKind.NOTICE, "container has not started yet", time.time_ns())
-            return
-        what = "is not running: it" if opened else ""
-        # The engine stamps a line when it reads it, which under load can be after the exit
-        # it records: the boundary goes after every line already seen.
-        seen = source.reader.splitter.last_ts if source.reader is not None else 0
-        when = max(state.finished_at or time.time_ns(), seen + 1)
-        if state.oom_killed:
-            text = f"container {what} was OOM-killed (out of memory), exit code {state.exit_code}"
-            self._marker(source, LineKind.OOM_KILLED, " ".join(text.split()), when)
-        else:
-            text = f"container {what} exited with code {state.exit_code}"
-            self._marker(source, LineKind.EXITED, " ".join(text.split()), when)
-
-    def _mark_gone(self, source: _Source, when: int | None = None) -> None:
-        """Mark, once, that the container was removed."""
-        with self._lock:
-            if source.gone_marked:
-                return
-            source.gone_marked = True
-        self._marker(source, LineKind.NOTICE, "container removed", when or time.time_ns())
-
-    def _source_ready(self, source: _Source) -> None:
-        with self._lock:
-            source.ready = True
-        self._wake.set()
-
-    def _source_done(self, source: _Source) -> None:
-        with self._lock:
-            source.ready = True
-            source.done = True
-        self._wake.set()
 
     # -- the delivery thread --
 
     def _ack(self) -> None:
-        with self._lock:
+        with self._ack_lock:
             self._ack_due = None
-        self._wake.set()
+        self._inbox.wake.set()
 
     def _deliver(self) -> None:
+        inbox = self._inbox
         last = 0.0
         while not self._stop.is_set():
-            self._wake.clear()
+            inbox.wake.clear()
             now = time.monotonic()
             timeout: float | None = None
-            with self._lock:
+            with self._ack_lock:
                 ack_due = self._ack_due
             if ack_due is not None and now < ack_due:
                 timeout = ack_due - now
-            elif not self.ready and now - self._started < HISTORY_HOLD:
+            elif not inbox.ready and now - inbox.opened_at < HISTORY_HOLD:
                 # The initial history goes out in one batch (shown at once, not a part
                 # now and the rest a batch interval later), unless it takes long to come.
-                timeout = self._started + HISTORY_HOLD - now
+                timeout = inbox.opened_at + HISTORY_HOLD - now
             elif now - last < self.batch_interval:
                 timeout = last + self.batch_interval - now
             else:
-                with self._lock:
-                    lines, dropped, timeout = self._take(now)
+                lines, dropped, timeout = inbox.take(now)
                 if lines or dropped:
                     last = now
                     self._hand_over(lines, dropped)
                     continue
-            self._wake.wait(timeout)
+            inbox.wake.wait(timeout)
 
     def _hand_over(self, lines: list[LogLine], dropped: int) -> None:
         ack = self._ack if self.wait_for_ack else None
-        with self._lock:
-            self._counters["delivered"] += len(lines)
-            self._counters["batches"] += 1
-            if ack is not None:
+        self._inbox.delivered(len(lines))
+        if ack is not None:
+            with self._ack_lock:
                 self._ack_due = time.monotonic() + self.ack_timeout
         batch = LogBatch(self.session, tuple(lines), dropped, ack)
         if self._stop.is_set():
             return
         with contextlib.suppress(Exception):
             self.on_batch(batch)
-
-    def _take(self, now: float) -> tuple[list[LogLine], int, float | None]:
-        """Lines ready to deliver, lines dropped, and when to look again (lock held)."""
-        dropped, self._dropped = self._dropped, 0
-        if not self._pending:
-            return [], dropped, None
-        if len(self._sources) == 1:
-            source = self._sources[0]
-            lines = [line for _, chunk in source.chunks for line in chunk]
-            source.chunks.clear()
-            source.count = 0
-            self._pending = 0
-            self._pending_bytes = 0
-            if self._markers:
-                # Boundary lines come from the event stream: put them where they belong.
-                self._markers = False
-                lines.sort(key=_line_ts)
-            return lines, dropped, None
-        release, wake_in = self._release_point(now)
-        parts: list[list[LogLine]] = []
-        for source in self._sources:
-            taken: list[LogLine] = []
-            while source.chunks:
-                arrival, chunk = source.chunks[0]
-                if chunk[-1].ts <= release:
-                    taken.extend(chunk)
-                    source.chunks.popleft()
-                    continue
-                k = 0
-                while k < len(chunk) and chunk[k].ts <= release:
-                    k += 1
-                if k:
-                    taken.extend(chunk[:k])
-                    source.chunks[0] = (arrival, chunk[k:])
-                break
-            source.count -= len(taken)
-            self._pending -= len(taken)
-            self._pending_bytes -= lines_cost(taken)
-            if taken:
-                parts.append(taken)
-        if not parts:
-            return [], dropped, wake_in
-        merged = list(heapq.merge(*parts, key=_line_ts)) if len(parts) > 1 else parts[0]
-        merged.sort(key=_line_ts)  # nearly sorted already: stdout/stderr skew, boundary lines
-        return merged, dropped, wake_in
-
-    def _release_point(self, now: float) -> tuple[float, float | None]:
-        """Timestamp up to which merged lines may go out, and when to look again (lock held).
-
-        A replica holds the others back while it may still send older lines: until its
-        initial history arrived (at most `READY_TIMEOUT`), and while it has lines waiting or
-        sent some within `merge_window` (its next ones come after its newest). Lines that
-        waited `merge_window` go out anyway, with everything older than them.
-        """
-        if not all(s.ready or s.done for s in self._sources):
-            waited = now - self._started
-            if waited < READY_TIMEOUT:
-                return -1, READY_TIMEOUT - waited
-        window = self.merge_window
-        release: float = float("inf")
-        for source in self._sources:
-            if not source.done and (source.count or now - source.last_arrival < window):
-                release = min(release, source.max_ts)
-        wake_in: float | None = None
-        for source in self._sources:
-            for arrival, chunk in source.chunks:
-                age = now - arrival
-                if age < window:
-                    left = window - age
-                    wake_in = left if wake_in is None else min(wake_in, left)
-                    break
-                release = max(release, max(line.ts for line in chunk))
-        return release, wake_in
 
 
 class _StopReader(Exception):
@@ -769,13 +822,3 @@ class ReplicaSetFollower(LogFollower):
     Each line's `source` names its replica. Lines wait up to `merge_window` seconds for the
     other replicas to catch up, and the initial histories are merged before any is shown.
     """
-
-    def __init__(
-        self,
-        engine: Engine,
-        targets: Sequence[LogTarget],
-        *,
-        on_batch: Callable[[LogBatch], None],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(engine, list(targets), on_batch=on_batch, **kwargs)
