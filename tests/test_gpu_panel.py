@@ -198,7 +198,7 @@ async def test_a_narrow_terminal_ends_the_holders_with_an_ellipsis_not_mid_word(
         panel = pilot.app.query_one(GpuPanel)
         panel.update_report(report, names)
         await pilot.pause()
-        holders = panel.query(".gpu-holders").last()
+        holders = panel.query(".gpu-holders").last(Static)
         full = text(holders)
         assert len(full) > holders.size.width  # it does not fit: the case at hand
         (line,) = holders.render_lines(Region(0, 0, holders.size.width, 1))

@@ -40,7 +40,7 @@ SCOPE_NOTES = {
 
 def key_map_markdown() -> str:
     """Markdown tables of every binding with an id, one per scope, keys of one id together."""
-    display = App()  # only for get_key_display: how the footer and `?` write a key
+    display: App[None] = App()  # only for get_key_display: how the footer and `?` write a key
     scopes: dict[str, dict[str, tuple[list[str], str]]] = {}
     for scope, binding in binding_catalog():
         assert binding.id is not None

@@ -453,7 +453,7 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: tuple[str, ...], repo
                 got = _describe(value)
                 report(keys, f"{name}: expected a table ([{name}]), got {got}; ignored")
                 continue
-            if is_dataclass(hint):
+            if isinstance(hint, type) and is_dataclass(hint):
                 values[key] = _build(hint, value, keys, report)
             else:
                 values[key] = _string_table(value, keys, spec.metadata.get("check"), report)
@@ -654,11 +654,11 @@ def choose_hosts(
     env = os.environ if environ is None else environ
     chosen: list[tuple[str | None, str]]
     if flags or contexts:
-        chosen = [(flag, "--host") for flag in flags] + list(contexts)
+        chosen = [*((flag, "--host") for flag in flags), *contexts]
     elif env.get("DOCKER_HOST"):
         chosen = [(None, "DOCKER_HOST")]
     elif loaded.config.hosts:
-        chosen = [(host, f"config file {loaded.path}") for host in loaded.config.hosts]
+        chosen = [(h, f"config file {loaded.path}") for h in loaded.config.hosts]
     else:
         chosen = [(None, "default")]
     seen: set[str | None] = set()

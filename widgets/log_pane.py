@@ -324,22 +324,22 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
             self.pane.following = True
 
     def on_resize(self, event: Resize) -> None:
-        self.pane._resized()
+        self.pane.lines_resized()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
         style = self.base_style
-        rows = self.pane._rows
+        rows = self.pane.shown_rows
         row = scroll_y + y
         if row >= rows.rows or row < 0:
             return Strip.blank(width, style)
         index, sub = rows.locate(row)
         if not 0 <= index < len(rows):
             return Strip.blank(width, style)
-        self.pane._drawn(rows.ordinal(index))
+        self.pane.line_drawn(rows.ordinal(index))
         seq = rows.seq(index)
-        line = self.pane._buffer.get(seq)
+        line = self.pane.buffer.get(seq)
         if line is None:
             return Strip.blank(width, style)
         strips = self._strips(seq, line)
@@ -350,12 +350,12 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _strips(self, seq: int, line: LogLine) -> list[Strip]:
         pane = self.pane
-        cursor = seq == pane._cursor_seq
-        key = (seq, pane._render_gen, cursor)
+        cursor = seq == pane.cursor_seq
+        key = (seq, pane.render_generation, cursor)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if cursor or line.sgr or pane._pattern is not None:
+        if cursor or line.sgr or pane.search_pattern is not None:
             text = self._rich_line(line, cursor)
             length = _cells(text.plain)
             strip = Strip(_chunked(text.render(self.app.console)), length)
@@ -384,10 +384,10 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         if pane.show_timestamps:
             out.append(Segment(format_timestamp(line.ts) + " ", self._style("log-pane--timestamp")))
         if pane.show_source:
-            label, colour = pane._sources.get(line.source, ("", 0))
+            label, colour = pane.source_label(line.source)
             out.append(
                 Segment(
-                    f"{label:<{pane._source_width}} \u2502 ",
+                    f"{label:<{pane.source_width}} \u2502 ",
                     self._style(f"log-pane--source-{colour % _SOURCE_COLOURS}"),
                 )
             )
@@ -410,16 +410,16 @@ class _LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         if pane.show_timestamps:
             out.append(format_timestamp(line.ts) + " ", self._style("log-pane--timestamp"))
         if pane.show_source:
-            label, colour = pane._sources.get(line.source, ("", 0))
+            label, colour = pane.source_label(line.source)
             out.append(
-                f"{label:<{pane._source_width}} \u2502 ",
+                f"{label:<{pane.source_width}} \u2502 ",
                 self._style(f"log-pane--source-{colour % _SOURCE_COLOURS}"),
             )
         text = _shown(line.text)
         drawn = min(len(line.text), DISPLAY_CHARS)
         sgr = [change for change in line.sgr[:MAX_DRAWN_SGR] if change[0] <= drawn]
         spans: list[tuple[int, int]] = []
-        pattern = pane._pattern
+        pattern = pane.search_pattern
         if pattern is not None:
             found = itertools.islice(pattern.finditer(line.text, 0, drawn), MAX_HIGHLIGHTS)
             spans = [m.span() for m in found if m.end() > m.start()]
@@ -695,6 +695,45 @@ class LogPane(Widget):
     def buffer(self) -> LogBuffer:
         """The retained lines (read them on the UI thread only)."""
         return self._buffer
+
+    # --- what the lines widget draws (read on every frame, on the UI thread) ----------------
+
+    @property
+    def shown_rows(self) -> _Rows:
+        """The lines shown (all, or those the filter keeps) and the screen rows each takes."""
+        return self._rows
+
+    @property
+    def cursor_seq(self) -> int | None:
+        """The line the search cursor is on (drawn highlighted); None for none."""
+        return self._cursor_seq
+
+    @property
+    def render_generation(self) -> int:
+        """Bumped whenever every line must be drawn anew (a toggle, a new search)."""
+        return self._render_gen
+
+    @property
+    def search_pattern(self) -> re.Pattern[str] | None:
+        """The compiled search whose matches are highlighted; None without a search."""
+        return self._pattern
+
+    @property
+    def source_width(self) -> int:
+        """Cells of the widest source label (the column before each line's text)."""
+        return self._source_width
+
+    def source_label(self, source: str) -> tuple[str, int]:
+        """A source's safe label and colour number (("", 0) for one not seen)."""
+        return self._sources.get(source, ("", 0))
+
+    def lines_resized(self) -> None:
+        """The lines widget changed size: rewrap, or stay at the end while following."""
+        self._resized()
+
+    def line_drawn(self, ordinal: int) -> None:
+        """The lines widget drew the line at this place (counts lines that went past unseen)."""
+        self._drawn(ordinal)
 
     @property
     def line_count(self) -> int:
@@ -1170,9 +1209,9 @@ class LogPane(Widget):
             else:
                 get = buffer.get
                 for seq in rows.seqs:
-                    line = get(seq)
+                    found = get(seq)
                     rows.starts.append(rows.total_rows)
-                    rows.total_rows += self._height(line) if line is not None else 1
+                    rows.total_rows += self._height(found) if found is not None else 1
         self._rows = rows
         self._drawn_hi = -1
         self._max_cells = 0
@@ -1180,7 +1219,7 @@ class LogPane(Widget):
             self._measure(buffer)
         else:
             get = buffer.get
-            self._measure(line for seq in rows.seqs[rows.head :] if (line := get(seq)))
+            self._measure(kept for seq in rows.seqs[rows.head :] if (kept := get(seq)))
         if not self.is_mounted:
             return
         self._lines.clear_cache()

@@ -16,18 +16,27 @@ from textual.widgets import Footer, Static
 
 
 class RowLike(Protocol):
-    """One (key, value) row; `masked` says the value hides a secret."""
+    """One (key, value) row; `masked` says the value hides a secret (read-only: a frozen
+    dataclass such as `InspectRow` is one)."""
 
-    key: str
-    value: str
-    masked: bool
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def masked(self) -> bool: ...
 
 
 class SectionLike(Protocol):
     """A titled group of rows."""
 
-    title: str
-    rows: Sequence[RowLike]
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def rows(self) -> Sequence[RowLike]: ...
 
 
 SectionSource = Callable[[bool], Sequence[SectionLike]]
