@@ -14,12 +14,16 @@ from typing import Any
 
 import docker
 import docker.errors
+from docker.types.daemon import CancellableStream
 
 from tui.fleet.engine.errors import ContainerGone, EngineError, LogsUnavailable, Unsupported
 from tui.fleet.engine.ssh import SshTunnel
 from tui.fleet.engine.streams import (
     PODMAN_FILTER_EVENTS,
+    Closable,
+    ClosableIterable,
     EventStream,
+    Json,
     LogStream,
     Mapped,
     api_time,
@@ -44,7 +48,7 @@ class Engine:
         self.timeout = timeout
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
-        self._streams: set[Any] = set()
+        self._streams: set[Closable] = set()
         self._tunnel = SshTunnel(self.url) if self.url.startswith("ssh://") else None
         self.product = ""
         """Which engine answered: "Docker" or "Podman"; "" until the first `version()`."""
@@ -61,7 +65,10 @@ class Engine:
             if self._client is None:
                 with Translate(self.url):
                     self._client = docker.DockerClient(
-                        base_url=self._base_url(), timeout=self.timeout
+                        base_url=self._base_url(),
+                        # The SDK hands it to requests, which takes seconds as a float (the
+                        # stubs say int).
+                        timeout=self.timeout,  # type: ignore[arg-type]
                     )
             return self._client.api
 
@@ -178,8 +185,8 @@ class Engine:
             self._streams.add(stream)
         return stream
 
-    def _stats_answer(self, answer: Any) -> Any:
-        if self._swaps_net_stats() and isinstance(answer, dict):
+    def _stats_answer(self, answer: Json) -> Json:
+        if self._swaps_net_stats() and isinstance(answer, dict):  # the engine's JSON: check
             # Podman before 4.4 reports what a container sent as received and the other way
             # round (containers/podman#16618); /proc/<pid>/net/dev is the truth.
             for net in (answer.get("networks") or {}).values():
@@ -209,7 +216,7 @@ class Engine:
             self._streams.add(stream)
         return self._follow(stream)
 
-    def _follow(self, stream: Any) -> Iterator[dict[str, Any]]:
+    def _follow(self, stream: CancellableStream[Json]) -> Iterator[Json]:
         try:
             with Translate(self.url):
                 if self.product == "Podman":
@@ -321,7 +328,7 @@ class Engine:
                 client = docker.APIClient(
                     base_url=self._base_url(),
                     version=base.api_version,
-                    timeout=self.action_timeout,
+                    timeout=self.action_timeout,  # type: ignore[arg-type]  # float seconds, as above
                 )
             self._actions_client = client
             self._actions_base = base
@@ -536,7 +543,9 @@ class Engine:
             "event": ["start", "die", "oom", "destroy"],
         }
         with Translate(self.url):
-            stream = self._api().events(decode=True, filters=self._podman_filters(filters))
+            stream: ClosableIterable[Json] = self._api().events(
+                decode=True, filters=self._podman_filters(filters)
+            )
             if self.product == "Podman":
                 stream = Mapped(stream, docker_event)
         events = EventStream(stream, url=self.url, on_close=self._forget_stream)
@@ -544,6 +553,6 @@ class Engine:
             self._streams.add(events)
         return events
 
-    def _forget_stream(self, stream: Any) -> None:
+    def _forget_stream(self, stream: Closable) -> None:
         with self._lock:
             self._streams.discard(stream)

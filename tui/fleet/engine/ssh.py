@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import IO
 
 from tui.fleet.engine.errors import EngineError
 
@@ -129,7 +129,7 @@ atexit.register(SshTunnel.close_all)
 _FORWARD_PREFIX = "aitop-ssh-"
 """Start of a forward's temporary directory's name; the owner's PID follows."""
 _PR_SET_PDEATHSIG = 1
-_libc: Any = None
+_libc: ctypes.CDLL | None = None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -149,21 +149,27 @@ _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aitop-spawner")
 its worker lives as long as aitop, so the children's parent thread does too."""
 
 
-def spawn_child(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+def spawn_child(
+    argv: Sequence[str], *, stdout: IO[bytes] | None = None, stderr: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
     """Start `argv` (stdin from /dev/null) so that it ends when aitop ends, SIGKILL included
     (on Linux: `PR_SET_PDEATHSIG`; elsewhere it ends with aitop's normal exit only)."""
     global _libc
     if _libc is None and sys.platform.startswith("linux"):
         _libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid()
-    return _spawner.submit(
-        subprocess.Popen,
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        # Runs in the forked child before exec: one prctl call, no lock taken.
-        preexec_fn=partial(_die_with_parent, parent),
-        **kwargs,
-    ).result()
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            # Runs in the forked child before exec: one prctl call, no lock taken.
+            preexec_fn=partial(_die_with_parent, parent),
+        )
+
+    return _spawner.submit(start).result()
 
 
 def _sweep_stale_forwards() -> None:

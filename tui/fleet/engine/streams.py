@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 import docker
 import docker.errors
@@ -26,43 +26,71 @@ PODMAN_FILTER_EVENTS = {"die": "died", "destroy": "remove"}
 PODMAN_EVENT_ACTIONS = {"remove": "destroy", "died": "die"}
 
 
-def docker_event(event: Any) -> Any:
+Json = dict[str, Any]
+"""One decoded JSON object of an engine stream (an event, a stats reading)."""
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class Closable(Protocol):
+    """A stream the engine keeps, to close it from any thread (`Engine.reset()`)."""
+
+    def close(self) -> None:
+        """End the stream now."""
+
+
+class ClosableIterable(Closable, Protocol[_T_co]):
+    """A stream to iterate that may be closed from another thread."""
+
+    def __iter__(self) -> Iterator[_T_co]:
+        """Its items, as they come."""
+
+
+def docker_event(event: Json) -> Json:
     """A Podman event under Docker's action names (Podman says "remove" for "destroy")."""
-    if isinstance(event, dict):
-        action = event.get("Action")
-        if action in PODMAN_EVENT_ACTIONS:
-            event = {**event, "Action": PODMAN_EVENT_ACTIONS[action]}
-            if event.get("status") == action:
-                event["status"] = event["Action"]
+    action = event.get("Action")
+    if action in PODMAN_EVENT_ACTIONS:
+        event = {**event, "Action": PODMAN_EVENT_ACTIONS[action]}
+        if event.get("status") == action:
+            event["status"] = event["Action"]
     return event
 
 
-class Mapped:
+class Mapped(Generic[_T, _U]):
     """A stream whose items pass through `fn` (Podman's events in Docker's names, say);
     `close()` closes the stream below."""
 
-    def __init__(self, stream: Any, fn: Any) -> None:
+    def __init__(self, stream: ClosableIterable[_T], fn: Callable[[_T], _U]) -> None:
         self._stream = stream
         self._fn = fn
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_U]:
         return map(self._fn, self._stream)
 
     def close(self) -> None:
+        """Close the stream below."""
         self._stream.close()
 
 
 class EventStream:
     """An engine event subscription: iterate it for events; `close()` from any thread ends it."""
 
-    def __init__(self, stream: Any, *, url: str, on_close: Any = None) -> None:
+    def __init__(
+        self,
+        stream: ClosableIterable[Json],
+        *,
+        url: str,
+        on_close: Callable[[EventStream], None] | None = None,
+    ) -> None:
         self._stream = stream
         self._url = url
         self._on_close = on_close
         self._close_lock = threading.Lock()
         self._closed = False
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Json]:
         try:
             with Translate(self._url):
                 yield from self._stream
@@ -88,24 +116,42 @@ class EventStream:
 # breaks these two functions, nothing else.
 
 
+class _RequestHelpers(Protocol):
+    """The private helpers of docker-py's `APIClient` (7.x) that the streams below need: its
+    public calls either do not stream (stats) or hand out a generator no other thread can
+    close. docker's type stubs leave them out."""
+
+    def _url(self, pathfmt: str, *args: str, versioned_api: bool = True) -> str: ...
+    def _get(self, url: str, *, params: Mapping[str, Any], stream: bool) -> requests.Response: ...
+    def _raise_for_status(self, response: requests.Response) -> None: ...
+    def _stream_helper(
+        self, response: requests.Response, decode: Literal[True]
+    ) -> Iterator[Json]: ...
+
+
 def open_stream(
     api: docker.APIClient, path: str, container_id: str, params: Mapping[str, Any]
 ) -> requests.Response:
     """GET a streaming endpoint of one container (`path` with `{0}` for its id); raises the
     SDK's APIError (NotFound for a missing container) and closes the response on an error."""
-    response = api._get(api._url(path, container_id), params=dict(params), stream=True)
+    sdk = cast(_RequestHelpers, api)
+    url = sdk._url(path, container_id)  # noqa: SLF001 - the SDK's own URL building (API version)
+    # The SDK's GET, with its timeout and headers: its public calls do not stream.
+    response = sdk._get(url, params=dict(params), stream=True)  # noqa: SLF001
     try:
-        api._raise_for_status(response)
+        sdk._raise_for_status(response)  # noqa: SLF001 - the SDK's errors (NotFound, APIError)
     except BaseException:
         response.close()
         raise
     return response
 
 
-def decoded_stream(api: docker.APIClient, response: requests.Response) -> CancellableStream:
+def decoded_stream(api: docker.APIClient, response: requests.Response) -> CancellableStream[Json]:
     """A streaming response's JSON objects, one by one, closable from any thread (the SDK's
     own stats() hands out a bare generator, which no other thread can close)."""
-    return CancellableStream(api._stream_helper(response, decode=True), response)
+    sdk = cast(_RequestHelpers, api)
+    # The SDK's chunked-JSON decoder, as its own events() uses it.
+    return CancellableStream(sdk._stream_helper(response, decode=True), response)  # noqa: SLF001
 
 
 LOG_READ_SIZE = 256 * 1024
@@ -117,8 +163,29 @@ def api_time(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
-def _response_reader(response: Any) -> tuple[Any, Any]:
-    """The buffered reader under an HTTP response and the socket to shut down to unblock it."""
+class _BufferedReader(Protocol):
+    """The buffered reader under an HTTP response (http.client's)."""
+
+    def read1(self, size: int, /) -> bytes:
+        """At most `size` bytes, with at most one read of the socket."""
+
+
+class _Socket(Protocol):
+    """The connection's socket, to shut down from another thread."""
+
+    def shutdown(self, how: int, /) -> None:
+        """Shut down one or both halves of the connection."""
+
+    def settimeout(self, value: float | None, /) -> None:
+        """Set (None: clear) the timeout of blocking reads."""
+
+
+def _response_reader(response: requests.Response) -> tuple[_BufferedReader | None, _Socket | None]:
+    """The buffered reader under an HTTP response and the socket to shut down to unblock it.
+
+    They sit inside urllib3's and http.client's objects, found by duck typing: a version
+    that moves them leaves both None and the stream still works, read through urllib3.
+    """
     fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
     if fp is None or not hasattr(fp, "read1"):
         return None, None
@@ -147,12 +214,12 @@ class LogStream:
 
     def __init__(
         self,
-        response: Any,
+        response: requests.Response,
         *,
         tty: bool,
         url: str,
         container_id: str,
-        on_close: Any = None,
+        on_close: Callable[[LogStream], None] | None = None,
     ) -> None:
         self.tty = tty
         self.container_id = container_id
@@ -168,9 +235,10 @@ class LogStream:
         self._chunked = (response.headers.get("Transfer-Encoding") or "").lower() == "chunked"
         self._left: int | None = None
         """Body bytes still to come when the engine sent a Content-Length, else None."""
-        if not self._chunked:
-            with contextlib.suppress(TypeError, ValueError):
-                self._left = int(response.headers.get("Content-Length"))
+        length = response.headers.get("Content-Length")
+        if not self._chunked and length is not None:
+            with contextlib.suppress(ValueError):
+                self._left = int(length)
         self._fp, self._sock = _response_reader(response)
         if self._fp is None:
             # No buffered reader to reach: let urllib3 undo the chunking.

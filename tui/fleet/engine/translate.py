@@ -6,7 +6,7 @@ import contextlib
 import errno
 import socket
 from collections.abc import Iterator
-from typing import Any
+from types import TracebackType
 
 import docker
 import docker.errors
@@ -114,7 +114,12 @@ class Translate(contextlib.AbstractContextManager["Translate"]):
         self.url = url
         self.container = container
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None or isinstance(exc, EngineError):
             return
         if self.container and _container_gone(exc):
