@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from types import ModuleType
+from typing import Any, SupportsIndex, SupportsInt
 
 # NVML's return codes (nvml.h); read from the module when it has them.
 _ERROR_CODES = {
@@ -61,7 +62,7 @@ _CALL_LABELS: Mapping[str, str] = {
 # --- the NVML boundary -------------------------------------------------------------------------
 
 
-def load_pynvml() -> Any | None:
+def load_pynvml() -> ModuleType | None:
     """The `pynvml` module, or None when it is not installed. Import warnings are silenced.
 
     (The deprecated PyPI package named `pynvml` warns on import; `nvidia-ml-py` provides the
@@ -79,7 +80,7 @@ def load_pynvml() -> Any | None:
 class Nvml:
     """Every NVML call goes through `query`: an NVML error becomes None and is noted."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: object) -> None:
         self.module = module
         self.error_type: type[BaseException] = getattr(module, "NVMLError", Exception)
         self.codes = {name: getattr(module, name, code) for name, code in _ERROR_CODES.items()}
@@ -93,8 +94,12 @@ class Nvml:
         value = getattr(self.module, name, default)
         return value if isinstance(value, int) else default
 
-    def query(self, call: str, *args: Any) -> Any:
-        """`pynvml.<call>(*args)`, or None when it fails (the failure is noted in `errors`)."""
+    def query(self, call: str, *args: object) -> Any:
+        """`pynvml.<call>(*args)`, or None when it fails (the failure is noted in `errors`).
+
+        The answer is the bindings' own (a number, a string, a ctypes structure, a list of
+        them): untyped, as pynvml is.
+        """
         fn = getattr(self.module, call, None)
         if fn is None:
             self.errors.append((call, "NVML_ERROR_FUNCTION_NOT_FOUND", "Function Not Found"))
@@ -115,7 +120,7 @@ class Nvml:
             value = value.decode("utf-8", "replace")
         return value
 
-    def query_first(self, *calls: tuple[str, tuple[Any, ...]]) -> Any:
+    def query_first(self, *calls: tuple[str, tuple[object, ...]]) -> Any:
         """The first of `calls` the driver has: a newer entry point, then older ones.
 
         Only a missing function moves on to the next call; the misses are forgotten once one
@@ -143,6 +148,7 @@ class Nvml:
 
 
 def error_text(exc: BaseException) -> str:
+    """What an exception says, or its type's name when it says nothing (or cannot)."""
     try:
         text = str(exc)
     except Exception:
@@ -150,9 +156,11 @@ def error_text(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def nvml_int(value: Any) -> int | None:
+def nvml_int(value: object) -> int | None:
     """An NVML integer, or None for NVML's "not available" sentinels (all bits set)."""
     if value is None or isinstance(value, bool):
+        return None
+    if not isinstance(value, str | bytes | SupportsInt | SupportsIndex):
         return None
     try:
         number = int(value)
@@ -163,12 +171,15 @@ def nvml_int(value: Any) -> int | None:
     return number
 
 
-def nvml_percent(value: Any) -> float | None:
+def nvml_percent(value: object) -> float | None:
+    """An NVML percentage (0-100), or None when it is unknown or out of range."""
     number = nvml_int(value)
     return float(number) if number is not None and number <= 100 else None
 
 
 def device_error(errors: Iterable[tuple[str, str, str]]) -> str:
+    """One device's failed NVML calls in words ("power: no permission; fan: ..."), each once;
+    values that only do not exist on the device (not supported) are left out."""
     parts: list[str] = []
     for call, name, text in errors:
         if name in _QUIET_ERRORS and call not in _PROCESS_LISTS:

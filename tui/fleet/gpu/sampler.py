@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from tui.fleet.gpu.attribution import Attributor
 from tui.fleet.gpu.nvml import Nvml, device_error, error_text, load_pynvml, nvml_int, nvml_percent
@@ -40,6 +40,13 @@ INIT_RETRY = 10.0
 
 
 # --- the sampler -------------------------------------------------------------------------------
+
+
+class _Histories(TypedDict):
+    """A device's sparkline histories, as `GpuDevice` takes them."""
+
+    util_history: tuple[float, ...]
+    mem_history: tuple[float, ...]
 
 
 @dataclass
@@ -66,7 +73,7 @@ class GpuSampler:
 
     def __init__(
         self,
-        nvml: Any | None = None,
+        nvml: object | None = None,
         *,
         proc_root: str = "/proc",
         min_interval: float = MIN_INTERVAL,
@@ -355,7 +362,7 @@ class GpuSampler:
     def _processes(
         self,
         nvml: Nvml,
-        handle: Any,
+        handle: object,
         index: int,
         key: str,
         mig_enabled: bool,
@@ -393,7 +400,7 @@ class GpuSampler:
     def _process_utilisation(
         self,
         nvml: Nvml,
-        handle: Any,
+        handle: object,
         key: str,
         pids: Iterable[int],
         device_util: float | None,
@@ -427,7 +434,7 @@ class GpuSampler:
         if used is not None and total:
             mem_hist.append(100.0 * used / total)
 
-    def _histories(self, uuid: str | None, index: int) -> dict[str, tuple[float, ...]]:
+    def _histories(self, uuid: str | None, index: int) -> _Histories:
         key = uuid or f"index:{index}"
         return {
             "util_history": tuple(self._util_history.get(key, ())),
