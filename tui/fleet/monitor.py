@@ -73,6 +73,18 @@ SSH_WORKERS = 2
 first listing's hundreds of them over a slow link should not flood it."""
 
 
+def next_tick(due: float, now: float, interval: float) -> float:
+    """When the next sampling tick is due, given when this one was due and the time now.
+
+    Drift-free: ticks are `interval` apart from when they were due, not from when the last
+    one ended (a tick that takes a third of the interval does not stretch it by a third).
+    A tick that ran past the next one's time is followed at once, and the ticks it missed
+    are skipped rather than run back to back to catch up.
+    """
+    due += interval
+    return due if due > now else now
+
+
 class FleetMonitor:
     """Keeps the inventory and figures of one engine and publishes `FleetSnapshot`s."""
 
@@ -335,8 +347,11 @@ class FleetMonitor:
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _sample_loop(self) -> None:
+        due = time.monotonic()  # when the tick about to run was due
         while not self._stop.is_set():
-            self._online.wait()
+            if not self._online.is_set():
+                self._online.wait()
+                due = time.monotonic()  # back online: the schedule starts again
             if self._stop.is_set():
                 return
             self._wake.clear()
@@ -346,14 +361,14 @@ class FleetMonitor:
             self._publish()
             if first:
                 self._stop.wait(FIRST_INTERVAL)
+                due = time.monotonic()
                 continue
-            # Drift-free: the next tick is a fixed time after this one started, not after it
-            # ended; a tick that ran late is skipped rather than piled up.
-            deadline = time.monotonic() + self.interval
-            while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            due = next_tick(due, time.monotonic(), self.interval)
+            while not self._stop.is_set() and (left := due - time.monotonic()) > 0:
                 if self._wake.wait(left):
                     self._wake.clear()
                     if not self._raw:
+                        due = time.monotonic()  # resynchronised: sample it at once
                         break
 
     # --- helpers ---------------------------------------------------------------------------
