@@ -10,6 +10,11 @@ from tui.fleet.actions.scaling.plan import plan_scale, step_plan
 from tui.fleet.engine.client import Engine
 
 
+def swarm_state(engine: Engine) -> str:
+    """The engine's swarm membership: "inactive", "active", "pending", "error", "locked"."""
+    return str((engine._api().info().get("Swarm") or {}).get("LocalNodeState", ""))
+
+
 def scale(
     engine: Engine,
     *,

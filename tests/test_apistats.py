@@ -16,6 +16,7 @@ import pytest
 import tui.fleet.snapshot as snapshot_mod
 from tests.conftest import wait_for
 from tui.fleet.engine.client import Engine
+from tui.fleet.metrics.apistats import ApiStats
 from tui.fleet.metrics.cgroups import CgroupReader
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
@@ -31,6 +32,12 @@ def _no_cgroups(tmp_path: Path) -> CgroupReader:
 
 def _stats_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name == "aitop-api-stats")
+
+
+def _followed(stats: ApiStats) -> frozenset[str]:
+    """The containers whose stats stream is open or opening."""
+    with stats._lock:
+        return frozenset(stats._follows)
 
 
 def _figures(snap: FleetSnapshot, ids: set[str]) -> dict:
@@ -66,7 +73,7 @@ def test_every_container_gets_figures_each_tick_through_one_stream_each(
         assert figures[busy].cpu_percent >= 25.0
         assert all(figures[c].cpu_percent < 5.0 for c in idle)
         assert all(s.mem_bytes is not None and s.mem_limit_bytes for s in figures.values())
-        assert ours <= mon._api_stats.followed
+        assert ours <= _followed(mon._api_stats)
 
         # A container that stops leaves: its stream closes.
         stopped = next(iter(idle))
@@ -75,7 +82,7 @@ def test_every_container_gets_figures_each_tick_through_one_stream_each(
 
         def closed():
             mon.sample()
-            return stopped not in mon._api_stats.followed
+            return stopped not in _followed(mon._api_stats)
 
         wait_for(closed, timeout=10, step=0.2)
     finally:

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tui.fleet.actions.inspect import clean, inspect_sections, mask_argv, masked_count
-from tui.fleet.secrets import MASK, MAX_SCAN_CHARS, looks_secret, mask_url_password
+from tui.fleet.actions.inspect import clean, inspect_sections, mask_argv
+from tui.fleet.secrets import MASK, MAX_SCAN_CHARS, looks_secret, mask_text
 
 ATTRS = {
     "Id": "abc123def456" + "0" * 52,
@@ -126,7 +126,7 @@ def test_secret_looking_environment_is_masked_until_revealed():
     assert "--api-key sk-live-1" in as_dict(reveal=True)["Container"]["command"]
     sections = inspect_sections(ATTRS)
     # HF_TOKEN, OPENAI_API_KEY, DB_PASSWORD, DATABASE_URL, the label, the command line.
-    assert masked_count(sections) == 6
+    assert sum(1 for s in sections for r in s.rows if r.masked) == 6
     everything = repr(sections)
     for secret in ("hf_secret", "sk-abc", "hunter2", "pa55", "t0k", "sk-live-1", "hf_xyz"):
         assert secret not in everything
@@ -205,8 +205,8 @@ def test_argv_and_url_masking_and_cleaning():
     )
     assert mask_argv(["serve", "--token", "--verbose"]) == ("serve --token --verbose", False)
     assert mask_argv(["serve"]) == ("serve", False)
-    assert mask_url_password("redis://:pw@r:6379/0") == f"redis://:{MASK}@r:6379/0"
-    assert mask_url_password("http://host/path") == "http://host/path"
+    assert mask_text("redis://:pw@r:6379/0") == f"redis://:{MASK}@r:6379/0"
+    assert mask_text("http://host/path") == "http://host/path"
     assert clean("a\x1b[2Jb\nc") == "a\\x1b[2Jb\\x0ac"
 
 

@@ -18,7 +18,7 @@ import pytest
 from tui.fleet.logs.export import export_lines
 from tui.fleet.logs.splitter import MAX_LINE_BYTES, LineSplitter
 from tui.fleet.logs.types import LogLine
-from tui.fleet.sanitize import REPLACEMENT, is_safe, sanitize_line, to_ansi
+from tui.fleet.sanitize import REPLACEMENT, sanitize_line, to_ansi
 
 ESC = b"\x1b"
 
@@ -73,6 +73,22 @@ HOSTILE: dict[str, bytes] = {
 
 # Byte strings whose appearance in the output means an escape got through.
 FORBIDDEN_TEXT = ("PWNED", "evil.example", "cm0gLXJmIH4=")
+
+
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f"  # every C0 and C1 control but tab, and DEL
+    # What reorders or hides text without showing itself: the soft hyphen, the Arabic letter
+    # mark, zero-width spaces and joiners, direction marks, line and paragraph separators,
+    # bidirectional embeddings, overrides and isolates, invisible operators, the byte-order
+    # mark, the tag characters.
+    "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+
+
+def is_safe(text: str) -> bool:
+    """True when `text` holds no control character but tab, and nothing that reorders or
+    hides text: what the sanitiser promises of every line it hands out."""
+    return _UNSAFE.search(text) is None
 
 
 def _assert_safe(text: str, sgr: tuple[tuple[int, str], ...]) -> None:

@@ -26,6 +26,7 @@ import pytest
 import tui.fleet.engine.client as client_mod
 import tui.fleet.engine.urls as urls_mod
 from tests.conftest import TEST_LABEL, start_daemon, stop_daemon, unavailable, wait_for
+from tests.helpers import swarm_state
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError, Unsupported
@@ -391,11 +392,12 @@ def test_snapshot_json_and_status_line_name_podman(podman: Engine, run_podman):
 
 async def test_status_line_says_podman(podman: Engine, run_podman):
     from tui.app import AitopApp
+    from tui.config import Config
     from widgets.status_line import StatusLine
 
     run_podman("sleep 3600", labels={"aitop.model": "tiny-llm"})
     podman.version()
-    app = AitopApp(podman)
+    app = AitopApp([FleetMonitor(podman)], config=Config())
     async with app.run_test(size=(200, 40)) as pilot:
         line = app.query_one(StatusLine)
         for _ in range(100):
@@ -413,7 +415,7 @@ def test_lacking_api_reported_not_crashing(podman: Engine, run_podman):
     assert "Podman" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(Unsupported):
         podman.scale_service("llama", 3)
-    assert podman.swarm_state() == "inactive"
+    assert swarm_state(podman) == "inactive"
     # A finished, empty log: Podman answers with Content-Length 0 and keeps the connection
     # open. Reading it must end at once rather than wait for more.
     quiet = run_podman("sleep 3600")

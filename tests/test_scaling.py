@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
-from tests.helpers import scale
+from tests.helpers import scale, swarm_state
 from tui.fleet.actions.scaling.execute import NewReplica, ScaleResult, execute_plan
 from tui.fleet.actions.scaling.groups import (
     CLONE_OF,
@@ -403,7 +403,7 @@ def test_a_service_with_a_fixed_container_name_is_refused(engine, compose_projec
 @pytest.fixture
 def swarm(engine):
     """A single-node swarm: this engine's own, or one initialised (and left) by the test."""
-    state = engine.swarm_state()
+    state = swarm_state(engine)
     made = False
     if state == "inactive":
         for extra in ([], ["--advertise-addr", "127.0.0.1"]):

@@ -29,7 +29,6 @@ from tui.fleet.secrets import (
     mask_labels,
     mask_secrets,
     mask_text,
-    mask_url_password,
     mask_words,
     strip_url_credentials,
 )
@@ -126,11 +125,11 @@ def test_harmless_names(name):
 
 
 def test_url_passwords_with_at_mask_up_to_the_host():
-    assert mask_url_password("scheme://user:p@ss@host/x") == f"scheme://user:{MASK}@host/x"
-    assert mask_url_password("redis://:pw@r:6379/0") == f"redis://:{MASK}@r:6379/0"
-    assert mask_url_password("http://host/path") == "http://host/path"
+    assert mask_text("scheme://user:p@ss@host/x") == f"scheme://user:{MASK}@host/x"
+    assert mask_text("redis://:pw@r:6379/0") == f"redis://:{MASK}@r:6379/0"
+    assert mask_text("http://host/path") == "http://host/path"
     # A short user name without a password is a user name, a long one a token.
-    assert mask_url_password("ssh://git@github.com/o/r") == "ssh://git@github.com/o/r"
+    assert mask_text("ssh://git@github.com/o/r") == "ssh://git@github.com/o/r"
 
 
 def test_a_value_cut_at_the_scan_bound_never_shows_half_a_password():

@@ -170,11 +170,6 @@ def to_ansi(text: str, sgr: SgrChanges) -> str:
     return "".join(parts)
 
 
-def is_safe(text: str) -> bool:
-    """True when `text` holds no control character but tab (a check for tests and asserts)."""
-    return _SPECIAL.search(text) is None
-
-
 MAX_FIELD_CHARS = 4096
 """Longest one-line field kept (a name, a label value, an error); the rest is cut with `…`."""
 

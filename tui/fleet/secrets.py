@@ -144,15 +144,9 @@ def _userinfo_spans(text: str, *, cut_end: bool) -> list[tuple[int, int, int]]:
     return spans
 
 
-def mask_url_password(value: str) -> str:
-    """`scheme://user:password@host` with the password masked (`user:••••••••@host`), a
-    token-long user name without password masked whole; other text unchanged (at most
-    `MAX_SCAN_CHARS` of it)."""
-    text = cut(value)
-    return _mask_urls(text, cut_end=len(text) < len(value))
-
-
 def _mask_urls(value: str, *, cut_end: bool) -> str:
+    """`scheme://user:password@host` with the password masked (`user:••••••••@host`), a
+    token-long user name without password masked whole; other text unchanged."""
     out = []
     pos = 0
     for start, pw, end in _userinfo_spans(value, cut_end=cut_end):

@@ -408,8 +408,3 @@ def inspect_sections(
     return tuple(
         s if s.rows else InspectSection(s.title, (InspectRow("", "none"),)) for s in sections
     )
-
-
-def masked_count(sections: Iterable[InspectSection]) -> int:
-    """How many rows hide a secret."""
-    return sum(1 for s in sections for r in s.rows if r.masked)

@@ -155,10 +155,6 @@ class Engine:
         with Translate(self.url):
             return self._api().containers(all=True, trunc=False)
 
-    def container_ids(self) -> list[str]:
-        """Ids of all the engine's containers, in every state."""
-        return [c["Id"] for c in self.container_summaries()]
-
     def inspect(self, container_id: str) -> dict[str, Any]:
         """The engine's inspect data for one container; ContainerGone if it was removed."""
         with Translate(self.url, container_id):
@@ -432,11 +428,6 @@ class Engine:
                     api.remove_container(new_id, v=True, force=True)
                 raise
             return new_id
-
-    def swarm_state(self) -> str:
-        """This engine's swarm membership: "inactive", "active", "pending", "error", "locked"."""
-        with Translate(self.url):
-            return str((self._api().info().get("Swarm") or {}).get("LocalNodeState", ""))
 
     def _require_swarm(self, service: str) -> None:
         if self.is_podman:

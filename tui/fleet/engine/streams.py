@@ -247,11 +247,6 @@ class LogStream:
         self._body = bytearray()
         self._ready: list[tuple[int, bytes]] = []
 
-    @property
-    def closed(self) -> bool:
-        """True once `close()` was called."""
-        return self._closed
-
     def __enter__(self) -> LogStream:
         return self
 

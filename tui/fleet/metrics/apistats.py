@@ -76,12 +76,6 @@ class ApiStats:
         """Stop following every container."""
         self.follow(())
 
-    @property
-    def followed(self) -> frozenset[str]:
-        """The containers whose stream is open or opening."""
-        with self._lock:
-            return frozenset(self._follows)
-
     def _read(self, cid: str, follow: _Follow) -> None:
         stream: EventStream | None = None
         try:
