@@ -1638,6 +1638,7 @@ async def _render(snapshot: Any, out: Path, gpus: int) -> list[Path]:
     from screenshots.render import row_of, select
     from tests.fleet_fixtures import ReplayMonitor
     from tui.app import AitopApp
+    from tui.config import Config
 
     written = []
     height = max(40, 24 + 5 * gpus)
@@ -1647,7 +1648,7 @@ async def _render(snapshot: Any, out: Path, gpus: int) -> list[Path]:
         ("gpu-check-gpu-pane", (150, max(23, 10 + 5 * gpus)), ("right",) * 40),
     )
     for name, size, keys in shots:
-        app = AitopApp(None, monitor=ReplayMonitor(snapshot))  # type: ignore[arg-type]
+        app = AitopApp([ReplayMonitor(snapshot)], config=Config())
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             if snapshot.containers:
