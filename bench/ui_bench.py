@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fleet_fixtures import ReplayMonitor
 from tui.app import AitopApp
+from tui.config import Config
 from tui.fleet.models import (
     ContainerInfo,
     ContainerSnapshot,
@@ -89,7 +90,7 @@ def fleet(n: int, tick: int, changing: int | None = None) -> FleetSnapshot:
 
 async def main(n: int, refreshes: int, changing: int | None) -> None:
     monitor = ReplayMonitor(fleet(n, 0))
-    app = AitopApp(None, monitor=monitor)
+    app = AitopApp([monitor], config=Config())
     async with app.run_test(size=(200, 50)) as pilot:
         await pilot.pause(0.5)
         start_cpu, start = time.process_time(), time.perf_counter()

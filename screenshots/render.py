@@ -36,9 +36,11 @@ from tests.fleet_fixtures import (  # noqa: E402
     ReplayMonitor,
     demo_fleet,
     demo_fleet_with_gpus,
+    replay_app,
     several_engines,
 )
 from tui.app import AitopApp  # noqa: E402
+from tui.config import Config  # noqa: E402
 from tui.fleet.demo import DEMO_LABEL, demo_down, demo_up  # noqa: E402
 from tui.fleet.engine.client import Engine  # noqa: E402
 from tui.fleet.engine.errors import EngineError  # noqa: E402
@@ -85,7 +87,7 @@ async def recorded(
     keys: tuple[str, ...] = (),
     select_name: str = "",
 ) -> None:
-    app = AitopApp(None, monitor=ReplayMonitor(snapshot))
+    app = replay_app(snapshot)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         if select_name:
@@ -98,7 +100,7 @@ async def recorded(
 
 async def render_several_engines() -> None:
     monitors = [ReplayMonitor(fleet) for fleet in several_engines()]
-    app = AitopApp(None, monitors=monitors)  # type: ignore[arg-type]
+    app = AitopApp(monitors, config=Config())
     async with app.run_test(size=(200, 25)) as pilot:
         await pilot.pause()
         save(app, "several-engines")
@@ -129,6 +131,10 @@ class DemoOnlyMonitor:
         self._monitor = monitor
         self.on_snapshot: Callable[[FleetSnapshot], None] | None = None
 
+    @property
+    def engine(self) -> Engine:
+        return self._monitor.engine
+
     @staticmethod
     def _only_demo(snapshot: FleetSnapshot) -> FleetSnapshot:
         kept = tuple(c for c in snapshot.containers if DEMO_LABEL in c.info.labels)
@@ -153,7 +159,7 @@ class DemoOnlyMonitor:
 
 
 async def live(engine: Engine, name: str, size: tuple[int, int], steps: Step) -> None:
-    app = AitopApp(engine, monitor=DemoOnlyMonitor(FleetMonitor(engine)))  # type: ignore[arg-type]
+    app = AitopApp([DemoOnlyMonitor(FleetMonitor(engine))], config=Config())
     async with app.run_test(size=size) as pilot:
 
         def sampled() -> bool:

@@ -6,11 +6,16 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from tui.app import AitopApp
+from tui.config import Config
+from tui.fleet.engine.client import Engine
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import container_gpu_usage
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.recording import load
+from tui.watch import monitors_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -87,7 +92,7 @@ def demo_fleet_with_gpus(tmp_path: Path) -> FleetSnapshot:
         taken_at=fleet.taken_at,
         devices=tuple(dataclasses.replace(d, nvml_seconds=0.001) for d in report.devices),
         processes=tuple(
-            dataclasses.replace(p, container_id=ids.get(p.container_id, p.container_id))
+            dataclasses.replace(p, container_id=ids.get(p.container_id or "", p.container_id))
             for p in report.processes
         ),
     )
@@ -105,12 +110,21 @@ def demo_fleet_with_gpus(tmp_path: Path) -> FleetSnapshot:
 
 
 class ReplayMonitor:
-    """Stands in for FleetMonitor: publishes the given snapshots when started."""
+    """Stands in for FleetMonitor (a `FleetSource`): publishes the given snapshots when started.
 
-    def __init__(self, *snapshots: FleetSnapshot) -> None:
+    `engine` is where actions and logs would go; None (the default) makes a recorded fleet
+    that can be looked at but not steered.
+    """
+
+    def __init__(self, *snapshots: FleetSnapshot, engine: Engine | None = None) -> None:
         self.snapshots = list(snapshots)
         self.on_snapshot: Callable[[FleetSnapshot], None] | None = None
         self.stopped = False
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine
 
     def start(self) -> None:
         for snap in self.snapshots:
@@ -131,3 +145,23 @@ class ReplayMonitor:
 
 
 NO_ENGINE = EngineStatus(url="unix:///var/run/docker.sock")
+
+UNCONNECTED = "unix:///nonexistent/aitop-test.sock"
+"""The URL of an engine that is never connected to (an app that must believe it has one)."""
+
+
+def replay_app(
+    *snapshots: FleetSnapshot,
+    config: Config | None = None,
+    engine: Engine | None = None,
+    **kwargs: Any,
+) -> AitopApp:
+    """The app on one recorded fleet (the snapshots published in turn), with `config`."""
+    monitor = ReplayMonitor(*snapshots, engine=engine)
+    return AitopApp([monitor], config=config or Config(), **kwargs)
+
+
+def live_app(*engines: Engine, config: Config | None = None, **kwargs: Any) -> AitopApp:
+    """The app watching real engines, as the command line builds it from `config`."""
+    settings = config or Config()
+    return AitopApp(monitors_for(engines, settings), config=settings, **kwargs)

@@ -1,7 +1,7 @@
 """The action screens and keys driven with Pilot: on their own, and on the real engine.
 
-`ActionsApp` is the smallest app that carries `ActionsMixin` the way `AitopApp` does: a
-ContainerTable fed with snapshots built from the engine, an ActionProgress line, the bindings.
+`ActionsApp` is the smallest app built on `FleetActions` the way `AitopApp` is: a ContainerTable
+fed with snapshots built from the engine, an ActionProgress line, the action bindings.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from textual.widgets import Checkbox, Input, OptionList
 from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import demo_fleet
 from tests.helpers import scale
-from tui.action_mixin import ACTION_BINDINGS, ActionsMixin, gpu_inputs
+from tui.commands import ACTION_COMMANDS, bindings
 from tui.fleet.engine.client import Engine
 from tui.fleet.inventory import container_info
 from tui.fleet.models import ContainerSnapshot, EngineStatus, FleetSnapshot
+from tui.fleet_actions import FleetActions, gpu_inputs
+from tui.fleets import Fleets
 from tui.screens.confirm import ConfirmAnswer, ConfirmScreen
 from tui.screens.inspect import InspectScreen
 from tui.screens.replica import ReplicaScreen, count_error
@@ -128,7 +130,7 @@ async def test_invalid_count_shows_an_inline_error_and_keeps_the_screen():
         box.value = ""
         await pilot.press(*"x1", "enter")
         await pilot.pause()
-        assert app.screen is screen  # still open
+        assert isinstance(app.screen, ReplicaScreen) and app.screen is screen  # still open
         assert screen.error_text == "'x1' is not a whole number of replicas (0 or more)"
         assert screen.query_one("#error").has_class("-shown")
         await pilot.press("backspace", "backspace")
@@ -173,27 +175,27 @@ def test_gpu_inputs_from_a_recorded_two_gpu_fleet(tmp_path):
     by_name = {c.info.name: c for c in snap.containers}
     mistral = by_name["aitop-demo-mistral-1"]
     free, need = gpu_inputs(snap, mistral.info.id)
-    assert free is not None
+    assert free is not None and snap.gpu is not None
     assert set(free) == {str(d.index) for d in snap.gpu.devices}
     for d in snap.gpu.devices:
+        assert d.mem_total_bytes is not None and d.mem_used_bytes is not None
         assert free[str(d.index)] == d.mem_total_bytes - d.mem_used_bytes
-    assert need == max(g.mem_bytes for g in mistral.gpus)
+    assert need == max(g.mem_bytes or 0 for g in mistral.gpus)
     assert gpu_inputs(demo_fleet(), mistral.info.id) == (None, None)
 
 
 # --- the keys on the real engine --------------------------------------------------------------
 
 
-class ActionsApp(ActionsMixin, App):
+class ActionsApp(FleetActions):
     """A table of this test run's containers with the action keys."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [*ACTION_BINDINGS]
+    BINDINGS: ClassVar[list[BindingType]] = [*bindings(ACTION_COMMANDS)]
 
     def __init__(self, engine: Engine, session_tag: str) -> None:
-        super().__init__()
+        super().__init__(Fleets([(engine.url, engine)]))
         self.engine = engine
         self.session_tag = session_tag
-        self.last_snapshot: FleetSnapshot | None = None
 
     def compose(self) -> ComposeResult:
         yield ContainerTable(id="containers")
@@ -218,7 +220,7 @@ class ActionsApp(ActionsMixin, App):
             containers=tuple(ContainerSnapshot(i) for i in infos),
             taken_at=time.time(),
         )
-        self.last_snapshot = snap
+        self.fleets.update(0, snap)
         self.query_one(ContainerTable).update_snapshot(snap)
 
     def select(self, container_id: str) -> None:

@@ -12,8 +12,16 @@ import pytest
 
 import tui.app as app_mod
 from tests.conftest import TEST_LABEL
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet, unreachable
+from tests.fleet_fixtures import (
+    UNCONNECTED,
+    ReplayMonitor,
+    demo_fleet,
+    live_app,
+    replay_app,
+    unreachable,
+)
 from tui.app import AitopApp
+from tui.config import Config
 from tui.fleet.engine.client import Engine
 from widgets.action_progress import ActionProgress
 from widgets.container_table import GROUP_PREFIX, ContainerTable
@@ -27,7 +35,7 @@ def names(table: ContainerTable, snap) -> list[str]:
 
 async def test_rows_are_grouped_by_compose_service_with_replica_counts():
     snap = demo_fleet()
-    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    app = replay_app(snap)
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
@@ -45,7 +53,7 @@ async def test_rows_are_grouped_by_compose_service_with_replica_counts():
 
 async def test_a_toggles_all_containers_and_slash_filters():
     snap = demo_fleet()
-    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    app = replay_app(snap)
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
@@ -68,7 +76,7 @@ async def test_a_toggles_all_containers_and_slash_filters():
 
 async def test_filter_matches_labels_and_images():
     snap = demo_fleet()
-    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    app = replay_app(snap)
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
@@ -84,7 +92,7 @@ async def test_filter_matches_labels_and_images():
 
 async def test_sorting_by_cpu_puts_the_burner_first_and_i_reverses():
     snap = demo_fleet()
-    app = AitopApp(None, monitor=ReplayMonitor(snap))
+    app = replay_app(snap)
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
@@ -102,16 +110,16 @@ async def test_sorting_by_cpu_puts_the_burner_first_and_i_reverses():
 async def test_selection_survives_refreshes_and_a_removed_container_leaves():
     snap = demo_fleet()
     monitor = ReplayMonitor(snap)
-    app = AitopApp(None, monitor=monitor)
+    app = AitopApp([monitor], config=Config())
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
         await pilot.press("down", "down", "down")
-        selected = table.selected_container_id
+        selected = table.selection.container_id
         assert selected is not None
         monitor.publish(snap)
         await pilot.pause()
-        assert table.selected_container_id == selected
+        assert table.selection.container_id == selected
         gone = snap.__class__(
             engine=snap.engine,
             host=snap.host,
@@ -127,7 +135,7 @@ async def test_selection_survives_refreshes_and_a_removed_container_leaves():
 
 async def test_an_unreachable_engine_is_said_on_the_status_line():
     snap = demo_fleet()
-    app = AitopApp(None, monitor=ReplayMonitor(snap, unreachable(snap)))
+    app = replay_app(snap, unreachable(snap))
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         status = app.query_one(StatusLine)
@@ -140,7 +148,7 @@ async def test_the_collector_the_cli_turned_off_is_on_again_after_the_first_figu
     assert snap.sampled
     gc.disable()  # as tui.cli.main leaves it
     try:
-        app = AitopApp(None, monitor=ReplayMonitor(snap))
+        app = replay_app(snap)
         async with app.run_test(size=(120, 30)) as pilot:
             await pilot.pause()
             assert gc.isenabled()
@@ -154,7 +162,7 @@ async def test_the_collector_is_on_again_without_figures_too(monkeypatch):
     gc.disable()
     try:
         gone = dataclasses.replace(unreachable(snap), sampled=False)
-        app = AitopApp(None, monitor=ReplayMonitor(gone))
+        app = replay_app(gone)
         async with app.run_test(size=(120, 30)) as pilot:
             await pilot.pause()
             assert not gc.isenabled()  # no figures yet: still off
@@ -170,7 +178,7 @@ async def test_the_table_lists_exactly_what_docker_ps_lists(engine, run_containe
     run_container("sleep 600", labels={"aitop.model": "m2"})
     run_container("sleep 600")
     stopped = run_container("true")
-    app = AitopApp(Engine(engine.url))
+    app = live_app(Engine(engine.url))
     async with app.run_test(size=(200, 40)) as pilot:
         table = app.query_one(ContainerTable)
         await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")
@@ -213,7 +221,7 @@ async def test_the_mark_of_a_container_that_went_is_dropped():
     id) and the count saying so: it goes with the container."""
     snap = demo_fleet()
     monitor = ReplayMonitor(snap)
-    app = AitopApp(None, monitor=monitor)
+    app = AitopApp([monitor], config=Config())
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
@@ -253,7 +261,7 @@ async def test_following_the_selection_is_debounced_while_the_cursor_runs(monkey
     monkeypatch.setattr(app_mod, "ReplicaSetFollower", CountingFollower)
     CountingFollower.started = 0
     snap = demo_fleet()
-    app = AitopApp(object(), monitor=ReplayMonitor(snap))
+    app = replay_app(snap, engine=Engine(UNCONNECTED))
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.press("a")
         await pilot.pause()
@@ -275,4 +283,4 @@ async def test_following_the_selection_is_debounced_while_the_cursor_runs(monkey
         assert passed < len(rows) / 2, passed
         await pilot.pause(app_mod.LOG_FOLLOW_DEBOUNCE * 3)
         assert CountingFollower.started - opened <= 3
-        assert app._logs_of == (table.selected_container_id,)
+        assert app._logs_of == (table.selection.container_id,)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tests.conftest import TEST_LABEL
-from tui.app import AitopApp
+from tests.fleet_fixtures import live_app
 from tui.fleet.engine.client import Engine
 from widgets.container_table import GROUP_PREFIX, ContainerTable
 from widgets.log_pane import LogPane
@@ -38,7 +38,7 @@ async def test_l_opens_the_selected_containers_logs_and_they_follow_the_selectio
         "echo second-1; printf 'evil \\033]0;title\\007 \\033[2J end\\n'; sleep 600",
         labels={"aitop.model": "m-b"},
     )
-    app = AitopApp(Engine(engine.url))
+    app = live_app(Engine(engine.url))
     async with app.run_test(size=(160, 50)) as pilot:
         table = app.query_one(ContainerTable)
         await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")
@@ -81,7 +81,7 @@ async def test_a_compose_service_row_shows_its_replicas_interleaved(
             f"echo replica-{n}; sleep 600",
             labels={**labels, "com.docker.compose.container-number": str(n)},
         )
-    app = AitopApp(Engine(engine.url))
+    app = live_app(Engine(engine.url))
     async with app.run_test(size=(160, 50)) as pilot:
         table = app.query_one(ContainerTable)
         await pilot.press("slash", *f"logs-{session_tag}", "enter")

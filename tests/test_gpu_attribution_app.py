@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import TEST_LABEL
 from tests.fixtures.nvml.fake_nvml import FakeNvml
 from tui.app import AitopApp
+from tui.config import Config
 from tui.fleet.engine.client import Engine
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.monitor import FleetMonitor
@@ -33,7 +34,7 @@ async def test_gpu_memory_lands_on_the_rows_of_the_containers_that_hold_it(
     }
     sampler = GpuSampler(FakeNvml.from_fixture("h100_a100.json", pids))
     monitor = FleetMonitor(Engine(engine.url), gpu=sampler)
-    app = AitopApp(None, monitor=monitor)
+    app = AitopApp([monitor], config=Config())
     async with app.run_test(size=(220, 40)) as pilot:
         table = app.query_one(ContainerTable)
         await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from textual.command import CommandPalette
 
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet, several_engines
-from tui.action_mixin import MUTATING_ACTIONS
+from tests.fleet_fixtures import ReplayMonitor, demo_fleet, replay_app, several_engines
 from tui.app import AitopApp
-from tui.commands import COMMANDS, binding_catalog
+from tui.commands import ACTION_COMMANDS, COMMANDS, MUTATING_ACTIONS, binding_catalog
 from tui.config import Config
+from tui.fleet.actions import lifecycle as act
 from tui.fleet.engine.client import Engine
 from tui.screens.help import HelpScreen
 from widgets.container_table import ContainerTable
@@ -20,8 +20,8 @@ from widgets.log_pane import LogPane
 SIZE = (200, 40)
 
 
-def app_with(config: Config | None = None, engine: object = None, **kw) -> AitopApp:
-    return AitopApp(engine, monitor=ReplayMonitor(demo_fleet()), config=config, **kw)
+def app_with(config: Config | None = None, engine: Engine | None = None, **kw) -> AitopApp:
+    return replay_app(demo_fleet(), config=config, engine=engine, **kw)
 
 
 def rows_by_id(screen: HelpScreen) -> dict[str, tuple[str, str]]:
@@ -48,9 +48,9 @@ async def open_palette_and_run(pilot, app: AitopApp, text: str) -> None:
 def test_every_registry_command_has_a_unique_id_and_bindings_have_ids():
     ids = [c.id for c in COMMANDS]
     assert len(ids) == len(set(ids))
-    actions = {c.action for c in COMMANDS}
-    # Every changing action is in the registry (so palette and help know it).
-    assert actions >= MUTATING_ACTIONS
+    # The read-only set is the registry's own flag; every lifecycle action is in it.
+    assert {c.action for c in ACTION_COMMANDS if c.id in act.ACTIONS} <= MUTATING_ACTIONS
+    assert "inspect_container" not in MUTATING_ACTIONS and "quit" not in MUTATING_ACTIONS
     catalog_ids = {b.id for _, b in binding_catalog()}
     assert {"toggle-all", "sort-invert", "log_pane.follow", "confirm-yes"} <= catalog_ids
 
@@ -66,7 +66,7 @@ async def test_a_remapped_key_works_and_the_old_one_no_longer_does():
         assert table.show_all is False
         await pilot.press("A")
         await pilot.pause()
-        assert table.show_all is True
+        assert app.query_one(ContainerTable).show_all is True
         # A widget's binding is remapped the same way.
         await pilot.press("I")
         await pilot.pause()
@@ -128,7 +128,9 @@ async def test_read_only_hides_changing_actions_from_help_and_palette():
         await pilot.pause()
         await pilot.press("question_mark")
         await pilot.pause()
-        rows = rows_by_id(app.screen)
+        screen = app.screen
+        assert isinstance(screen, HelpScreen)
+        rows = rows_by_id(screen)
         assert not {"stop", "kill", "remove", "scale-up", "mark"} & rows.keys()
         assert "toggle-all" in rows
         await pilot.press("escape")
@@ -170,7 +172,7 @@ async def test_the_palette_uses_remapped_keys_in_its_help_line():
 async def test_switch_host_names_the_engine_and_the_configured_hosts():
     engine = Engine("tcp://a:2375")
     engine.url_source = "config file"
-    app = app_with(engine=engine, hosts=("tcp://a:2375", "tcp://b:2375"))
+    app = app_with(Config(hosts=("tcp://a:2375", "tcp://b:2375")), engine=engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await open_palette_and_run(pilot, app, "switch host")
@@ -182,7 +184,7 @@ async def test_switch_host_names_the_engine_and_the_configured_hosts():
 
 
 async def test_switch_host_jumps_from_one_engines_rows_to_the_next():
-    app = AitopApp(None, monitors=[ReplayMonitor(fleet) for fleet in several_engines()])
+    app = AitopApp([ReplayMonitor(fleet) for fleet in several_engines()], config=Config())
     async with app.run_test(size=(200, 60)) as pilot:
         await pilot.pause()
         table = app.query_one(ContainerTable)
@@ -230,3 +232,54 @@ async def test_log_retention_comes_from_the_config():
         await pilot.pause()
         pane = app.query_one(LogPane)
         assert (pane.buffer.max_lines, pane.buffer.max_bytes) == (123, 4567)
+
+
+async def test_a_command_asks_first_exactly_when_the_registry_says_so():
+    """`confirm` on a lifecycle command: its key opens a question (a signal or a yes) before
+    anything is sent; without it, nothing is asked."""
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.signal import SignalScreen
+
+    lifecycle = [c for c in ACTION_COMMANDS if c.id in act.ACTIONS]
+    assert {c.id for c in lifecycle if c.confirm} == {"stop", "kill", "remove"}
+    # Never connected to: a command that does not ask fails at the engine, harmlessly.
+    app = app_with(engine=Engine("unix:///nonexistent/aitop-test.sock"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        snap = demo_fleet()
+        burner = next(c.info.id for c in snap.containers if c.info.name == "aitop-demo-burner")
+        table.move_cursor(row=table.row_keys.index(burner))
+        await pilot.pause()
+        for command in lifecycle:
+            await pilot.press(command.key)
+            await pilot.pause()
+            asked = isinstance(app.screen, ConfirmScreen | SignalScreen)
+            assert asked is command.confirm, command.id
+            if asked:
+                await pilot.press("escape")
+                await pilot.pause()
+            assert table.selection.container_id == burner
+
+
+async def test_gpu_thresholds_come_from_the_config(tmp_path):
+    """The demo GPUs' memory (GPU 1 above 90 %) is critical by default; with the critical
+    share set above it, the status line warns of nothing and the GPU pane draws no alarm."""
+    from textual.widgets import Static
+
+    from tests.fleet_fixtures import demo_fleet_with_gpus
+    from tui.config import ThresholdsConfig
+    from widgets.status_line import StatusLine
+
+    fleet = demo_fleet_with_gpus(tmp_path)
+    relaxed = ThresholdsConfig(gpu_memory_warning_percent=99, gpu_memory_critical_percent=99.5)
+    for config, alarmed in ((Config(), True), (Config(thresholds=relaxed), False)):
+        app = replay_app(fleet, config=config)
+        async with app.run_test(size=(220, 40)) as pilot:
+            await pilot.pause()
+            alert = app.query_one(StatusLine).alert
+            assert alert.startswith("GPU 1") is alarmed, alert
+            critical = [
+                s for s in app.query(".gpu-mem").results(Static) if s.has_class("-critical")
+            ]
+            assert bool(critical) is alarmed

@@ -6,8 +6,7 @@ import dataclasses
 
 from textual.widgets import Static
 
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet
-from tui.app import AitopApp
+from tests.fleet_fixtures import demo_fleet, replay_app
 from tui.fleet.models import HostSnapshot
 from widgets.host_gauges import core_bars, cores_per_bar
 
@@ -29,7 +28,7 @@ async def test_128_cores_fit_the_line_at_any_width() -> None:
     loads = tuple(float(i % 100) for i in range(128))
     host = dataclasses.replace(fleet.host, per_cpu_percent=loads)
     for width in (80, 120, 320):
-        app = AitopApp(None, monitor=ReplayMonitor(dataclasses.replace(fleet, host=host)))
+        app = replay_app(dataclasses.replace(fleet, host=host))
         async with app.run_test(size=(width, 24)) as pilot:
             await pilot.pause()
             cores = app.query_one("#cpu-cores", Static)

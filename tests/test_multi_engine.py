@@ -28,6 +28,7 @@ import pytest
 from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
 from tests.terminal import Tmux
 from tui.app import AitopApp
+from tui.config import Config
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.engine.ssh import SshTunnel
@@ -86,7 +87,7 @@ def fleet_pair(engine, second_engine, image, session_tag):
 
 def two_engine_app(first: str, second: str) -> AitopApp:
     monitors = [FleetMonitor(Engine(url), interval=0.5) for url in (first, second)]
-    return AitopApp(monitors[0].engine, monitors=monitors, show_all=True)
+    return AitopApp(monitors, config=Config(), show_all=True)
 
 
 async def until(pilot, predicate, what: str, timeout: float = 40.0) -> None:

@@ -14,10 +14,12 @@ from tests.fleet_fixtures import (
     ReplayMonitor,
     demo_fleet,
     demo_fleet_with_gpus,
+    replay_app,
     several_engines,
     unreachable,
 )
 from tui.app import AitopApp
+from tui.config import Config
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +36,7 @@ def test_fleet_table(snap_compare):
     with the CPU burner at 100 %, the llama group (3/3 running) and mistral group (2/2)
     under bold header rows with their replicas indented, the unhealthy server in red; the
     status line names the engine and says 7 model containers of 8 are shown."""
-    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
+    app = replay_app(demo_fleet())
     assert snap_compare(app, terminal_size=(200, 30))
 
 
@@ -44,14 +46,14 @@ def test_fleet_table_with_gpus(snap_compare, tmp_path):
     line warns that GPU 1 is under memory pressure naming aitop-demo-llama-1. In the table,
     llama-1 holds "0:18.2G 1:..." with its SM share, mistral-1 holds GPU 1, and llama-2 shows
     its reserved GPU 0 as idle."""
-    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet_with_gpus(tmp_path)))
+    app = replay_app(demo_fleet_with_gpus(tmp_path))
     assert snap_compare(app, terminal_size=(220, 40))
 
 
 def test_all_containers_filtered_and_sorted_by_memory(snap_compare):
     """All containers (the plain redis one too) filtered by "demo-", sorted by memory,
     largest first (MEM / LIMIT ▼); the filter box stays open at the bottom with "demo-"."""
-    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
+    app = replay_app(demo_fleet())
     keys = ["a", "slash", *"demo-", "enter", *[">"] * 7, "I"]
     assert snap_compare(app, terminal_size=(200, 30), press=keys)
 
@@ -60,13 +62,13 @@ def test_engine_unreachable(snap_compare):
     """The last known fleet stays on screen while the status line, in the error colour,
     says the engine is unreachable and when aitop retries."""
     snap = demo_fleet()
-    app = AitopApp(None, monitor=ReplayMonitor(snap, unreachable(snap)))
+    app = replay_app(snap, unreachable(snap))
     assert snap_compare(app, terminal_size=(200, 30))
 
 
 def test_small_terminal(snap_compare):
     """At 80x24 the table scrolls horizontally; nothing overlaps and the footer stays."""
-    app = AitopApp(None, monitor=ReplayMonitor(demo_fleet()))
+    app = replay_app(demo_fleet())
     assert snap_compare(app, terminal_size=(80, 24))
 
 
@@ -77,11 +79,7 @@ def test_help_screen(snap_compare):
     the container actions `u s r p K D e i + - = space`, and last `A` for all containers,
     remapped from `a` by the configuration's keymap. Each row ends with its binding id in a
     muted colour; a hint at the bottom says how to remap keys."""
-    from tui.config import Config
-
-    app = AitopApp(
-        None, monitor=ReplayMonitor(demo_fleet()), config=Config(keymap={"toggle-all": "A"})
-    )
+    app = replay_app(demo_fleet(), config=Config(keymap={"toggle-all": "A"}))
     assert snap_compare(app, terminal_size=(110, 60), press=["question_mark"])
 
 
@@ -95,5 +93,5 @@ def test_two_engines_and_one_unreachable(snap_compare):
     error colour, with nothing under it. The GPU pane says the GPU data of me@gpu-box and
     10.0.0.7:2376 needs aitop on that host; the status line warns, first, that 10.0.0.7:2376
     is unreachable and names the three engines."""
-    app = AitopApp(None, monitors=[ReplayMonitor(fleet) for fleet in several_engines()])
+    app = AitopApp([ReplayMonitor(fleet) for fleet in several_engines()], config=Config())
     assert snap_compare(app, terminal_size=(200, 60))

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from tests.fleet_fixtures import ReplayMonitor, demo_fleet, demo_fleet_with_gpus, unreachable
-from tui.app import AitopApp
+from tests.fleet_fixtures import demo_fleet, demo_fleet_with_gpus, replay_app, unreachable
 from tui.fleet.models import FleetSnapshot
 from widgets.status_line import Part, StatusLine, fit, shorten
 
@@ -38,7 +37,7 @@ def test_fit_drops_the_most_dispensable_parts_first() -> None:
 
 
 async def status_at(snapshot: FleetSnapshot, width: int) -> str:
-    app = AitopApp(None, monitor=ReplayMonitor(snapshot))
+    app = replay_app(snapshot)
     async with app.run_test(size=(width, 24)) as pilot:
         await pilot.pause()
         line = app.query_one(StatusLine)

@@ -19,7 +19,7 @@ import pytest
 from textual.widgets._toast import Toast
 
 from tests.conftest import TEST_LABEL
-from tui.app import AitopApp
+from tests.fleet_fixtures import live_app
 from tui.config import parse_config
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
@@ -228,7 +228,7 @@ async def test_an_engine_error_echoing_markup_is_a_plain_toast(
         name=f"aitop-test-hostile-{session_tag}",
     )
     try:
-        app = AitopApp(Engine(engine.url))
+        app = live_app(Engine(engine.url))
         async with app.run_test(size=(200, 40), notifications=True) as pilot:
             table = app.query_one(ContainerTable)
             await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")
@@ -237,7 +237,7 @@ async def test_an_engine_error_echoing_markup_is_a_plain_toast(
                 await pilot.pause(0.05)
             table.move_cursor(row=table.row_keys.index(cid))
             await pilot.pause(0.1)
-            assert table.selected_container_id == cid
+            assert table.selection.container_id == cid
             await pilot.press("u")
             toasts: list[Toast] = []
             while time.monotonic() < deadline + 20:

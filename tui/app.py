@@ -1,10 +1,15 @@
 """The aitop application: wires the headless fleet layer to the widgets.
 
-Data flows one way: the `FleetMonitor`'s threads publish snapshots, which arrive here as
-`FleetUpdated` messages and are handed to the widgets. With several engines there is one
-monitor per engine; their fleets are shown together, grouped by host, and every action or
-log stream goes to the engine that owns the container. User intent flows back as messages
+Data flows one way: each `FleetSource` (a `FleetMonitor` on a live engine) publishes snapshots
+from its threads; they arrive here as `FleetUpdated` messages, go into the `Fleets` (which
+engine owns which container, all of them as one picture) and on to the widgets. With several
+engines there is one source per engine; their fleets are shown together, grouped by host, and
+every action or log stream goes to the engine that owns the container. User intent flows back
+as messages (`ContainerTable.SelectionChanged`, `ContainerTable.ViewChanged`, the log pane's)
 and key bindings. Nothing on the event loop talks to the engine, the kernel or psutil.
+
+The configuration arrives checked and complete (`tui.cli` folds the flags into it, and made
+the engines and monitors from it): the app only reads what it draws with.
 """
 
 from __future__ import annotations
@@ -18,32 +23,37 @@ import time
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
-from tui.action_mixin import ACTION_BINDINGS, ActionsMixin
-from tui.commands import APP_COMMANDS, AitopCommands, bindings, describe_hosts, help_sections
+from tui.commands import (
+    ACTION_COMMANDS,
+    APP_COMMANDS,
+    AitopCommands,
+    bindings,
+    describe_hosts,
+    help_sections,
+)
 from tui.config import Config
-from tui.fleet.detect import DEFAULT_RULES, DetectionRules
-from tui.fleet.engine.client import Engine
-from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import pressure_warnings
 from tui.fleet.logs.export import export_lines, export_path
 from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
 from tui.fleet.logs.types import LogTarget
-from tui.fleet.models import EngineStatus, FleetSnapshot
-from tui.fleet.monitor import FleetMonitor
+from tui.fleet.models import FleetSnapshot
+from tui.fleet.source import FleetSource
+from tui.fleet_actions import FleetActions
+from tui.fleets import Fleets, is_local_url, unreachable_notes
+from tui.messages import FleetUpdated
 from tui.screens.help import HelpScreen
 from widgets.action_progress import ActionProgress
-from widgets.container_table import HOST_PREFIX, ContainerTable, host_label
+from widgets.container_table import ContainerTable, Selection, TableView, host_label
 from widgets.gpu_panel import GpuPanel
 from widgets.host_gauges import HostGauges
 from widgets.log_pane import LogPane
@@ -57,57 +67,18 @@ FIRST_FRAME_ENV = "AITOP_FIRST_FRAME_FILE"
 """When set, the wall-clock time of the first frame with CPU figures is written there."""
 
 
-class FleetUpdated(Message):
-    """A new fleet snapshot arrived from a monitor's threads (`index`: which engine's)."""
-
-    def __init__(self, snapshot: FleetSnapshot, index: int = 0) -> None:
-        self.snapshot = snapshot
-        self.index = index
-        super().__init__()
-
-    def can_replace(self, message: Message) -> bool:
-        # Only the newest picture of an engine matters: a queued older one is dropped.
-        return isinstance(message, FleetUpdated) and message.index == self.index
-
-
-def is_local_url(url: str) -> bool:
-    """True when an engine URL names this machine (its GPUs are the ones NVML sees here)."""
-    return url.startswith(("unix://", "npipe://"))
-
-
-def combined_status(fleets: Sequence[FleetSnapshot]) -> EngineStatus:
-    """One status for several engines, for the status line: reachable while any answers."""
-    up = [f.engine for f in fleets if f.engine.reachable]
-    down = [f.engine for f in fleets if not f.engine.reachable]
-
-    def joined(values: Iterable[str]) -> str:
-        return "/".join(dict.fromkeys(v for v in values if v))
-
-    labels = ", ".join(host_label(f.engine.url) for f in fleets)
-    return EngineStatus(
-        url=f"{len(fleets)} engines: {labels}",
-        reachable=bool(up),
-        version=joined(e.version for e in up),
-        api_version=joined(e.api_version for e in up),
-        error="; ".join(f"{host_label(e.url)}: {e.error or 'connecting'}" for e in down),
-        retry_in=min((e.retry_in for e in down if e.retry_in), default=0.0),
-        stats_source=joined(e.stats_source for e in up),
-        product=joined(e.product for e in up) or "Docker",
+def view_text(view: TableView) -> str:
+    """The status line's account of what the table shows."""
+    kind = (
+        "all containers" if view.show_all else f"model containers ({view.models} of {view.total})"
     )
+    text = f"{view.shown} shown · {kind} · a: toggle"
+    if view.filter_text:
+        text += f" · filter: {view.filter_text!r}"
+    return text
 
 
-def unreachable_notes(fleets: Sequence[FleetSnapshot]) -> list[str]:
-    """ "<host>: unreachable, retrying in 4s" for each engine of several that does not answer."""
-    notes = []
-    for fleet in fleets:
-        engine = fleet.engine
-        if not engine.reachable and engine.error:
-            retry = f" in {engine.retry_in:.0f}s" if engine.retry_in else ""
-            notes.append(f"{host_label(engine.url)}: unreachable, retrying{retry}")
-    return notes
-
-
-class AitopApp(ActionsMixin, App):
+class AitopApp(FleetActions):
     """top for AI model containers."""
 
     TITLE = "aitop"
@@ -132,73 +103,38 @@ class AitopApp(ActionsMixin, App):
     """
 
     # Made from the one command registry (tui/commands.py), which also feeds help and palette.
-    BINDINGS: ClassVar[list[BindingType]] = [*bindings(APP_COMMANDS), *ACTION_BINDINGS]
+    BINDINGS: ClassVar[list[BindingType]] = [*bindings(APP_COMMANDS), *bindings(ACTION_COMMANDS)]
     COMMANDS = App.COMMANDS | {AitopCommands}
 
     def __init__(
         self,
-        engine: Engine,
+        monitors: Sequence[FleetSource],
         *,
-        rules: DetectionRules = DEFAULT_RULES,
-        interval: float = 1.0,
-        gpu_interval: float = 1.0,
-        show_all: bool = False,
-        monitor: FleetMonitor | None = None,
-        config: Config | None = None,
+        config: Config,
         config_problems: Sequence[str] = (),
-        hosts: Sequence[str] = (),
-        monitors: Sequence[Any] = (),
+        show_all: bool = False,
     ) -> None:
-        super().__init__()
-        self.engine = engine
-        """The first engine (the only one, usually); None for a recorded fleet."""
-        self.config = config or Config()
-        """The settings from the configuration file (already checked; see tui/config.py)."""
+        """`monitors`: one source per engine, in the order the hosts were given; `config`: the
+        settings, checked and with the command line's flags folded in."""
+        super().__init__(Fleets.of(monitors))
+        self.monitors: tuple[FleetSource, ...] = tuple(monitors)
+        """One source per engine watched."""
+        self.config = config
+        """The settings (already checked; see tui/config.py and tui/cli.py)."""
         self.config_problems = tuple(config_problems)
         """What was wrong with the configuration file, one line each (shown once mounted)."""
-        self.hosts = tuple(hosts) or self.config.hosts
-        """The engines the user configured."""
-        self.keymap = dict(self.config.keymap)
+        self.keymap: dict[str, str] = dict(config.keymap)
         """Keys by binding id, over the registry's defaults."""
         if self.keymap:
             self.set_keymap(self.keymap)
-        self.theme = self.config.theme
-        self.thresholds = self.config.thresholds.value()
+        self.theme = config.theme
+        self.thresholds = config.thresholds.value()
         """When GPU figures are warnings, for the GPU pane and the status line."""
-        if config is not None:
-            rules = self.config.detection_rules(rules)
-            interval = self.config.refresh.fleet
-            gpu_interval = self.config.refresh.gpu
-        self.monitors: list[Any] = list(monitors) or [
-            monitor
-            or FleetMonitor(
-                engine,
-                rules=rules,
-                interval=interval,
-                gpu=GpuSampler(min_interval=gpu_interval),
-            )
-        ]
-        """One monitor per engine watched, in the order the hosts were given."""
-        self.monitor = self.monitors[0]
-        self.engines: list[Engine | None] = [
-            getattr(m, "engine", None) or (engine if i == 0 else None)
-            for i, m in enumerate(self.monitors)
-        ]
-        """The engine of each monitor (None for a recorded fleet)."""
-        if self.config.read_only:
-            for each in self.engines:
-                if each is not None:
-                    each.read_only = True
-        self._urls = [m.snapshot().engine.url for m in self.monitors]
-        self._fleets: list[FleetSnapshot | None] = [None] * len(self.monitors)
-        # Read by action workers too: replaced whole, never changed in place.
-        self._host_by_id: dict[str, str] = {}
         self._mounted_once = False
         for index, each in enumerate(self.monitors):
             each.on_snapshot = partial(self._from_monitor, index)
         self._show_all = show_all
         self._first_frame_file = os.environ.get(FIRST_FRAME_ENV)
-        self.last_snapshot: FleetSnapshot | None = None
         self._gc_frozen = False
         self._follower: LogFollower | None = None
         self._logs_of: tuple[str, ...] = ()
@@ -239,7 +175,7 @@ class AitopApp(ActionsMixin, App):
                 timeout=20,
                 markup=False,
             )
-        remote = [host_label(u) for u in self._urls if not is_local_url(u)]
+        remote = [host_label(u) for u in self.fleets.urls if not is_local_url(u)]
         self.query_one(GpuPanel).remote_hosts = tuple(remote)
         for index, each in enumerate(self.monitors):
             each.start()
@@ -259,73 +195,23 @@ class AitopApp(ActionsMixin, App):
         if self._mounted_once:
             self.post_message(FleetUpdated(snapshot, index))
 
-    def _combine(self) -> tuple[FleetSnapshot, tuple[FleetSnapshot, ...]]:
-        """Several engines' latest fleets as one snapshot (all containers, this machine's
-        host and GPU figures, a combined engine status), and each engine's fleet to show."""
-        fleets = []
-        for url, fleet in zip(self._urls, self._fleets, strict=True):
-            if fleet is None:
-                fleet = FleetSnapshot(engine=EngineStatus(url=url))
-            elif not is_local_url(url):
-                # This machine's NVML says nothing of another machine's containers.
-                fleet = FleetSnapshot(
-                    engine=fleet.engine,
-                    host=fleet.host,
-                    containers=fleet.containers,
-                    taken_at=fleet.taken_at,
-                    sampled=fleet.sampled,
-                )
-            fleets.append(fleet)
-        local = [f for f in fleets if is_local_url(f.engine.url)] or fleets
-        combined = FleetSnapshot(
-            engine=combined_status(fleets),
-            host=local[0].host,
-            containers=tuple(c for f in fleets for c in f.containers),
-            taken_at=max(f.taken_at for f in fleets),
-            sampled=all(f.sampled for f in fleets if f.engine.reachable),
-            gpu=next((f.gpu for f in local if f.gpu is not None), None),
-        )
-        return combined, tuple(fleets)
-
-    def engine_for(self, container_id: str | None = None, *, host: str | None = None) -> Any:
-        """The engine that owns a container, or the engine of a host's rows."""
-        if len(self.engines) == 1:
-            return self.engine
-        if host is None and container_id is not None:
-            host = self.host_of(container_id)
-        if host in self._urls:
-            return self.engines[self._urls.index(host)]
-        return self.engine
-
-    def host_of(self, container_id: str) -> str | None:
-        """The engine URL a container belongs to; None with one engine."""
-        return self._host_by_id.get(container_id)
-
     def on_fleet_updated(self, message: FleetUpdated) -> None:
-        self._fleets[message.index] = message.snapshot
         try:
             table = self.query_one(ContainerTable)
+            gauges = self.query_one(HostGauges)
+            gpus = self.query_one(GpuPanel)
+            status = self.query_one(StatusLine)
         except NoMatches:
             return  # shutting down: a monitor published after the screen went
-        if len(self.monitors) == 1:
-            snapshot, fleets = message.snapshot, (message.snapshot,)
-        else:
-            snapshot, fleets = self._combine()
-            self._host_by_id = {c.info.id: f.engine.url for f in fleets for c in f.containers}
-        self.last_snapshot = snapshot
-        if self.marked:
-            # A removed container's mark would act on nothing (or on a reused id): drop it.
-            alive = {c.info.id for c in snapshot.containers}
-            if not self.marked <= alive:
-                self.marked &= alive
-                self._show_marks()
+        snapshot = self.fleets.update(message.index, message.snapshot)
+        self.forget_gone_marks(snapshot)
         names = {c.info.id: c.info.name for c in snapshot.containers}
         with self.batch_update():
-            table.update_fleets(fleets)
-            self.query_one(HostGauges).update_host(snapshot.host)
+            table.update_fleets(self.fleets.shown)
+            gauges.update_host(snapshot.host)
             if snapshot.gpu is not None:
-                self.query_one(GpuPanel).update_report(snapshot.gpu, names)
-            self._update_status()
+                gpus.update_report(snapshot.gpu, names)
+            self._update_status(status, snapshot)
         if snapshot.sampled and not self._gc_frozen:
             # What exists now (Textual's DOM and styles, the fleet) lives as long as the app:
             # out of the collector's sight, the full collections that a large fleet's churn
@@ -349,35 +235,23 @@ class AitopApp(ActionsMixin, App):
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(f"{time.time():.6f}\n")
 
-    def _update_status(self) -> None:
-        snapshot = self.last_snapshot
-        if snapshot is None:
-            return
-        table = self.query_one(ContainerTable)
-        total = len(snapshot.containers)
-        models = sum(1 for c in snapshot.containers if c.info.is_model)
-        kind = "all containers" if table.show_all else f"model containers ({models} of {total})"
-        view = f"{table.visible_count} shown · {kind} · a: toggle"
-        if table.filter_text:
-            view += f" · filter: {table.filter_text!r}"
-        status = self.query_one(StatusLine)
+    def _update_status(self, status: StatusLine, snapshot: FleetSnapshot) -> None:
         status.update_status(snapshot.engine, snapshot.taken_at)
-        status.view = view
         names = {c.info.id: c.info.name for c in snapshot.containers}
         warnings = (
             pressure_warnings(snapshot.gpu, names, self.thresholds)
             if snapshot.gpu is not None
             else []
         )
-        if len(self.monitors) > 1:
+        if self.fleets.several and snapshot.engine.reachable:
             # The line stays in the normal colours while another engine answers: say which not.
-            warnings = (
-                unreachable_notes(
-                    [f for f in self._fleets if f is not None and snapshot.engine.reachable]
-                )
-                + warnings
-            )
+            warnings = unreachable_notes(self.fleets.latest) + warnings
         status.alert = " · ".join(warnings)
+
+    def on_container_table_view_changed(self, message: ContainerTable.ViewChanged) -> None:
+        # Posted by the table as the screen goes too: the status line may be gone already.
+        for status in self.query(StatusLine):
+            status.view = view_text(message.view)
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -385,7 +259,6 @@ class AitopApp(ActionsMixin, App):
         """Switch between model containers and all containers."""
         table = self.query_one(ContainerTable)
         table.show_all = not table.show_all
-        self._update_status()
 
     def action_filter(self) -> None:
         """Open the filter box."""
@@ -400,25 +273,20 @@ class AitopApp(ActionsMixin, App):
     def action_switch_host(self) -> None:
         """Jump to the next engine's rows (several engines); else say which engine is watched."""
         table = self.query_one(ContainerTable)
-        keys = table.row_keys
-        hosts = [i for i, key in enumerate(keys) if key.startswith(HOST_PREFIX)]
-        if len(hosts) > 1:
-            target = next((i for i in hosts if i > table.cursor_row), hosts[0])
-            table.move_cursor(row=target)
+        jumped = table.cursor_to_next_host()
+        if jumped is not None:
+            url, place, count = jumped
             table.focus()
-            url = keys[target][len(HOST_PREFIX) :]
-            self.notify(
-                f"{host_label(url)} ({hosts.index(target) + 1} of {len(hosts)})", markup=False
-            )
+            self.notify(f"{host_label(url)} ({place} of {count})", markup=False)
             return
-        watched = [e for e in self.engines if e is not None]
+        watched = [e for e in self.fleets.engines if e is not None]
         if not watched:
             self.notify("no engine: this is a recorded fleet", severity="warning", markup=False)
             return
-        text = describe_hosts([(e.url, e.url_source) for e in watched], self.hosts)
+        text = describe_hosts([(e.url, e.url_source) for e in watched], self.config.hosts)
         self.notify(text, title="Switch host", timeout=10, markup=False)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Textual's palette commands, less those the registry offers itself (quit, keys, theme)."""
         for command in super().get_system_commands(screen):
             if command.title not in ("Quit", "Keys", "Theme"):
@@ -441,7 +309,7 @@ class AitopApp(ActionsMixin, App):
             self._stop_logs()
             self.query_one(ContainerTable).focus()
             return
-        if all(e is None for e in self.engines):
+        if all(e is None for e in self.fleets.engines):
             self.notify(
                 "no engine to read logs from (a recorded fleet)", severity="warning", markup=False
             )
@@ -450,10 +318,11 @@ class AitopApp(ActionsMixin, App):
         self._follow_selection(force=True)
         pane.focus()
 
-    def on_container_table_container_highlighted(
-        self, message: ContainerTable.ContainerHighlighted
+    def on_container_table_selection_changed(
+        self, message: ContainerTable.SelectionChanged
     ) -> None:
-        if not self.query_one(LogPane).has_class("-open"):
+        # As the screen goes, the table's last rebuild may still post one: no pane, nothing to do.
+        if not any(pane.has_class("-open") for pane in self.query(LogPane)):
             return
         # Each switch starts reader threads and streams: while the cursor runs down the table,
         # follow at once only when the last switch is a while ago, else once it rests.
@@ -462,13 +331,13 @@ class AitopApp(ActionsMixin, App):
             self._follow_timer = None
         wait = self._last_follow + LOG_FOLLOW_DEBOUNCE - time.monotonic()
         if wait <= 0:
-            self._follow_selection()
+            self._follow_selection(message.selection)
         else:
             self._follow_timer = self.set_timer(wait, self._follow_after_rest)
 
     def _follow_after_rest(self) -> None:
         self._follow_timer = None
-        if self.query_one(LogPane).has_class("-open"):
+        if any(pane.has_class("-open") for pane in self.query(LogPane)):
             self._follow_selection()
 
     def on_log_pane_preset_changed(self, message: LogPane.PresetChanged) -> None:
@@ -492,23 +361,13 @@ class AitopApp(ActionsMixin, App):
             return
         self.notify(f"wrote {len(message.lines)} lines to {path}", markup=False)
 
-    def _log_targets(self) -> tuple[list[LogTarget], str]:
-        """What the pane should follow now: the selected container, its replicas, or a group
+    def _log_targets(self, selection: Selection) -> tuple[list[LogTarget], str]:
+        """What the pane should follow for `selection`: the container, its replicas, or a group
         (replicas and groups on the selected row's host only)."""
-        snapshot = self.last_snapshot
-        table = self.query_one(ContainerTable)
-        pane = self.query_one(LogPane)
-        if snapshot is None:
-            return [], ""
-        host = table.selected_host
-        by_id = {
-            c.info.id: c.info
-            for c in snapshot.containers
-            if host is None or table.host_of(c.info.id) == host
-        }
-        selected = by_id.get(table.selected_container_id or "")
-        group = selected.group if selected is not None else table.selected_group
-        if (pane.replicas or selected is None) and group and group != ("", ""):
+        by_id = {i.id: i for i in self.fleets.containers(selection.host)}
+        selected = by_id.get(selection.container_id or "")
+        group = selected.group if selected is not None else selection.group
+        if (self.query_one(LogPane).replicas or selected is None) and group and group != ("", ""):
             members = [i for i in by_id.values() if i.group == group]
             members.sort(key=lambda i: (i.compose_number, i.name))
             return [LogTarget(i.id, i.name) for i in members], "/".join(p for p in group if p)
@@ -516,8 +375,11 @@ class AitopApp(ActionsMixin, App):
             return [], ""
         return [LogTarget(selected.id, selected.name)], selected.name
 
-    def _follow_selection(self, *, force: bool = False) -> None:
-        targets, title = self._log_targets()
+    def _follow_selection(self, selection: Selection | None = None, *, force: bool = False) -> None:
+        """Point the log pane at `selection` (default: the table's, now)."""
+        if selection is None:
+            selection = self.query_one(ContainerTable).selection
+        targets, title = self._log_targets(selection)
         ids = tuple(t.container_id for t in targets)
         if not force and ids == self._logs_of:
             return
@@ -528,19 +390,18 @@ class AitopApp(ActionsMixin, App):
         if not targets:
             pane.start_session(None, title="no container selected", show_source=False)
             return
-        several = len(targets) > 1
-        cls = ReplicaSetFollower if several else LogFollower
-        engine = self.engine_for(targets[0].container_id)
+        engine = self.fleets.engine_for(targets[0].container_id)
         if engine is None:
             pane.start_session(None, title="no engine (a recorded fleet)", show_source=False)
             return
-        follower = cls(
-            engine,
-            targets if several else targets[0],
-            on_batch=pane.post_batch,
-            preset=pane.preset,
-        )
-        pane.start_session(follower.session, title=title, show_source=several)
+        follower: LogFollower
+        if len(targets) > 1:
+            follower = ReplicaSetFollower(
+                engine, targets, on_batch=pane.post_batch, preset=pane.preset
+            )
+        else:
+            follower = LogFollower(engine, targets[0], on_batch=pane.post_batch, preset=pane.preset)
+        pane.start_session(follower.session, title=title, show_source=len(targets) > 1)
         self._follower = follower
         # stop() on a follower returns at once (it closes its streams); start only spawns.
         follower.start()
@@ -554,7 +415,6 @@ class AitopApp(ActionsMixin, App):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.query_one(ContainerTable).filter_text = event.value
-            self._update_status()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":

@@ -11,11 +11,13 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from tui import __version__
 from tui.config import (
     CONFIG_ENV,
+    Config,
     ConfigProblem,
     LoadedConfig,
     RefreshConfig,
@@ -30,6 +32,9 @@ from tui.fleet.engine.errors import EngineError
 from tui.fleet.engine.urls import context_url
 
 EXIT_ENGINE = 2
+"""Exit code of an engine that cannot be used, or of a usage the engine would refuse."""
+EXIT_INTERRUPTED = 130
+"""Exit code after ctrl+c before the interactive view took the terminal."""
 
 
 LOW_BANDWIDTH_FPS = 8
@@ -163,65 +168,82 @@ def _config_command(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    loaded = load_config(getattr(args, "config", None))
-    if args.command == "config":
-        return _config_command(args, loaded)
-    config = loaded.config
+def _with_flags(args: argparse.Namespace, config: Config) -> Config:
+    """The configuration with the command line's flags folded in: a flag wins over the file.
+
+    `--low-bandwidth` samples every LOW_BANDWIDTH_INTERVAL seconds unless `--interval` or a
+    `refresh.fleet` other than the default says otherwise.
+    """
+    low_bandwidth = args.low_bandwidth or config.low_bandwidth
+    fleet = args.interval if args.interval is not None else config.refresh.fleet
+    if low_bandwidth and args.interval is None and config.refresh.fleet == RefreshConfig().fleet:
+        fleet = LOW_BANDWIDTH_INTERVAL
+    gpu = args.gpu_interval if args.gpu_interval is not None else config.refresh.gpu
+    return replace(
+        config,
+        read_only=args.read_only or config.read_only,
+        low_bandwidth=low_bandwidth,
+        refresh=RefreshConfig(fleet=fleet, gpu=gpu),
+    )
+
+
+def _chosen_hosts(args: argparse.Namespace, loaded: LoadedConfig) -> list[tuple[str | None, str]]:
+    """The engines the flags, DOCKER_HOST or the file name (see `choose_hosts`)."""
     contexts = [(context_url(name), f"context {name}") for name in getattr(args, "context", [])]
-    chosen = choose_hosts(getattr(args, "host", None) or [], loaded, contexts=contexts)
-    problems = list(loaded.problems)
-    _warn(problems)
-    engines = []
-    for url, source in chosen:
-        engine = Engine(url)
-        if url is not None:
-            engine.url_source = source
-        engine.read_only = bool(getattr(args, "read_only", False)) or config.read_only
-        engines.append(engine)
-    engine = engines[0]
-    rules = config.detection_rules()
-    if args.command == "snapshot":
-        from tui.fleet.snapshot import snapshot_json
+    return choose_hosts(getattr(args, "host", None) or [], loaded, contexts=contexts)
 
-        json.dump(
-            snapshot_json(engines, include_all=getattr(args, "all", False), rules=rules),
-            sys.stdout,
-            indent=2,
+
+def _snapshot_command(
+    args: argparse.Namespace, loaded: LoadedConfig, config: Config, engines: Sequence[Engine]
+) -> int:
+    """`aitop snapshot --json`: every engine's fleet once, as JSON on stdout."""
+    from tui.fleet.snapshot import snapshot_json
+
+    document = snapshot_json(
+        engines, include_all=getattr(args, "all", False), rules=config.detection_rules()
+    )
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _demo_command(
+    args: argparse.Namespace, loaded: LoadedConfig, config: Config, engines: Sequence[Engine]
+) -> int:
+    """`aitop demo up|down`: start or remove the demo fleet on one engine."""
+    if len(engines) > 1:
+        print(
+            "aitop: `aitop demo` works on one engine: give one --host or --context",
+            file=sys.stderr,
         )
-        sys.stdout.write("\n")
-        return 0
-    if args.command == "demo":
-        if len(engines) > 1:
-            print(
-                "aitop: `aitop demo` works on one engine: give one --host or --context",
-                file=sys.stderr,
-            )
-            return EXIT_ENGINE
-        if engine.read_only:
-            print(
-                "aitop: read-only mode: `aitop demo` would start and remove containers",
-                file=sys.stderr,
-            )
-            return EXIT_ENGINE
-        from tui.fleet.demo import demo_down, demo_up
+        return EXIT_ENGINE
+    (engine,) = engines
+    if engine.read_only:
+        print(
+            "aitop: read-only mode: `aitop demo` would start and remove containers",
+            file=sys.stderr,
+        )
+        return EXIT_ENGINE
+    from tui.fleet.demo import demo_down, demo_up
 
-        if args.action == "up":
-            demo_up(engine)
-            print("demo fleet is up: run `aitop` to see it, `aitop demo down` to remove it")
-        else:
-            demo_down(engine)
-        return 0
-    low_bandwidth = bool(getattr(args, "low_bandwidth", False)) or config.low_bandwidth
-    if low_bandwidth:
+    if args.action == "up":
+        demo_up(engine)
+        print("demo fleet is up: run `aitop` to see it, `aitop demo down` to remove it")
+    else:
+        demo_down(engine)
+    return 0
+
+
+def _tui_command(
+    args: argparse.Namespace, loaded: LoadedConfig, config: Config, engines: Sequence[Engine]
+) -> int:
+    """`aitop`: the interactive view, until the user quits."""
+    if config.low_bandwidth:
         # Read by Textual when it is first imported, which is below: a user's own values win.
         os.environ.setdefault("TEXTUAL_FPS", str(LOW_BANDWIDTH_FPS))
         os.environ.setdefault("TEXTUAL_COLOR_SYSTEM", "standard")
-    interval = args.interval if args.interval is not None else config.refresh.fleet
-    if low_bandwidth and args.interval is None and config.refresh.fleet == RefreshConfig().fleet:
-        interval = LOW_BANDWIDTH_INTERVAL
-    gpu_interval = args.gpu_interval if args.gpu_interval is not None else config.refresh.gpu
-    for flag, value in (("--interval", interval), ("--gpu-interval", gpu_interval)):
+    refresh = config.refresh
+    for flag, value in (("--interval", refresh.fleet), ("--gpu-interval", refresh.gpu)):
         problem = interval_problem(value)
         if problem is not None:
             print(f"aitop: {flag} {value:g}: expected {problem}", file=sys.stderr)
@@ -235,14 +257,11 @@ def _run(args: argparse.Namespace) -> int:
     # Fail fast, before the screen switches, with one readable line. With several engines
     # one that is down is shown as such and retried, like an engine that goes away later.
     if len(engines) == 1:
-        engine.version()
-    from tui.fleet.gpu.sampler import GpuSampler
-    from tui.fleet.monitor import FleetMonitor
+        engines[0].version()
+    from tui.watch import monitors_for
 
-    # One NVML sampler for all: it throttles itself, so engines together read NVML once a tick.
-    gpu = GpuSampler(min_interval=gpu_interval)
     # Start watching now: the engines are listed and sampled while Textual loads.
-    monitors = [FleetMonitor(e, rules=rules, interval=interval, gpu=gpu) for e in engines]
+    monitors = monitors_for(engines, config)
     for monitor in monitors:
         monitor.start(defer_details=True)
     # The first sample comes several times faster alone than beside the UI's imports (see
@@ -253,21 +272,47 @@ def _run(args: argparse.Namespace) -> int:
     from tui.app import AitopApp
     from tui.commands import check_settings
 
-    config, more = check_settings(loaded)
+    # The keymap and theme are checked against what Textual knows, now that it is loaded.
+    config, more = check_settings(replace(loaded, config=config))
     _warn(more)
-    problems.extend(more)
+    problems = [*loaded.problems, *more]
     try:
         AitopApp(
-            engine,
-            show_all=args.all,
-            monitors=monitors,
+            monitors,
             config=config,
             config_problems=[str(p) for p in problems],
+            show_all=args.all,
         ).run()
     finally:
         for monitor in monitors:
             monitor.stop()
     return 0
+
+
+Command = Callable[[argparse.Namespace, LoadedConfig, Config, Sequence[Engine]], int]
+"""A subcommand: the arguments, the file as read, the settings with the flags folded in, and
+an engine for each host chosen."""
+
+SUBCOMMANDS: dict[str | None, Command] = {
+    "snapshot": _snapshot_command,
+    "demo": _demo_command,
+    None: _tui_command,
+}
+"""What runs each subcommand (None: no subcommand, the interactive view); `config` is apart:
+it reports on the file instead of using it."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    loaded = load_config(getattr(args, "config", None))
+    if args.command == "config":
+        return _config_command(args, loaded)
+    # An unknown --context is the one line printed; a bad URL comes after the file's problems.
+    chosen = _chosen_hosts(args, loaded)
+    _warn(loaded.problems)
+    from tui.watch import engines_for
+
+    config = _with_flags(args, loaded.config)
+    return SUBCOMMANDS[args.command](args, loaded, config, engines_for(chosen, config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"aitop: {exc}", file=sys.stderr)
         return EXIT_ENGINE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `aitop snapshot --json | head` closed the pipe: nothing to report.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

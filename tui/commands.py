@@ -3,9 +3,11 @@
 Each `Command` is defined once here: the app's `BINDINGS` are made from it (`bindings()`),
 its id is what a `[keymap]` entry in the configuration file names, the help screen (`?`) lists
 the bindings active in the focused pane (so a remapped key shows its new key), and the command
-palette (ctrl+p) offers every command by its title. Widgets keep their own `BINDINGS` (each
-with an id): `binding_catalog()` finds them for the keymap check and the default file, and the
-help screen and the palette read them from the live binding chain.
+palette (ctrl+p) offers every command by its title. Whether a command changes containers (and
+so is hidden and refused in read-only mode: `MUTATING_ACTIONS`) and whether it asks first are
+flags of the command, not lists kept beside it. Widgets keep their own `BINDINGS` (each with
+an id): `binding_catalog()` finds them for the keymap check and the default file, and the help
+screen and the palette read them from the live binding chain.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from textual.app import App
 from textual.binding import Binding
@@ -28,10 +30,13 @@ from textual.theme import BUILTIN_THEMES
 import tui.screens
 import widgets
 from tui.config import Config, ConfigProblem, LoadedConfig
+from tui.fleet.actions import lifecycle as act
 from tui.screens.help import HelpRow, HelpSection
 
 if TYPE_CHECKING:
     from textual.widget import Widget
+
+    from tui.app import AitopApp
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,11 @@ class Command:
     """Its label in the footer; "" keeps it out of the footer."""
     priority: bool = False
     """Whether the key works even where a focused widget would take it (a text box)."""
+    mutates: bool = False
+    """Whether it changes containers (or only serves a change: marks): hidden and refused in
+    read-only mode."""
+    confirm: bool = False
+    """Whether it asks before it changes anything (a signal, a count or a yes)."""
 
     def binding(self) -> Binding:
         """The key binding of this command (it must have a key)."""
@@ -127,9 +137,25 @@ APP_COMMANDS: tuple[Command, ...] = (
 """The app's own commands."""
 
 ACTION_COMMANDS: tuple[Command, ...] = (
-    Command("start", "start_container", "Start container", "Start the container(s)", "u", "Start"),
     Command(
-        "stop", "stop_container", "Stop container", "Stop the container(s) (asks)", "s", "Stop"
+        "start",
+        "start_container",
+        "Start container",
+        "Start the container(s)",
+        "u",
+        "Start",
+        mutates=True,
+        confirm=act.ACTIONS[act.START].confirm,
+    ),
+    Command(
+        "stop",
+        "stop_container",
+        "Stop container",
+        "Stop the container(s) (asks)",
+        "s",
+        "Stop",
+        mutates=True,
+        confirm=act.ACTIONS[act.STOP].confirm,
     ),
     Command(
         "restart",
@@ -138,9 +164,18 @@ ACTION_COMMANDS: tuple[Command, ...] = (
         "Restart the container(s)",
         "r",
         "Restart",
+        mutates=True,
+        confirm=act.ACTIONS[act.RESTART].confirm,
     ),
     Command(
-        "pause", "pause_container", "Pause or unpause container", "Pause or unpause", "p", "Pause"
+        "pause",
+        "pause_container",
+        "Pause or unpause container",
+        "Pause or unpause",
+        "p",
+        "Pause",
+        mutates=True,
+        confirm=act.ACTIONS[act.PAUSE].confirm or act.ACTIONS[act.UNPAUSE].confirm,
     ),
     Command(
         "kill",
@@ -149,10 +184,27 @@ ACTION_COMMANDS: tuple[Command, ...] = (
         "Send a signal (asks which; confirms)",
         "K",
         "Kill",
+        mutates=True,
+        confirm=act.ACTIONS[act.KILL].confirm,
     ),
-    Command("remove", "remove_container", "Remove container", "Remove (asks)", "D", "Remove"),
     Command(
-        "exec", "exec_shell", "Shell in container", "Open a shell in the container", "e", "Shell"
+        "remove",
+        "remove_container",
+        "Remove container",
+        "Remove (asks)",
+        "D",
+        "Remove",
+        mutates=True,
+        confirm=act.ACTIONS[act.REMOVE].confirm,
+    ),
+    Command(
+        "exec",
+        "exec_shell",
+        "Shell in container",
+        "Open a shell in the container",
+        "e",
+        "Shell",
+        mutates=True,
     ),
     Command(
         "inspect",
@@ -162,8 +214,15 @@ ACTION_COMMANDS: tuple[Command, ...] = (
         "i",
         "Inspect",
     ),
+    # One more replica asks only when the GPUs cannot hold it (then: place anyway?).
     Command(
-        "scale-up", "scale_up", "Scale up (one replica more)", "One replica more", "plus", "+1"
+        "scale-up",
+        "scale_up",
+        "Scale up (one replica more)",
+        "One replica more",
+        "plus",
+        "+1",
+        mutates=True,
     ),
     Command(
         "scale-down",
@@ -172,6 +231,8 @@ ACTION_COMMANDS: tuple[Command, ...] = (
         "One replica fewer (asks)",
         "minus",
         "-1",
+        mutates=True,
+        confirm=True,
     ),
     Command(
         "scale-to",
@@ -180,7 +241,10 @@ ACTION_COMMANDS: tuple[Command, ...] = (
         "Set the replica count",
         "equals_sign",
         "Replicas",
+        mutates=True,
+        confirm=True,
     ),
+    # Marks change nothing themselves, but only serve the changing actions.
     Command(
         "mark",
         "toggle_mark",
@@ -188,12 +252,16 @@ ACTION_COMMANDS: tuple[Command, ...] = (
         "Mark/unmark for bulk actions",
         "space",
         "Mark",
+        mutates=True,
     ),
 )
-"""The commands that steer containers (`tui.action_mixin`)."""
+"""The commands that steer containers (`tui.fleet_actions`)."""
 
 COMMANDS: tuple[Command, ...] = APP_COMMANDS + ACTION_COMMANDS
 """Every command of the app, in the order the palette lists them."""
+
+MUTATING_ACTIONS: frozenset[str] = frozenset(c.action for c in COMMANDS if c.mutates)
+"""The actions hidden and refused in read-only mode."""
 
 
 def bindings(commands: Iterable[Command]) -> list[Binding]:
@@ -221,7 +289,7 @@ SCOPE_TITLES: dict[str, str] = {
 """How a node's bindings are headed in the help screen and the default file, by class name."""
 
 
-def scope_title(cls: type[Any]) -> str:
+def scope_title(cls: type[object]) -> str:
     """The heading for the bindings of a class (its nearest known base, else its name)."""
     for base in cls.__mro__:
         if base.__name__ in SCOPE_TITLES:
@@ -255,7 +323,7 @@ def binding_catalog() -> list[tuple[str, Binding]]:
     return found
 
 
-def _own_bindings(cls: type[Any]) -> Iterator[Binding]:
+def _own_bindings(cls: type[object]) -> Iterator[Binding]:
     for item in vars(cls).get("BINDINGS", ()):
         if isinstance(item, Binding):
             yield from Binding.make_bindings([item])
@@ -350,7 +418,7 @@ def _key_conflicts(loaded: LoadedConfig, keymap: dict[str, str]) -> list[ConfigP
 # --- help -------------------------------------------------------------------------------------
 
 
-def help_sections(app: App[Any], screen: Screen[Any]) -> list[HelpSection]:
+def help_sections(app: App[None], screen: Screen[object]) -> list[HelpSection]:
     """The keys active on `screen` now: the focused pane's first, then the global ones.
 
     Read from Textual's active bindings, so remapped keys show as remapped, keys a focused
@@ -410,12 +478,12 @@ class PaletteEntry:
     """What it is called (what the search matches)."""
     help: str
     """What it does, and its key when it has one."""
-    run: Any
+    run: Callable[[], object]
     """What choosing it calls."""
 
 
 def palette_entries(
-    app: App[Any], screen: Screen[Any], keymap: dict[str, str]
+    app: App[None], screen: Screen[object], keymap: Mapping[str, str]
 ) -> list[PaletteEntry]:
     """Every command that can run where the palette was opened.
 
@@ -458,8 +526,9 @@ class AitopCommands(Provider):
     """The command palette's provider of every aitop command (see `palette_entries`)."""
 
     def _entries(self) -> list[PaletteEntry]:
-        app: Any = self.app
-        return palette_entries(self.app, self.screen, dict(getattr(app, "keymap", {})))
+        # This provider serves aitop's app only (`AitopApp.COMMANDS`).
+        app = cast("AitopApp", self.app)
+        return palette_entries(app, self.screen, app.keymap)
 
     async def discover(self) -> Hits:
         """Every command, when nothing is typed yet."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -31,12 +32,51 @@ from tui.fleet.units import format_bytes
 from widgets.formatting import human_duration, human_rate, percent
 
 GROUP_PREFIX = "group:"
+"""Key prefix of a group row: `group:<project>/<service>` (`@<engine url>` with several)."""
 HOST_PREFIX = "host:"
+"""Key prefix of a host row (several engines): `host:<engine url>`."""
 HOST_WIDTH = 40
 """Widest a host's name is drawn (a socket path in a temporary directory fits)."""
-"""Key prefix of a host row (several engines): `host:<engine url>`."""
 CELL_PADDING = 1
 """Blank cells on each side of a column's text."""
+
+
+RowKind = Literal["container", "group", "host", "none"]
+"""What a table row stands for; "none" when there is no row under the cursor."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The row under the table's cursor: what the actions, the log pane and the palette act on."""
+
+    kind: RowKind = "none"
+    """A container's row, a compose or swarm group's header, a host's row (several engines)."""
+    container_id: str | None = None
+    """The container's full id (a container row only)."""
+    group: tuple[str, str] | None = None
+    """The (project, service) of a group row (a group row only)."""
+    host: str | None = None
+    """The URL of the engine the row belongs to; None with one engine."""
+
+
+NO_SELECTION = Selection()
+"""No row under the cursor (an empty table)."""
+
+
+@dataclass(frozen=True)
+class TableView:
+    """What the table shows, for the status line."""
+
+    shown: int = 0
+    """Containers the filter and the all/models toggle let through (group rows not counted)."""
+    total: int = 0
+    """Containers in the fleets."""
+    models: int = 0
+    """Model containers in the fleets."""
+    show_all: bool = False
+    """Whether every container is shown, not only model containers."""
+    filter_text: str = ""
+    """The filter in effect ("" for none)."""
 
 
 def _num(value: float | None) -> float:
@@ -186,8 +226,8 @@ class ContainerTable(ScrollView, can_focus=True):
     never fetches. Rows are keyed by container id (group headers by `group:<project>/<service>`,
     with `@<engine url>` appended and host rows keyed `host:<engine url>` when there are several
     engines). The name column stays in place while the others scroll sideways. The cursor
-    follows its container when rows move, and `ContainerHighlighted` is posted whenever the
-    row under it changes.
+    follows its container when rows move; `SelectionChanged` is posted whenever the row under
+    it changes, and `ViewChanged` whenever what it shows does (counts, toggle, filter).
     """
 
     COMPONENT_CLASSES = {
@@ -229,7 +269,7 @@ class ContainerTable(ScrollView, can_focus=True):
     }
     """
 
-    BINDINGS: list[BindingType] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "cursor_up", "Up", show=False, id="table.cursor_up"),
         Binding("down,j", "cursor_down", "Down", show=False, id="table.cursor_down"),
         Binding("pageup", "page_up", "Page up", show=False, id="table.page_up"),
@@ -278,12 +318,18 @@ class ContainerTable(ScrollView, can_focus=True):
     cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)
     """Index of the row under the cursor."""
 
-    class ContainerHighlighted(Message):
-        """The cursor moved to a container (or a group header: `container_id` is None)."""
+    class SelectionChanged(Message):
+        """The cursor is on another row: a container, a group header, a host row or none."""
 
-        def __init__(self, container_id: str | None, group: tuple[str, str] | None) -> None:
-            self.container_id = container_id
-            self.group = group
+        def __init__(self, selection: Selection) -> None:
+            self.selection = selection
+            super().__init__()
+
+    class ViewChanged(Message):
+        """What the table shows changed: how many containers, which, and the filter."""
+
+        def __init__(self, view: TableView) -> None:
+            self.view = view
             super().__init__()
 
     def __init__(
@@ -300,11 +346,10 @@ class ContainerTable(ScrollView, can_focus=True):
         self._order: tuple[int, ...] = _ONE_ENGINE
         self._rows: list[_Row] = []
         self._index: dict[str, int] = {}
-        self._groups: dict[str, tuple[str, str]] = {}
         self._widths: tuple[int, ...] = tuple(len(col.label) for col in COLUMNS)
-        self._hosts: dict[str, str] = {}
-        self._highlighted: str | bool | None = False  # False: nothing posted yet
-        self.visible_count = 0
+        self._posted: Selection | None = None  # None: nothing posted yet
+        self._view = TableView()
+        self._posted_view: TableView | None = None
         # The parts of a row that come from the container's configuration: the engine hands
         # out the same info object until the container changes, so they are kept by object.
         self._info_text: dict[str, tuple[ContainerInfo, tuple[str, ...]]] = {}
@@ -329,29 +374,40 @@ class ContainerTable(ScrollView, can_focus=True):
         self._rebuild()
 
     @property
-    def selected_container_id(self) -> str | None:
-        """Id of the container under the cursor, or None (a group or host row, or no rows)."""
-        key = self._cursor_key()
-        if key is None or key.startswith((GROUP_PREFIX, HOST_PREFIX)):
-            return None
-        return key
+    def selection(self) -> Selection:
+        """The row under the cursor now (what `SelectionChanged` last said, or is about to)."""
+        if not 0 <= self.cursor_row < len(self._rows):
+            return NO_SELECTION
+        row = self._rows[self.cursor_row]
+        host = row.host or None
+        if row.key.startswith(HOST_PREFIX):
+            return Selection("host", host=host)
+        if row.group is not None:
+            return Selection("group", group=row.group, host=host)
+        return Selection("container", container_id=row.key, host=host)
 
     @property
-    def selected_host(self) -> str | None:
-        """The engine URL of the row under the cursor; None with one engine (or no rows)."""
-        if not 0 <= self.cursor_row < len(self._rows):
-            return None
-        return self._rows[self.cursor_row].host or None
+    def view(self) -> TableView:
+        """What the table shows now (what `ViewChanged` last said, or is about to)."""
+        return self._view
 
     def host_of(self, container_id: str) -> str | None:
-        """The engine URL a shown container belongs to; None with one engine."""
-        return self._hosts.get(container_id)
+        """The engine URL of a shown container's row; None with one engine (or not shown)."""
+        index = self._index.get(container_id)
+        return (self._rows[index].host or None) if index is not None else None
 
-    @property
-    def selected_group(self) -> tuple[str, str] | None:
-        """The (project, service) of a group header under the cursor, else None."""
-        key = self._cursor_key()
-        return self._groups.get(key) if key is not None else None
+    def cursor_to_next_host(self) -> tuple[str, int, int] | None:
+        """Put the cursor on the next host's row (after the last, the first again).
+
+        Returns (its engine URL, its place counting from 1, how many hosts); None, and the
+        cursor stays, with fewer than two hosts.
+        """
+        hosts = [i for i, row in enumerate(self._rows) if row.key.startswith(HOST_PREFIX)]
+        if len(hosts) < 2:
+            return None
+        target = next((i for i in hosts if i > self.cursor_row), hosts[0])
+        self.move_cursor(row=target)
+        return self._rows[target].host, hosts.index(target) + 1, len(hosts)
 
     @property
     def row_keys(self) -> list[str]:
@@ -386,10 +442,6 @@ class ContainerTable(ScrollView, can_focus=True):
         """Put the cursor on row `row` (clamped) and scroll it into view."""
         self.cursor_row = max(0, min(row, len(self._rows) - 1))
         self._scroll_to_cursor(animate=animate)
-
-    def set_marked(self, ids: frozenset[str]) -> None:
-        """Draw these containers as marked."""
-        self.marked = ids
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -472,7 +524,7 @@ class ContainerTable(ScrollView, can_focus=True):
         if old != new:
             self._refresh_row(old)
             self._refresh_row(new)
-        self._post_highlight()
+        self._post_selection()
 
     def _on_focus(self, event: events.Focus) -> None:
         self._strips.clear()  # the cursor's colour depends on focus
@@ -741,16 +793,21 @@ class ContainerTable(ScrollView, can_focus=True):
         fleets = self._fleets
         several = len(fleets) > 1
         rows: list[_Row] = []
-        self._hosts = {}
-        self.visible_count = 0
+        shown = 0
         for snapshot in fleets:
             visible = visible_containers(snapshot, show_all=self.show_all, needle=self.filter_text)
-            self.visible_count += len(visible)
+            shown += len(visible)
             if several:
                 rows.append(self._host_row(snapshot, visible))
-                self._hosts.update((c.info.id, snapshot.engine.url) for c in snapshot.containers)
             rows.extend(self._fleet_rows(snapshot, visible, snapshot.engine.url if several else ""))
         present = sum(len(snapshot.containers) for snapshot in fleets)
+        self._view = TableView(
+            shown=shown,
+            total=present,
+            models=sum(1 for f in fleets for c in f.containers if c.info.is_model),
+            show_all=self.show_all,
+            filter_text=self.filter_text,
+        )
         if len(self._row_cache) > 2 * present + 64:
             ids = {c.info.id for snapshot in fleets for c in snapshot.containers}
             self._info_text = {k: v for k, v in self._info_text.items() if k in ids}
@@ -791,10 +848,11 @@ class ContainerTable(ScrollView, can_focus=True):
             everyone.setdefault(c.info.group, []).append(c)
         self._snapshot = snapshot  # what _sits_idle looks at
         rows: list[_Row] = []
-        for _, group, members in blocks:
-            if group is not None:
-                rows.append(self._group_row(group, members, everyone[group], host))
-            rows.extend(self._container_row(c, now, group is not None, host, gpu) for c in members)
+        for _, block_group, members in blocks:
+            if block_group is not None:
+                rows.append(self._group_row(block_group, members, everyone[block_group], host))
+            indent = block_group is not None
+            rows.extend(self._container_row(c, now, indent, host, gpu) for c in members)
         return rows
 
     def _rebuild(self) -> None:
@@ -802,7 +860,6 @@ class ContainerTable(ScrollView, can_focus=True):
         rows = self._build_rows()
         self._rows = rows
         self._index = {row.key: i for i, row in enumerate(rows)}
-        self._groups = {row.key: row.group for row in rows if row.group is not None}
         order = self._order
         widths = [cell_len(self._header(_ALL[i])) for i in order]
         if rows:
@@ -820,7 +877,10 @@ class ContainerTable(ScrollView, can_focus=True):
                 self.move_cursor(row=index)
         elif rows and self.cursor_row >= len(rows):
             self.move_cursor(row=len(rows) - 1)
-        self._post_highlight()
+        self._post_selection()
+        if self._view != self._posted_view:
+            self._posted_view = self._view
+            self.post_message(self.ViewChanged(self._view))
         self._refresh_changed()
 
     def _line_token(self, y: int, top: int) -> object:
@@ -842,17 +902,11 @@ class ContainerTable(ScrollView, can_focus=True):
             if self._drawn.get(y, _NOT_DRAWN) != self._line_token(y, top):
                 self.refresh_line(top + y)
 
-    def _post_highlight(self) -> None:
-        key = self._cursor_key()
-        if key == self._highlighted:
-            return
-        self._highlighted = key
-        if key is None:
-            self.post_message(self.ContainerHighlighted(None, None))
-        elif key.startswith(GROUP_PREFIX):
-            self.post_message(self.ContainerHighlighted(None, self._groups.get(key)))
-        else:
-            self.post_message(self.ContainerHighlighted(key, None))
+    def _post_selection(self) -> None:
+        selection = self.selection
+        if selection != self._posted:
+            self._posted = selection
+            self.post_message(self.SelectionChanged(selection))
 
     # --- rendering -----------------------------------------------------------------------------
 
