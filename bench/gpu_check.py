@@ -89,7 +89,8 @@ sys.path.insert(0, str(ROOT))
 
 from tui.fleet.gpu.nvml import load_pynvml  # noqa: E402
 from tui.fleet.gpu.sampler import GpuSampler  # noqa: E402
-from tui.fleet.gpu.types import ORIGIN_CONTAINER, GpuDevice, GpuReport, format_bytes  # noqa: E402
+from tui.fleet.gpu.types import ORIGIN_CONTAINER, GpuDevice, GpuReport  # noqa: E402
+from tui.fleet.units import format_bytes  # noqa: E402
 
 GIB = 2**30
 MIB = 2**20
@@ -1429,7 +1430,8 @@ def step_release(run: Run) -> None:
     report = run.sample()
     while time.monotonic() < deadline:
         listed = _worker_entry(report, pid, index) is not None
-        used = report.device(index).mem_used_bytes if report.device(index) else None
+        device = report.device(index)
+        used = device.mem_used_bytes if device is not None else None
         if not listed and used is not None and baseline is not None and used <= baseline + slack:
             break
         time.sleep(0.5)
@@ -1676,13 +1678,19 @@ def step_render(run: Run) -> None:
     path = log.out / "fleet.json"
     path.write_text(json.dumps(dump(fleet), indent=1) + "\n", encoding="utf-8")
     replayed = load(json.loads(path.read_text(encoding="utf-8")))
+    gpu = replayed.gpu
+    if gpu is None:
+        log.check(
+            "SVG of the GPU pane and the fleet row", False, "the replayed fleet lost its GPUs"
+        )
+        return
     try:
-        written = asyncio.run(_render(replayed, log.out, len(replayed.gpu.devices)))
+        written = asyncio.run(_render(replayed, log.out, len(gpu.devices)))
     except ImportError as exc:
         log.check("SVG of the GPU pane and the fleet row", None, f"cannot render: {exc}")
         return
     svg = written[0].read_text(encoding="utf-8")
-    first = replayed.gpu.devices[0]
+    first = gpu.devices[0]
     shown = (first.name or "").replace(" ", "&#160;") in svg
     if replayed.containers:
         shown = shown and replayed.containers[0].info.name in svg

@@ -60,6 +60,7 @@ Containers are removed at the end, also on Ctrl-C or an error.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -70,6 +71,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +163,19 @@ def build_image(engine: Engine) -> None:
         )
 
 
+@dataclass
+class _FloodSeen:
+    """What the flood run saw of phase 1's lines on their way to the pane."""
+
+    count: int = 0
+    first: int | None = None
+    """Sequence number of the first line seen."""
+    last: int | None = None
+    t0: int | None = None
+    """Engine timestamps (ns) of the first and the last line seen."""
+    t1: int | None = None
+
+
 def _seq(text: str) -> int:
     return int(text.split()[1].removeprefix("seq="))
 
@@ -216,18 +232,18 @@ def child(
 
         def _drive(self) -> None:
             pane = self.pane
-            seen = {"count": 0, "first": None, "last": None, "t0": None, "t1": None}
+            seen = _FloodSeen()
             done: list[int] = []
 
-            def on_batch(batch: Any) -> None:
+            def on_batch(batch: LogBatch) -> None:
                 # Count flood 1's lines as they go to the pane (every delivered batch is
                 # appended); check the first and last sequence numbers.
                 flood = [ln for ln in batch.lines if ln.text.startswith("phase=1 seq=")]
                 if flood:
-                    seen["count"] += len(flood)
-                    if seen["first"] is None:
-                        seen["first"], seen["t0"] = _seq(flood[0].text), flood[0].ts
-                    seen["last"], seen["t1"] = _seq(flood[-1].text), flood[-1].ts
+                    seen.count += len(flood)
+                    if seen.first is None:
+                        seen.first, seen.t0 = _seq(flood[0].text), flood[0].ts
+                    seen.last, seen.t1 = _seq(flood[-1].text), flood[-1].ts
                 done.extend(ln.ts for ln in batch.lines if ln.text.startswith("phase=1 done"))
                 pane.post_batch(batch)
 
@@ -275,9 +291,9 @@ def child(
             def collect() -> None:
                 result.update(
                     expected=expected,
-                    reached_buffer=seen["count"],
-                    first_seq=seen["first"],
-                    last_seq=seen["last"],
+                    reached_buffer=seen.count,
+                    first_seq=seen.first,
+                    last_seq=seen.last,
                     retained=pane.line_count,
                     evicted_by_cap=pane.buffer.dropped,
                     dropped_backpressure=pane.dropped_lines,
@@ -291,9 +307,9 @@ def child(
 
             self.call_from_thread(collect)
             lags = sorted(self.lags)
-            span = ((seen["t1"] or 0) - (seen["t0"] or 0)) / 1e9
+            span = ((seen.t1 or 0) - (seen.t0 or 0)) / 1e9
             result.update(
-                generator_rate=(seen["count"] - 1) / span if span > 0 else None,
+                generator_rate=(seen.count - 1) / span if span > 0 else None,
                 done_ts=done[0] if done else None,
                 follow_seconds=wall1 - wall0,
                 cpu_percent=100 * (cpu1 - cpu0) / (wall1 - wall0),
@@ -331,7 +347,7 @@ def open_child(container_id: str, name: str, opens: int, tail: int) -> dict[str,
     class TimedPane(LogPane):
         """The pane, telling the bench after each batch it took in."""
 
-        after_batch: Any = None
+        after_batch: Callable[[], None] | None = None
 
         def add_batch(self, batch: LogBatch) -> bool:
             accepted = super().add_batch(batch)
@@ -344,7 +360,7 @@ def open_child(container_id: str, name: str, opens: int, tail: int) -> dict[str,
             yield TimedPane(title="history", id="pane", tail=tail)
 
         def on_mount(self) -> None:
-            self.pane = self.query_one(LogPane)
+            self.pane = self.query_one(TimedPane)
             self.run_worker(self._drive, thread=True, exit_on_error=True)
 
         def _drive(self) -> None:
@@ -353,7 +369,7 @@ def open_child(container_id: str, name: str, opens: int, tail: int) -> dict[str,
                 shown = threading.Event()
                 marks: dict[str, float] = {}
 
-                def on_batch(batch: Any, marks: dict[str, float] = marks) -> None:
+                def on_batch(batch: LogBatch, marks: dict[str, float] = marks) -> None:
                     marks.setdefault("first_batch", time.perf_counter())
                     pane.post_batch(batch)
 
@@ -426,7 +442,7 @@ def bench_classify(length: int, runs: int) -> dict[str, Any]:
     for line in all_lines(length):
         fn = in_traceback if line.rule in TRACEBACK_RULES else classify
         text = line.text
-        ms = 1000 * best_time(lambda fn=fn, text=text: fn(text), runs)
+        ms = 1000 * best_time(functools.partial(fn, text), runs)
         count += 1
         if ms > worst.get(line.rule, {}).get("ms", -1.0):
             worst[line.rule] = {"ms": ms, "line": line.name}
@@ -943,13 +959,11 @@ def main() -> None:
         print(f"\nwriting {args.history:,} lines of history ...", flush=True)
         results["open"] = bench_open(engine, args.history, args.opens, args.tail)
         report_open(results["open"])
-    meta = {
-        "cpus": os.cpu_count(),
-        "engine": engine.version().get("Version") if engine is not None else None,
-        "load": os.getloadavg(),
-    }
-    docker = f", Docker {meta['engine']}" if meta["engine"] else ""
-    print(f"\nmachine: {meta['cpus']} CPUs{docker}, load average at the end {meta['load'][0]:.1f}")
+    load = os.getloadavg()
+    version = engine.version().get("Version") if engine is not None else None
+    meta = {"cpus": os.cpu_count(), "engine": version, "load": load}
+    docker = f", Docker {version}" if version else ""
+    print(f"\nmachine: {meta['cpus']} CPUs{docker}, load average at the end {load[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
         print(f"written to {args.json}")

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
 
 from tui.fleet.actions.scaling.execute import ScaleResult, execute_plan
 from tui.fleet.actions.scaling.groups import find_group
 from tui.fleet.actions.scaling.plan import plan_scale, step_plan
 from tui.fleet.engine.client import Engine
+
+_T = TypeVar("_T")
+
+
+def wait_for(predicate: Callable[[], _T | None], timeout: float = 10.0, step: float = 0.05) -> _T:
+    """Poll until `predicate()` is truthy; returns its value or fails the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(step)
 
 
 def swarm_state(engine: Engine) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tui.fleet.logs import classify
 from tui.fleet.logs.splitter import MAX_LINE_BYTES
+from tui.fleet.logs.types import LineKind
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "hostile_lines.json"
 LINE_CAP = MAX_LINE_BYTES
@@ -40,7 +41,9 @@ class HostileLine:
 
 def patterns() -> list[tuple[str, tuple[str, ...], str]]:
     """Every pattern the classifier runs on log text: (rule, keywords, pattern source)."""
-    rules = [(kind, tuple(keys), pattern) for kind, keys, pattern in classify._KIND_RULES]
+    rules: list[tuple[str, tuple[str, ...], str]] = [
+        (kind, tuple(keys), pattern) for kind, keys, pattern in classify._KIND_RULES
+    ]
     rules.append(("traceback-body", (), classify._TRACEBACK_BODY.pattern))
     rules.append(("traceback-chain", (), classify._TRACEBACK_CHAIN.pattern))
     return rules
@@ -188,7 +191,7 @@ def drawing_payloads(length: int = LINE_CAP) -> list[bytes]:
     return out
 
 
-def in_traceback(text: str) -> str:
+def in_traceback(text: str) -> LineKind:
     """The kind of `text` right after a traceback started (every pattern then runs)."""
     classifier = classify.Classifier()
     classifier.classify("Traceback (most recent call last):", 2)

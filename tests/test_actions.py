@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import TEST_LABEL, wait_for
+from tests.conftest import TEST_LABEL
+from tests.helpers import wait_for
 from tui.fleet.actions import lifecycle as act
 from tui.fleet.actions.scaling.execute import execute_plan
 from tui.fleet.actions.scaling.groups import find_group
@@ -331,8 +332,8 @@ def test_read_only_makes_no_changing_call(engine, run_container, session_tag):
             call()
     group = find_group(ro, container_id=cid)  # reading is allowed
     for desired in (3, 0):
-        result = execute_plan(ro, plan_scale(group, desired), allow_original=True)
-        assert result.refused.startswith("read-only mode")
+        scaled = execute_plan(ro, plan_scale(group, desired), allow_original=True)
+        assert scaled.refused.startswith("read-only mode")
     ro.close()
     time.sleep(1.1)
     until = time.time()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tui.fleet.snapshot as snapshot_mod
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
 from tui.fleet.metrics.apistats import ApiStats
 from tui.fleet.metrics.cgroups import CgroupReader

@@ -12,6 +12,7 @@ flake (`bench/logs_bench.py --runs classify` holds the real figures: well under 
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
@@ -71,10 +72,10 @@ def _slowest(lines: list[HostileLine], runs: int) -> tuple[float, str]:
     for line in lines:
         text = line.text
         fn = in_traceback if line.rule in TRACEBACK_RULES else classify
-        spent = best_time(lambda fn=fn, text=text: fn(text), runs)
+        spent = best_time(functools.partial(fn, text), runs)
         if line.rule not in TRACEBACK_RULES:
             # Inside a traceback the body and chain patterns run on every line too.
-            spent = max(spent, best_time(lambda text=text: in_traceback(text), runs))
+            spent = max(spent, best_time(functools.partial(in_traceback, text), runs))
         worst = max(worst, (spent, line.name))
     return worst
 

@@ -11,15 +11,29 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_LABEL, require_tools, unavailable, wait_for
-from tests.fixtures.nvml.fake_nvml import FakeNvml, load_reading
-from tui.fleet.gpu.attribution import INIT_PID_NAMESPACE, container_id_from_cgroup
+from tests.conftest import TEST_LABEL, require_tools, unavailable
+
+# CID_A, CID_B, PIDS and fake_proc live with the fake NVML; these re-exports serve the tests
+# that still import them from here (tests/test_gpu_panel.py, tests/fleet_fixtures.py).
+from tests.fixtures.nvml.fake_nvml import CID_A as CID_A
+from tests.fixtures.nvml.fake_nvml import CID_B as CID_B
+from tests.fixtures.nvml.fake_nvml import (
+    PID_A,
+    PID_B,
+    PID_HOST,
+    FakeNvml,
+    SlowInitNvml,
+    load_reading,
+)
+from tests.fixtures.nvml.fake_nvml import PIDS as PIDS
+from tests.fixtures.nvml.fake_nvml import fake_proc as fake_proc
+from tests.helpers import wait_for
+from tui.fleet.gpu.attribution import container_id_from_cgroup
 from tui.fleet.gpu.nvml import load_pynvml
 from tui.fleet.gpu.sampler import INIT_RETRY, GpuSampler
 from tui.fleet.gpu.types import (
@@ -32,19 +46,15 @@ from tui.fleet.gpu.types import (
     container_gpu_usage,
     container_gpus_json,
     format_assigned,
-    format_bytes,
     format_gpu_usage,
     gpus_assigned,
     pressure_warnings,
     report_status_json,
     report_to_json,
 )
+from tui.fleet.units import format_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
-CID_A = "a" * 63 + "1"
-CID_B = "b" * 63 + "2"
-PID_A, PID_B, PID_HOST = 4101, 4102, 4103
-PIDS = {"$a": PID_A, "$b": PID_B, "$host": PID_HOST}
 
 
 class Clock:
@@ -55,29 +65,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def fake_proc(
-    root: Path,
-    procs: dict[int, tuple[str, str]] | None = None,
-    *,
-    pid_ns: str | None = INIT_PID_NAMESPACE,
-) -> str:
-    """A /proc tree: {pid: (cgroup text, cmdline)}, and /proc/self/ns/pid linking to `pid_ns`."""
-    if procs is None:
-        procs = {
-            PID_A: (f"0::/system.slice/docker-{CID_A}.scope\n", "python3\0-m\0vllm.entrypoints"),
-            PID_B: (f"12:memory:/docker/{CID_B}\n0::/docker/{CID_B}\n", "python3\0serve.py"),
-            PID_HOST: ("0::/user.slice/user-1000.slice/session-2.scope\n", "/usr/bin/python3\0"),
-        }
-    for pid, (cgroup, cmdline) in procs.items():
-        (root / str(pid)).mkdir(parents=True)
-        (root / str(pid) / "cgroup").write_text(cgroup)
-        (root / str(pid) / "cmdline").write_text(cmdline)
-    if pid_ns is not None:
-        (root / "self" / "ns").mkdir(parents=True)
-        os.symlink(pid_ns, root / "self" / "ns" / "pid")
-    return str(root)
 
 
 def sampler_for(name: str, tmp_path: Path, **kw) -> tuple[GpuSampler, FakeNvml]:
@@ -162,20 +149,6 @@ def test_calls_closer_than_the_interval_reuse_the_last_reading(tmp_path):
     assert sampler.sample() is not first
     assert len(fake.calls) > calls
     assert fake.calls.count("nvmlInit") == 1
-
-
-class SlowInitNvml(FakeNvml):
-    """NVML whose initialisation waits for the test to let it go (a large machine's driver)."""
-
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self.entered = threading.Event()
-        self.go_on = threading.Event()
-
-    def nvmlInit(self) -> None:
-        self.entered.set()
-        assert self.go_on.wait(10)
-        super().nvmlInit()
 
 
 def test_a_slow_first_reading_warms_up_aside_and_keeps_no_one_waiting(tmp_path):
@@ -458,22 +431,23 @@ def test_process_and_mode_calls_failing_alone_are_named(call, tmp_path, quiet):
         assert {p.util_percent for p in report.processes_on(0)} == {None}
 
 
-def test_calls_missing_from_old_bindings_are_na(tmp_path, quiet):
+def test_calls_missing_from_old_bindings_are_na(tmp_path, quiet, monkeypatch):
     sampler, fake = sampler_for("h100_a100.json", tmp_path)
     # As if the bindings predated these calls.
-    fake.nvmlDeviceGetProcessUtilization = None
-    fake.nvmlDeviceGetMigMode = None
+    monkeypatch.setattr(fake, "nvmlDeviceGetProcessUtilization", None)
+    monkeypatch.setattr(fake, "nvmlDeviceGetMigMode", None)
     report = sampler.sample()
     assert report.state == "ok" and report.devices[0].error == ""
     assert report.devices[0].mig_enabled is False
     assert {p.util_percent for p in report.processes} == {None}
 
 
-def test_process_lists_fall_back_to_the_v2_entry_points(tmp_path, quiet):
+def test_process_lists_fall_back_to_the_v2_entry_points(tmp_path, quiet, monkeypatch):
     sampler, fake = sampler_for("h100_a100.json", tmp_path)
     # An older driver: the bindings' default (_v3) entry point is missing, _v2 answers.
-    fake.nvmlDeviceGetComputeRunningProcesses_v2 = fake.nvmlDeviceGetComputeRunningProcesses
-    fake.nvmlDeviceGetComputeRunningProcesses = None
+    v2 = fake.nvmlDeviceGetComputeRunningProcesses
+    monkeypatch.setattr(fake, "nvmlDeviceGetComputeRunningProcesses_v2", v2, raising=False)
+    monkeypatch.setattr(fake, "nvmlDeviceGetComputeRunningProcesses", None)
     report = sampler.sample()
     assert report.devices[0].error == "" and report.devices[0].processes_known
     assert len(report.processes) == 4
@@ -492,9 +466,9 @@ def test_an_unreadable_process_list_is_not_an_empty_one(tmp_path, quiet):
     assert line.endswith("its processes cannot be listed (see the GPU's error)")
 
 
-def test_the_newer_temperature_call_is_preferred(tmp_path, quiet):
+def test_the_newer_temperature_call_is_preferred(tmp_path, quiet, monkeypatch):
     sampler, fake = sampler_for("h100_a100.json", tmp_path)
-    fake.nvmlDeviceGetTemperatureV = lambda handle, sensor: 55
+    monkeypatch.setattr(fake, "nvmlDeviceGetTemperatureV", lambda handle, sensor: 55, raising=False)
     report = sampler.sample()
     assert [d.temp_c for d in report.devices] == [55, 55]
     assert "nvmlDeviceGetTemperature" not in fake.calls
@@ -716,6 +690,7 @@ def test_gpus_assigned(attrs, expected):
 def test_assigned_gpus_resolve_to_host_indices(tmp_path):
     report = sampler_for("h100_a100.json", tmp_path)[0].sample()
     uuid1 = report.devices[1].uuid
+    assert uuid1 is not None
     assert assigned_indices(("all",), report) == (0, 1)
     assert assigned_indices(("1",), report) == (1,)
     assert assigned_indices((uuid1,), report) == (1,)

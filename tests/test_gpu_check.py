@@ -25,8 +25,7 @@ from bench.gpu_check import (
     parse_smi,
     smi_from_fake,
 )
-from tests.fixtures.nvml.fake_nvml import ERROR_CODES, FakeNvml, load_reading
-from tests.test_gpu import PIDS, fake_proc
+from tests.fixtures.nvml.fake_nvml import ERROR_CODES, PIDS, FakeNvml, fake_proc, load_reading
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import GpuReport
 
@@ -223,14 +222,15 @@ def test_recording_what_aitop_reads_replays_to_the_same_report(name, tmp_path):
     assert steady(again) == steady(first)
 
 
-def test_a_driver_error_the_fake_does_not_know_is_recorded_as_unknown(tmp_path):
+def test_a_driver_error_the_fake_does_not_know_is_recorded_as_unknown(tmp_path, monkeypatch):
     fake = FakeNvml.from_fixture("h100_a100.json", PIDS)
-    fake.NVML_ERROR_MEMORY = 20  # a code of nvml.h the fake has no class for
+    # A code of nvml.h the fake has no class for.
+    monkeypatch.setattr(fake, "NVML_ERROR_MEMORY", 20, raising=False)
 
     def power(handle):
         raise fake.NVMLError(20)
 
-    fake.nvmlDeviceGetPowerUsage = power
+    monkeypatch.setattr(fake, "nvmlDeviceGetPowerUsage", power)
     recorder = RecordingNvml(fake, ERROR_CODES)
     report = GpuSampler(recorder, proc_root=fake_proc(tmp_path)).sample()
     assert report.devices[0].power_w is None

@@ -12,13 +12,15 @@ import gc
 import json
 import os
 import random
+import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
 from tui.fleet.logs import follower as follower_mod
 from tui.fleet.logs.classify import Classifier, classify
@@ -49,7 +51,7 @@ T0 = 1767225600 * NS
 
 def _logs(engine: Engine, cid: str, **kw) -> bytes:
     """Everything a non-following log stream returns, the stream closed afterwards."""
-    out = []
+    out: list[bytes] = []
     with engine.open_logs(cid, follow=False, **kw) as stream:
         while messages := stream.read():
             out.extend(payload for _, payload in messages)
@@ -102,7 +104,8 @@ def test_classify(text: str, kind: str):
 
 def test_line_kinds_read_as_their_strings_and_the_jump_list_follows_them():
     # Lines are styled (`log-pane--cuda-oom`) and exported by the kind's value.
-    assert LineKind("cuda-oom") is LineKind.CUDA_OOM and LineKind.CUDA_OOM == "cuda-oom"
+    plain: str = LineKind.CUDA_OOM
+    assert LineKind("cuda-oom") is LineKind.CUDA_OOM and plain == "cuda-oom"
     assert str(LineKind.NCCL) == f"{LineKind.NCCL}" == "nccl"
     assert json.dumps([LineKind.OOM_KILLED, LineKind.NORMAL]) == '["oom-killed", ""]'
     assert not LineKind.NORMAL and all(kind for kind in LineKind if kind is not LineKind.NORMAL)
@@ -207,7 +210,7 @@ def test_buffer_is_bounded_by_lines():
     assert buf.dropped == 150
     assert buf.first_seq == 150 and buf.end_seq == 250
     assert buf[0].text == "line 150" and buf[-1].text == "line 249"
-    assert buf.get(149) is None and buf.get(150).text == "line 150"
+    assert buf.get(149) is None and _line(buf, 150).text == "line 150"
     assert [line.ts for line in buf] == list(range(150, 250))
 
 
@@ -228,7 +231,7 @@ def test_buffer_keeps_indexing_right_across_compaction():
     for start in range(0, 20_000, 500):
         buf.extend(LogLine(i, str(i)) for i in range(start, start + 500))
     assert len(buf) == 1000
-    assert buf[0].ts == 19_000 and buf.get(19_999).ts == 19_999
+    assert buf[0].ts == 19_000 and _line(buf, 19_999).ts == 19_999
     buf.clear()
     assert len(buf) == 0 and buf.first_seq == 20_000
 
@@ -273,9 +276,9 @@ def test_engine_error_messages_in_the_stream_become_notices():
 
 def test_queries_compile_and_explain_bad_regexes():
     assert LogQuery("").compile() is None
-    assert LogQuery("a.b").compile().search("axb") is None  # plain text: the dot is a dot
-    assert LogQuery("A.B", regex=True).compile().search("axb") is not None
-    assert LogQuery("A.B", regex=True, case_sensitive=True).compile().search("axb") is None
+    assert _pattern(LogQuery("a.b")).search("axb") is None  # plain text: the dot is a dot
+    assert _pattern(LogQuery("A.B", regex=True)).search("axb") is not None
+    assert _pattern(LogQuery("A.B", regex=True, case_sensitive=True)).search("axb") is None
     with pytest.raises(InvalidQuery, match="invalid regex"):
         LogQuery("(unclosed", regex=True).compile()
 
@@ -351,6 +354,29 @@ class Sink:
 
     def numbers(self, prefix: str) -> list[int]:
         return [int(t.split()[1]) for t in self.texts() if t.startswith(prefix + " ")]
+
+    def more_than(self, prefix: str, count: int) -> Callable[[], bool]:
+        """A condition for `wait_for`: more than `count` numbered lines of `prefix` came."""
+        return lambda: len(self.numbers(prefix)) > count
+
+
+def _ready(follower: LogFollower) -> Callable[[], bool]:
+    """A condition for `wait_for`: the follower delivered its initial history."""
+    return lambda: follower.ready
+
+
+def _line(buffer: LogBuffer, seq: int) -> LogLine:
+    """The retained line with this sequence number (the test fails if there is none)."""
+    line = buffer.get(seq)
+    assert line is not None, seq
+    return line
+
+
+def _pattern(query: LogQuery) -> re.Pattern[str]:
+    """A non-empty query's compiled pattern."""
+    pattern = query.compile()
+    assert pattern is not None, query
+    return pattern
 
 
 def drop_streams(follower: LogFollower) -> None:
@@ -520,7 +546,7 @@ def test_a_dropped_stream_resumes_without_duplicates_or_gaps(
     for _ in range(5):
         before = len(sink.numbers("n"))
         drop_streams(follower)
-        wait_for(lambda b=before: len(sink.numbers("n")) > b + 10)
+        wait_for(sink.more_than("n", before + 10))
     stats = follower.stats
     assert stats.resumes >= 5
     assert stats.skipped_replayed > 0
@@ -554,7 +580,7 @@ def test_a_resume_whose_tail_falls_short_reads_again_without_one(
     for _ in range(3):
         before = len(sink.numbers("n"))
         drop_streams(follower)
-        wait_for(lambda b=before: len(sink.numbers("n")) > b + 200)
+        wait_for(sink.more_than("n", before + 200))
     assert follower.stats.resumes >= 3
     assert follower.stats.refills >= 3, (follower.stats, opened_with)
     assert opened_with.count(None) >= 3  # each refill read again without a tail
@@ -623,13 +649,14 @@ def test_open_close_cycles_leave_no_thread_or_socket_behind(engine: Engine, run_
     for cycle in range(200):
         sink = Sink()
         targets = [LogTarget(cid, f"c{i}") for i, cid in enumerate(cids)]
+        follower: LogFollower
         if cycle % 3 == 2:
             follower = ReplicaSetFollower(engine, targets, on_batch=sink)
         else:
             follower = LogFollower(engine, targets[cycle % 2], on_batch=sink)
         follower.start()
         if cycle % 10 == 0:
-            wait_for(lambda f=follower: f.ready)
+            wait_for(_ready(follower))
         follower.stop()  # what the app does when the selection moves: returns at once
         assert follower.join(5), f"cycle {cycle}: threads still running"
     leaked = [t for t in threading.enumerate() if t.ident not in threads_before]

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 import tui.fleet.monitor as monitor_mod
-from tests.conftest import wait_for
-from tests.fixtures.nvml.fake_nvml import load_reading
-from tests.test_gpu import PIDS, SlowInitNvml, fake_proc
+from tests.fixtures.nvml.fake_nvml import PIDS, SlowInitNvml, fake_proc, load_reading
+from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.models import FleetSnapshot

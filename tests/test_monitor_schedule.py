@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
 from tui.fleet.monitor import FleetMonitor, next_tick
 

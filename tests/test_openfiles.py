@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
 from tui.fleet.metrics.cgroups import CgroupReader, RawSample
 from tui.fleet.metrics.openfiles import OpenFiles

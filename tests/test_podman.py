@@ -21,17 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+import docker.errors  # noqa: TID251 - to raise the SDK's own error, as a Podman answer does
 import pytest
 
-import tui.fleet.engine.client as client_mod
 import tui.fleet.engine.urls as urls_mod
-from tests.conftest import TEST_LABEL, start_daemon, stop_daemon, unavailable, wait_for
-from tests.helpers import swarm_state
+from tests.conftest import TEST_LABEL, start_daemon, stop_daemon, unavailable
+from tests.helpers import swarm_state, wait_for
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError, Unsupported
 from tui.fleet.engine.urls import podman_sockets, resolve_url
 from tui.fleet.metrics.cgroups import CgroupReader
+from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from tui.fleet.snapshot import snapshot_json
 
@@ -98,17 +99,17 @@ class _RemovedHalfway:
     """An SDK client that answers inspect as Podman 4.3 did for a container removed mid-request."""
 
     def inspect_container(self, container_id: str) -> dict:
-        raise client_mod.docker.errors.APIError(
+        raise docker.errors.APIError(
             "500 Server Error: Internal Server Error",
             explanation=f"container {container_id} does not exist in database: no such container",
         )
 
 
-def test_inspect_meeting_a_removal_is_container_gone_not_engine_lost():
+def test_inspect_meeting_a_removal_is_container_gone_not_engine_lost(monkeypatch):
     # Recorded under load on Podman 4.3.1: the "die" event's inspect got this 500, and the
     # monitor took the engine for lost (closing every stream) instead of dropping one row.
     eng = Engine("unix:///nonexistent/podman.sock")
-    eng._api = _RemovedHalfway  # type: ignore[method-assign]
+    monkeypatch.setattr(eng, "_api", _RemovedHalfway)
     with pytest.raises(ContainerGone):
         eng.inspect(CID)
     monitor = FleetMonitor(eng)
@@ -116,9 +117,9 @@ def test_inspect_meeting_a_removal_is_container_gone_not_engine_lost():
     assert monitor.apply_event(event) is True
     assert monitor.snapshot().containers == ()
     # Any other 500 still says the engine failed.
-    eng._api = lambda: _raise(
-        client_mod.docker.errors.APIError("500", explanation="database is locked")
-    )  # type: ignore[method-assign]
+    monkeypatch.setattr(
+        eng, "_api", lambda: _raise(docker.errors.APIError("500", explanation="database is locked"))
+    )
     with pytest.raises(EngineError) as failed:
         eng.inspect(CID)
     assert not isinstance(failed.value, ContainerGone)
@@ -363,7 +364,7 @@ def test_events_use_docker_names_and_removal_leaves_the_fleet(podman: Engine, ru
         target=lambda: seen.extend(e.get("Action", "") for e in stream), daemon=True
     )
     reader.start()
-    snapshots = []
+    snapshots: list[FleetSnapshot] = []
     monitor = FleetMonitor(podman, on_snapshot=snapshots.append)
     monitor.start()
     try:

@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_a_multi_gpu_source_gets_as_many_gpus_and_unknown_use_picks_the_most_fre
 # --- pure: what a replica copies ----------------------------------------------------------
 
 
-SOURCE = {
+SOURCE: dict[str, Any] = {
     "Id": "0123456789ab" + "f" * 52,
     "Name": "/llm",
     "Config": {
@@ -256,7 +257,7 @@ def test_a_container_with_a_fixed_host_port_scales_to_three(engine, run_containe
 
 
 @pytest.mark.engine
-def test_a_replica_that_fails_to_start_is_rolled_back_and_named(engine, run_container):
+def test_a_replica_that_fails_to_start_is_rolled_back_and_named(engine, run_container, monkeypatch):
     origin = run_container("sleep 600", stop_signal="SIGKILL")
     flaky = Engine(engine.url, timeout=30)
     real_start = flaky.start_container
@@ -267,7 +268,7 @@ def test_a_replica_that_fails_to_start_is_rolled_back_and_named(engine, run_cont
             raise EngineError("the Docker engine answered: port is already allocated")
         real_start(cid)
 
-    flaky.start_container = start  # type: ignore[method-assign]
+    monkeypatch.setattr(flaky, "start_container", start)
     result = scale(flaky, container_id=origin, desired=4)
     try:
         assert [n.name for n in result.created] == [f"{name}-clone-1", f"{name}-clone-3"]
@@ -285,6 +286,13 @@ def test_a_replica_that_fails_to_start_is_rolled_back_and_named(engine, run_cont
         flaky.close()
 
 
+def _time(value: str) -> float:
+    """An engine timestamp that must be set, as epoch seconds."""
+    when = parse_time(value)
+    assert when is not None, value
+    return when
+
+
 @pytest.mark.engine
 def test_replicas_are_created_in_parallel(engine, run_container):
     origin = run_container("sleep 600", stop_signal="SIGKILL")
@@ -294,8 +302,8 @@ def test_replicas_are_created_in_parallel(engine, run_container):
     try:
         assert result.ok and len(result.created) == 5
         assert steps[0][:2] == (0, 5) and steps[-1][:2] == (5, 5)
-        created = sorted(parse_time(inspect(n.id)["Created"]) for n in result.created)
-        started = sorted(parse_time(inspect(n.id)["State"]["StartedAt"]) for n in result.created)
+        created = sorted(_time(inspect(n.id)["Created"]) for n in result.created)
+        started = sorted(_time(inspect(n.id)["State"]["StartedAt"]) for n in result.created)
         # A second replica was created before the first one had started: side by side.
         assert created[1] < started[0]
     finally:

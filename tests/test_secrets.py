@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_LABEL, wait_for
+from tests.conftest import TEST_LABEL
+from tests.helpers import wait_for
 from tui.fleet.actions.inspect import InspectSection, clean, inspect_sections
 from tui.fleet.detect import classify
 from tui.fleet.models import ContainerInfo, ContainerSnapshot
