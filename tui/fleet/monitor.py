@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine.client import Engine
@@ -288,7 +289,7 @@ class FleetMonitor:
                 gpu=self._gpu,
             )
 
-    def apply_event(self, event: dict) -> bool:
+    def apply_event(self, event: Mapping[str, Any]) -> bool:
         """Bring the inventory up to date with one engine event; True if anything changed."""
         if event.get("Type") != "container":
             return False

@@ -21,7 +21,7 @@ from tui.fleet.models import (
 def dump(snapshot: FleetSnapshot) -> dict[str, Any]:
     """A snapshot as nested dicts and lists (labels become a plain dict)."""
 
-    def plain(value: Any) -> Any:
+    def plain(value: object) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, tuple | list):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypedDict
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine.client import Engine
@@ -28,7 +28,85 @@ API_SETTLE = 4.0
 reading a second, and the rates need two."""
 
 
-def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
+class ContainerJson(TypedDict):
+    """One entry of a host's `containers[]`: what the table shows of a container; a figure
+    aitop does not know is null."""
+
+    id: str
+    name: str
+    image: str
+    model: str
+    is_model: bool
+    state: str
+    health: str
+    restart_count: int
+    started_at: float | None
+    """Epoch seconds."""
+    ports: list[str]
+    cpu_percent: float | None
+    mem_bytes: int | None
+    mem_limit_bytes: int | None
+    net_rx_bytes: int | None
+    net_tx_bytes: int | None
+    blk_read_bytes: int | None
+    blk_write_bytes: int | None
+    compose_project: str
+    compose_service: str
+    swarm_service: str
+    labels: dict[str, str]
+    """Secrets masked (see the module docstring)."""
+    gpus: list[dict[str, Any]]
+    """What it holds on each GPU (`gpu.types.container_gpus_json`)."""
+    gpus_assigned: list[str]
+
+
+class HostFiguresJson(TypedDict):
+    """A host's own figures (`hosts[].host`)."""
+
+    cpu_percent: float
+    mem_used_bytes: int
+    mem_total_bytes: int
+    load_average: list[float]
+
+
+class _HostJsonBase(TypedDict):
+    url: str
+    engine_version: str
+    stats_source: str
+    host: HostFiguresJson
+    gpus: list[dict[str, Any]]
+    """Each GPU (`gpu.types.report_to_json`)."""
+    gpu_status: dict[str, Any] | None
+    """The GPU layer's state (`gpu.types.report_status_json`); null without a reading."""
+    containers: list[ContainerJson]
+
+
+class HostJson(_HostJsonBase, total=False):
+    """One engine's entry of `hosts[]` (`engine` and `engine_limitations` once connected)."""
+
+    engine: str
+    """Which engine answered: "Docker" or "Podman"."""
+    engine_limitations: list[str]
+    """What that engine's API lacks that aitop would otherwise show, one line each."""
+
+
+class UnreachableHostJson(TypedDict):
+    """The `hosts[]` entry of an engine that did not answer (several engines only)."""
+
+    url: str
+    error: str
+    """Why, in words."""
+    containers: list[ContainerJson]
+    """Always empty."""
+
+
+class SnapshotJson(TypedDict):
+    """The whole document `aitop snapshot --json` prints."""
+
+    hosts: list[HostJson | UnreachableHostJson]
+
+
+def container_to_json(c: ContainerSnapshot) -> ContainerJson:
     """One container as the JSON snapshot's `containers[]` entry."""
     info, stats = c.info, c.stats
     return {
@@ -58,7 +136,7 @@ def container_to_json(c: ContainerSnapshot) -> dict[str, Any]:
     }
 
 
-def host_to_json(snap: FleetSnapshot, *, include_all: bool) -> dict[str, Any]:
+def host_to_json(snap: FleetSnapshot, *, include_all: bool) -> HostJson:
     """One engine's entry of the JSON snapshot's `hosts[]`."""
     host = snap.host
     return {
@@ -105,10 +183,11 @@ def _figures_in(snapshot: FleetSnapshot) -> bool:
     return all(c.stats.cpu_percent is not None for c in snapshot.containers if c.info.running)
 
 
-def _host_json(engine: Engine, include_all: bool, rules: DetectionRules) -> dict[str, Any]:
+def _host_json(engine: Engine, include_all: bool, rules: DetectionRules) -> HostJson:
     host = host_to_json(collect(engine, rules=rules), include_all=include_all)
     # Known once connected: "Docker" or "Podman", and what that engine's API lacks.
-    host.update(engine=engine.product, engine_limitations=list(engine.limitations))
+    host["engine"] = engine.product
+    host["engine_limitations"] = list(engine.limitations)
     return host
 
 
@@ -117,7 +196,7 @@ def snapshot_json(
     *,
     include_all: bool = False,
     rules: DetectionRules = DEFAULT_RULES,
-) -> dict[str, Any]:
+) -> SnapshotJson:
     """The whole JSON document: one `hosts[]` entry per engine (model containers by `rules`).
 
     With one engine, an engine that does not answer raises EngineError. With several, the
@@ -129,7 +208,7 @@ def snapshot_json(
     if len(engines) == 1:
         return {"hosts": [_host_json(engines[0], include_all, rules)]}
 
-    def one(engine: Engine) -> dict[str, Any]:
+    def one(engine: Engine) -> HostJson | UnreachableHostJson:
         try:
             return _host_json(engine, include_all, rules)
         except EngineError as exc:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
 
 from tui.fleet.actions.scaling.groups import (
     CLONE_NUMBER,
@@ -193,9 +192,9 @@ def execute_plan(
     group = plan.group
     base = ScaleResult(group.label, group.kind, group.count, plan.desired)
     if engine.read_only:
-        return _replace(base, refused="read-only mode: aitop changes nothing")
+        return replace(base, refused="read-only mode: aitop changes nothing")
     if plan.changes_nothing:
-        return _replace(base, notes=(plan.describe(),))
+        return replace(base, notes=(plan.describe(),))
     if plan.removes_original and not allow_original:
         raise ScaleError(
             f"scaling {group.label} to {plan.desired} would remove the original container "
@@ -206,10 +205,6 @@ def execute_plan(
     if plan.add:
         return _scale_up(engine, plan, base, gpu_free, gpu_need, force, on_progress)
     return _scale_down(engine, plan, base, volumes, on_progress)
-
-
-def _replace(result: ScaleResult, **changes: Any) -> ScaleResult:
-    return replace(result, **changes)
 
 
 def _scale_swarm(
@@ -248,7 +243,7 @@ def _scale_swarm(
         if converged or time.monotonic() > deadline:
             break
         time.sleep(0.25)
-    return _replace(base, converged=running, settled=converged)
+    return replace(base, converged=running, settled=converged)
 
 
 def _scale_up(
@@ -303,7 +298,7 @@ def _scale_up(
                 failed.append((spec.name, f"{error} (rolled back)"))
             if on_progress is not None:
                 on_progress(done, total, f"{'created' if new else 'failed'} {spec.name}")
-    return _replace(
+    return replace(
         base,
         created=tuple(created),
         failed=tuple(failed),
@@ -349,4 +344,4 @@ def _scale_down(
                 removed.append(replica.name)
             if on_progress is not None:
                 on_progress(done, total, f"removed {replica.name}")
-    return _replace(base, removed=tuple(removed), failed=tuple(failed))
+    return replace(base, removed=tuple(removed), failed=tuple(failed))
