@@ -135,9 +135,8 @@ def open_stream(
     """GET a streaming endpoint of one container (`path` with `{0}` for its id); raises the
     SDK's APIError (NotFound for a missing container) and closes the response on an error."""
     sdk = cast(_RequestHelpers, api)
-    url = sdk._url(path, container_id)  # noqa: SLF001 - the SDK's own URL building (API version)
-    # The SDK's GET, with its timeout and headers: its public calls do not stream.
-    response = sdk._get(url, params=dict(params), stream=True)  # noqa: SLF001
+    url = sdk._url(path, container_id)  # noqa: SLF001 - the SDK's URL, with its API version
+    response = sdk._get(url, params=dict(params), stream=True)  # noqa: SLF001 - GET, streamed
     try:
         sdk._raise_for_status(response)  # noqa: SLF001 - the SDK's errors (NotFound, APIError)
     except BaseException:
@@ -150,8 +149,8 @@ def decoded_stream(api: docker.APIClient, response: requests.Response) -> Cancel
     """A streaming response's JSON objects, one by one, closable from any thread (the SDK's
     own stats() hands out a bare generator, which no other thread can close)."""
     sdk = cast(_RequestHelpers, api)
-    # The SDK's chunked-JSON decoder, as its own events() uses it.
-    return CancellableStream(sdk._stream_helper(response, decode=True), response)  # noqa: SLF001
+    objects = sdk._stream_helper(response, decode=True)  # noqa: SLF001 - as the SDK's events()
+    return CancellableStream(objects, response)
 
 
 LOG_READ_SIZE = 256 * 1024
