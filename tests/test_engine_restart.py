@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from tui.app import AitopApp
+from tests.fleet_fixtures import live_app
+from tui.config import Config, RefreshConfig
 from tui.fleet.engine.client import Engine
 from widgets.container_table import ContainerTable
 from widgets.status_line import StatusLine
@@ -27,7 +28,7 @@ async def test_engine_restart_is_shown_and_recovered(second_engine):
 
     url = second_engine.url
     before = docker(url, "run", "-d", "--label", "aitop.model=before", TEST_IMAGE, "sleep", "600")
-    app = AitopApp(Engine(url), interval=0.5)
+    app = live_app(Engine(url), config=Config(refresh=RefreshConfig(fleet=0.5)))
     async with app.run_test(size=(160, 30)) as pilot:
         table = app.query_one(ContainerTable)
         status = app.query_one(StatusLine)

@@ -179,7 +179,8 @@ async def test_a_second_engine_that_stops_is_marked_unreachable_and_recovers(
         finally:
             await asyncio.to_thread(second_engine.start)
         await until(pilot, lambda: "running" in host_state(second), "the second engine is back")
-        assert app.engine_for(model_2).url == second
+        engine_2 = app.engine_for(model_2)
+        assert engine_2 is not None and engine_2.url == second
         await until(pilot, lambda: not status.alert, "the alert clears")
         assert model_1 in table.row_keys
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
 import time
 import uuid
@@ -80,3 +82,43 @@ def test_low_bandwidth_mode_draws_in_16_colours(tmux, engine):
     colours = slow.colours()
     assert "\x1b[" in colours  # it is in colour, just fewer of them
     assert not re.search(r"\x1b\[[0-9;]*[34]8;[25];", colours)
+
+
+def _aitop_pid(term) -> int:
+    """The PID of the aitop process under the pane's shell."""
+    shell = int(term.tmux("display-message", "-p", "-t", term.name, "#{pane_pid}").strip())
+    with open(f"/proc/{shell}/task/{shell}/children") as fh:
+        return int(fh.read().split()[0])
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().split(") ", 1)[1].startswith("Z"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_ends_aitop_and_gives_the_terminal_back(tmux, engine):
+    term = tmux(f"{sys.executable} -m tui")
+    term.wait_for("updated ")
+    pid = _aitop_pid(term)
+    os.kill(pid, signal.SIGTERM)
+    screen = term.wait_for("EXIT=", timeout=10)
+    assert _gone(pid, 5)
+    assert "Traceback" not in screen and "updated " not in screen  # the screen is the shell's
+
+
+def test_a_terminal_that_goes_away_ends_aitop(tmux, engine):
+    """A closed SSH session hangs up the terminal: aitop must not linger without one (it did,
+    its shutdown waiting forever on writes to the vanished terminal)."""
+    term = tmux(f"{sys.executable} -m tui")
+    term.wait_for("updated ")
+    pid = _aitop_pid(term)
+    term.close()  # kills the tmux server: the pane's terminal hangs up
+    assert _gone(pid, 5)

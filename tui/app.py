@@ -19,6 +19,7 @@ import contextlib
 import gc
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -42,6 +43,7 @@ from tui.commands import (
     help_sections,
 )
 from tui.config import Config
+from tui.fleet.engine.ssh import SshTunnel
 from tui.fleet.gpu.types import pressure_warnings
 from tui.fleet.logs.export import export_lines, export_path
 from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
@@ -59,6 +61,8 @@ from widgets.host_gauges import HostGauges
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
 
+SHUTDOWN_GRACE = 3.0
+"""Seconds a SIGTERM leaves Textual to restore the terminal before the process just ends."""
 GC_OFF_LONGEST = 5.0
 """Seconds after mounting by which the collector is on again, first figures or not."""
 LOG_FOLLOW_DEBOUNCE = 0.15
@@ -158,7 +162,7 @@ class AitopApp(FleetActions):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.exit)
+                loop.add_signal_handler(sig, self._end_on_signal, sig)
         table = self.query_one(ContainerTable)
         table.show_all = self._show_all
         table.focus()
@@ -183,6 +187,19 @@ class AitopApp(FleetActions):
             snapshot = each.snapshot()
             if snapshot.engine.reachable:
                 self.post_message(FleetUpdated(snapshot, index))
+
+    def _end_on_signal(self, sig: signal.Signals) -> None:
+        """SIGTERM ends aitop as `q` does; SIGHUP (the terminal went away: a closed SSH
+        session) at once, since there is no terminal left to restore and Textual's shutdown
+        would wait forever on writes to it. Either way the ssh forwards end and their
+        directories go, and a shutdown that hangs still ends the process."""
+        SshTunnel.close_all()
+        if sig == signal.SIGHUP:
+            os._exit(128 + sig)
+        self.exit()
+        watchdog = threading.Timer(SHUTDOWN_GRACE, os._exit, args=(128 + sig,))
+        watchdog.daemon = True  # a clean exit does not wait for it
+        watchdog.start()
 
     def on_unmount(self) -> None:
         self._stop_logs()
