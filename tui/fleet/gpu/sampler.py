@@ -143,11 +143,6 @@ class GpuSampler:
         self._last, self._last_at = report, now
         return report
 
-    @property
-    def latest(self) -> GpuReport | None:
-        """The last report taken, without touching NVML."""
-        return self._last
-
     def close(self) -> None:
         """Shut NVML down if this sampler initialised it."""
         with self._lock:
