@@ -68,17 +68,8 @@ _FILTER_CYCLE: dict[str, FilterMode] = {"off": "match", "match": "exclude", "exc
 _SOURCE_COLOURS = 6
 _NO_STYLE = Style()
 _TIMESTAMP_WIDTH = len(format_timestamp(1)) + 1
-_KINDS = (
-    LineKind.CUDA_OOM,
-    LineKind.NCCL,
-    LineKind.TRACEBACK,
-    LineKind.OOM_KILLED,
-    LineKind.MODEL_LOAD,
-    LineKind.ERROR,
-    LineKind.RESTART,
-    LineKind.EXITED,
-    LineKind.NOTICE,
-)
+_KINDS = tuple(kind for kind in LineKind if kind is not LineKind.NORMAL)
+"""Every kind a line can be drawn as (each has a component class)."""
 
 
 DISPLAY_CHARS = 4096

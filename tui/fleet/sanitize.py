@@ -38,12 +38,22 @@ SgrChanges = tuple[tuple[int, str], ...]
 # Bytes that force the slow path: C0 controls but tab, DEL, and anything non-ASCII.
 _UNSAFE_ASCII = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
-_INVISIBLE = "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\U000e0000-\U000e007f"
-"""Characters that reorder or hide text without showing themselves: the soft hyphen, Arabic
-letter mark, zero-width spaces and joiners, direction marks, line and paragraph separators,
-bidirectional embeddings, overrides and isolates, invisible operators, the byte-order mark and
-the tag characters. Each is shown as U+FFFD instead (a name with one in it does not look like
-a name without)."""
+INVISIBLE = (
+    # Unicode's format characters (category Cf, Unicode 14): soft hyphen, Arabic number and
+    # letter marks, zero-width spaces and joiners, direction marks, embeddings, overrides and
+    # isolates, invisible operators, deprecated format controls, the byte-order mark,
+    # interlinear annotations, the tag characters...
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+    # ... and the line and paragraph separators, the unassigned U+2065 among the invisible
+    # operators and isolates, and the whole tag block.
+    "\u2028\u2029\U000e0000-\U000e007f"
+)
+"""Characters (for a regex character class) that reorder or hide text without showing
+themselves. Each is shown instead (U+FFFD here, escaped in the inspect view): a name with one
+in it must not look like a name without."""
 
 # One token of terminal syntax (7-bit and 8-bit forms), or one character to replace.
 _TOKEN = re.compile(
@@ -52,13 +62,13 @@ _TOKEN = re.compile(
     | (?P<string>(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|\Z))
     | (?P<esc>\x1b[\x20-\x2f]*[\x30-\x7e]?)
     | (?P<ctl>[\x00-\x08\x0a-\x1f\x7f-\x9f"""
-    + _INVISIBLE
+    + INVISIBLE
     + "])",
     re.VERBOSE | re.DOTALL,
 )
 # The characters that start a token: every C0/C1 control but tab, DEL, and the invisible and
 # reordering characters above.
-_SPECIAL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f" + _INVISIBLE + "]")
+_SPECIAL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f" + INVISIBLE + "]")
 _SGR_SYNTAX = re.compile(r"[0-9;]*")
 
 # SGR attributes that are kept: reset, bold, dim, italic, underline, reverse, strike, their
@@ -185,15 +195,6 @@ def safe_text(value: object, *, limit: int = MAX_FIELD_CHARS) -> str:
         return text  # the common case: nothing to do, no copy
     plain, _ = sanitize_text(text)
     return plain.replace("\t", " ")
-
-
-def safe_lines(value: object, *, limit: int = MAX_FIELD_CHARS) -> str:
-    """Untrusted text of several lines made safe to draw: each line as `safe_text` makes it,
-    the line breaks kept (for a health check's output, say)."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        text = text[: limit - 1] + "\u2026"
-    return "\n".join(safe_text(line, limit=limit) for line in text.splitlines())
 
 
 def safe_mapping(values: Mapping[str, object] | None) -> dict[str, str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.fleet.inventory import parse_time
+from tui.fleet.sanitize import INVISIBLE
 from tui.fleet.secrets import (
     ELLIPSIS,
     MASK,
@@ -29,6 +30,7 @@ from tui.fleet.secrets import (
     mask_secrets,
     mask_words,
 )
+from tui.fleet.units import format_bytes
 
 HEALTH_LOG_ENTRIES = 5
 """Health-check results shown, newest last."""
@@ -40,10 +42,7 @@ _MASK_TOKEN = "AITOPMASKEDVALUE"
 # soft hyphen, Arabic letter mark, Mongolian vowel separator, zero-width spaces and joiners,
 # direction marks, line and paragraph separators, bidirectional embeddings, overrides and
 # isolates, invisible operators, the byte-order mark, and the tag characters.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069"
-    "\ufeff\U000e0000-\U000e007f]"
-)
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + INVISIBLE + "]")
 
 
 @dataclass(frozen=True)
@@ -113,15 +112,8 @@ def _when(value: str | None) -> str:
 
 
 def human_size(value: int | float | None) -> str:
-    """Bytes as "512 MiB", "1.5 GiB"; "unlimited" for 0 or None."""
-    if not value:
-        return "unlimited"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if size == int(size) else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover
+    """Bytes as "512 MiB", "1.5 GiB"; "unlimited" for 0 or None (a limit that is not set)."""
+    return format_bytes(value, iec=True) if value else "unlimited"
 
 
 def _argv(value: object) -> list[str]:
