@@ -113,7 +113,8 @@ def test_line_kinds_read_as_their_strings_and_the_jump_list_follows_them():
     # The "next highlight" key stops at what went wrong, loads and boundaries, not at
     # ordinary lines or aitop's notices about the stream.
     assert {
-        "cuda-oom", "nccl", "traceback", "oom-killed", "model-load", "error", "restart", "exited"
+        "cuda-oom", "nccl", "traceback", "oom-killed", "model-load", "model-ready", "error",
+        "restart", "exited",
     } == JUMP_KINDS  # fmt: skip
     assert LineKind.NOTICE not in JUMP_KINDS and LineKind.NORMAL not in JUMP_KINDS
 

@@ -501,6 +501,7 @@ class LogPane(Widget):
         .log-pane--oom-killed { background: $error 40%; color: $text; text-style: bold; }
         .log-pane--traceback { color: $warning; }
         .log-pane--model-load { color: $success; }
+        .log-pane--model-ready { color: $success; text-style: bold; }
         .log-pane--error { color: $error; }
         .log-pane--restart { background: $primary 40%; color: $text; text-style: bold; }
         .log-pane--exited { background: $warning 40%; color: $text; text-style: bold; }

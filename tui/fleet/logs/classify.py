@@ -1,6 +1,8 @@
 """Which log lines matter: CUDA out-of-memory, NCCL errors, Python tracebacks, OOM kills,
-model-load progress, errors. Every pattern runs in linear time on hostile text: its
-quantifiers are bounded and it reads a bounded prefix of the line (`CLASSIFY_CHARS`).
+model-load progress, a server ready to serve, errors, as vLLM, SGLang, TGI, llama.cpp, Ollama,
+Triton, LMDeploy and PyTorch print them (tests/fixtures/log_events/corpus.jsonl). Every
+pattern runs in linear time on hostile text: its quantifiers are bounded and it reads a
+bounded prefix of the line (`CLASSIFY_CHARS`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,32 @@ pattern anchored at the line's end never matches where the prefix was cut."""
 # tests/hostile_lines.py).
 _KIND_RULES: tuple[tuple[LineKind, tuple[str, ...], str], ...] = (
     (
+        # Lines that quote other text: a request log echoing a user's prompt about an OOM,
+        # a C++ stack frame naming ProcessGroupNCCL::checkTimeout. They are ordinary.
+        LineKind.NORMAL,
+        ("received request", "frame #"),
+        r"Received request [\w.-]{1,128}: prompt: |^\s{0,16}frame #\d{1,5}: ",
+    ),
+    (
+        # Anywhere in the line: servers put timestamps, levels, ranks and
+        # "Scheduler hit an exception: " before it, Ray "[repeated 6x across cluster]" after.
+        LineKind.TRACEBACK,
+        ("traceback",),
+        r"Traceback \(most recent call last\)",
+    ),
+    (
         LineKind.CUDA_OOM,
-        ("memory", "cublas_status_alloc", "tried to allocate"),
-        r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory"
+        ("memory", "cublas_status_alloc", "tried to allocate", "allocate cuda"),
+        r"CUDA out of memory|(?<!attribute ')OutOfMemoryError|CUDA error: out of memory"
         r"|cudaErrorMemoryAllocation|CUBLAS_STATUS_ALLOC_FAILED|HIP out of memory"
-        r"|out of memory on device|Tried to allocate [\d.]{1,32} [KMGT]i?B",
+        r"|out of memory on device|Tried to allocate [\d.]{1,32} [KMGT]i?B"
+        # The driver's and the allocators' own words (vLLM V1, TensorRT-LLM, TurboMind,
+        # ggml's cudaMalloc, onnxruntime's "CUDA failure 2"):
+        r"|(?i:cuda)[\w ]{0,40}(?:error|failed|failure)[^\n]{0,200}?out of memory"
+        r"|(?:failed|unable) to allocate CUDA\d{0,3} buffer"
+        # The servers' refusals: no room for the KV cache or the batch.
+        r"|No available memory for the cache blocks|less than desired GPU memory utilization"
+        r"|Not enough memory(?:\. Please try to increase --mem-fraction-static| to handle)",
     ),
     (
         LineKind.NCCL,
@@ -46,25 +69,104 @@ _KIND_RULES: tuple[tuple[LineKind, tuple[str, ...], str], ...] = (
         r"|Watchdog caught collective operation timeout|NCCL communicator was aborted",
     ),
     (
+        # Inside a container an unrequested SIGKILL is the OOM killer's: the kernel's words,
+        # a shell's "Killed", supervisors' and launchers' reports of a child killed.
         LineKind.OOM_KILLED,
-        ("oom", "out of memory", "killed"),
-        r"\bOOMKilled\b|Out of memory: Kill(?:ed)? process|\boom-kill(?:er)?\b"
-        r"|invoked oom-killer|Memory cgroup out of memory|^Killed\s{0,64}$",
+        ("oom", "out of memory", "killed", "sigkill", "term_memlimit"),
+        r"\bOOMKilled\b|Out of memory: Kill(?:ed)? process|\boom[-_]kill(?:ed|er)?\b"
+        r"|invoked oom-killer|Memory cgroup out of memory|^Killed\s{0,64}$"
+        r"|killed by the OOM killer|line \d{1,9}: {1,8}\d{1,9} Killed\b|TERM_MEMLIMIT"
+        r"|Signal 9 \(SIGKILL\) received by PID|terminated with signal SIGKILL"
+        r"|\(terminated by SIGKILL|signal: killed|is killed by signal: Killed",
     ),
-    (LineKind.TRACEBACK, ("traceback",), r"^Traceback \(most recent call last\):"),
+    (
+        LineKind.MODEL_READY,
+        (
+            "uvicorn running",
+            "startup complete",
+            "fired up",
+            "connected",
+            "shard ready",
+            "main loop",
+            "model loaded",
+            "runner started",
+            "listening on",
+            "started grpc",
+            "started http",
+            "successfully loaded",
+            "please open",
+            "vllm server",
+            "vllm api server",
+        ),
+        r"Uvicorn running on|Application startup complete|fired up and ready to roll"
+        r"|Starting vLLM (?:API )?server(?: \d{1,3})? on"
+        # TGI's router, in text and in --json-output; its shards:
+        r"|\.rs:\d{1,6}: Connected\b|\"message\":\"Connected\"|Shard ready in"
+        # llama.cpp (not "HTTP server is listening", printed before the model loads):
+        r"|starting the main loop|\bmain: model loaded"
+        # Ollama serves (and loads models on demand) from "Listening on":
+        r"|llama runner started in|msg=\"Listening on "
+        r"|Started (?:GRPCInferenceService|HTTPService|GRPCService) at|successfully loaded '"
+        r"|Please open \S{1,200} in a browser",
+    ),
     (
         LineKind.MODEL_LOAD,
-        ("load", "fetching", "captur"),
+        (
+            "load",
+            "fetching",
+            "captur",
+            "init engine",
+            "warming up",
+            "waiting for shard",
+            "starting shard",
+            "download",
+            "llama server",
+            "llama runner",
+            "become available",
+            "will fit",
+            "turbomind format",
+        ),
         r"Loading checkpoint shards|Loading safetensors checkpoint|Loading (?:model )?weights"
-        r"|Loading model|[Mm]odel load(?:ing|ed)|Loaded model|llama_model_load|load_tensors:"
+        r"|Loading model|[Mm]odel load(?:ing|ed)(?! error)|Loaded model|llama_model_load:"
+        r"|llama_model_loader: loaded meta data|load_tensors:"
         r"|llm_load_tensors|Downloading (?:shards|model|weights)|Fetching \d{1,9} files"
-        r"|Starting to load model|weights loaded|[Cc]apturing (?:CUDA )?graphs?",
+        r"|Starting to load model|weights loaded|[Cc]apturing (?:CUDA )?graphs?"
+        # vLLM's CUDA graphs and engine start; SGLang's weights and graphs:
+        r"|Capturing the model for CUDA graphs|Graph capturing finished|init engine \("
+        r"|Load weight (?:begin|end)|Capture cuda graph (?:begin|end)|Capturing batches"
+        # TGI's launcher and router:
+        r"|Waiting for shard to be ready|Starting shard \d|Successfully downloaded weights"
+        r"|Starting download process|Warming up model"
+        # llama.cpp, Ollama, Triton, LMDeploy:
+        r"|load_model: (?:initializing|loading model)|main: loading model"
+        r"|msg=\"starting llama server\"|waiting for llama runner to start responding"
+        r"|waiting for server to become available|new model will fit in available VRAM"
+        r"|\bloading: [\w.-]{1,200}:\d{1,9}|Convert to turbomind format",
     ),
     (
         LineKind.ERROR,
-        ("error", "fatal", "critical", "panic", "segmentation fault", "core dumped", "exception"),
+        (
+            "error",
+            "fatal",
+            "critical",
+            "panic",
+            "segmentation fault",
+            "core dumped",
+            "exception",
+            "failed to",
+            "terminate called",
+            "sigquit",
+            "exitcode",
+            "not expected",
+        ),
         r"\b(?:ERROR|FATAL|CRITICAL|PANIC)\b|\bpanic:|Segmentation fault|core dumped"
-        r"|CUDA error|^[\w.]{0,256}(?:Error|Exception): ",
+        # An exception's name where a line or a prefix ("[rank1]: ") ends:
+        r"|CUDA error|(?:^|[\s:\]])[\w.]{0,256}(?:Error|Exception): "
+        r"|failed to (?:start|load|initiali[sz]e|allocate (?!pinned))|model loading error"
+        r"|error while loading shared libraries"
+        r"|error: creating server|terminate called after throwing"
+        r"|Received sigquit from a child process|failed \(exitcode: \d{1,4}\)"
+        r"|exit status [1-9]\d{0,2}; not expected",
     ),
 )
 _KINDS = tuple(

@@ -55,6 +55,8 @@ class LineKind(str, Enum):
     TRACEBACK = "traceback", True
     OOM_KILLED = "oom-killed", True
     MODEL_LOAD = "model-load", True
+    MODEL_READY = "model-ready", True
+    """The server says it is ready to serve (after loading, or after a restart)."""
     ERROR = "error", True
     RESTART = "restart", True
     """A boundary line aitop adds when the container (re)started."""
