@@ -655,6 +655,12 @@ def test_a_failed_metrics_page_is_a_miss_while_healthy():
         )
     )
     assert kept == good
+    # The health route keeps answering while the page keeps failing: still stale after a few.
+    for i in range(2, STALE_AFTER + 1):
+        last = tracker.update(
+            observe(VLLM, None, T0 + i, metrics=MetricsAnswer.FAILED, metrics_why="slow page")
+        )
+    assert last.stale and last.state == ServingState("unreachable", "slow page")
     first = ServingTracker().update(
         observe(
             VLLM,

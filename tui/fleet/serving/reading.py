@@ -541,7 +541,6 @@ class ServingTracker:
                 state = self._enter("loading", "not listening yet", obs)
                 return self._publish(obs, ServingReading(kind, state, obs.url))
             return self._miss(obs, kind, obs.why)
-        self._misses = 0
         health = obs.health if obs.health is not None else self._last_health
         self._last_health = health
         verdict = health.verdict if health is not None else Verdict.READY
@@ -550,6 +549,7 @@ class ServingTracker:
             verdict = Verdict.UNHEALTHY if self._seen_ready else Verdict.LOADING
         if verdict is Verdict.READY and obs.metrics is MetricsAnswer.FAILED:
             return self._miss(obs, kind, obs.metrics_why)
+        self._misses = 0
         figures = self._figures(obs, kind)
         if verdict is Verdict.LOADING:
             state = self._enter("loading", detail, obs)
