@@ -1,36 +1,74 @@
-"""Shared test rig: a real Docker engine, a local scratch + busybox image, labelled containers.
+"""Shared test rig: a real Docker engine, a local scratch + busybox image, labelled containers,
+and each test's own configuration.
 
-Engine tests skip when no engine answers on a developer's laptop (so do tests needing tmux,
-ssh, podman, docker-compose, ...); under CI (CI=true) or with AITOP_REQUIRE_ENGINE=1 every skip
-is turned into a failure (`pytest_runtest_makereport` below), so a green CI always means they
-ran. A test whose skip is right on some CI machines says so with `@pytest.mark.may_skip`.
+Every test that uses an engine fixture (`engine`, `second_engine`, the Podman service, the
+`docker` command, or any fixture built on them: `image`, `run_container`, `sshd`, ...) is marked
+`engine` by `pytest_collection_modifyitems` below, so `pytest -m "not engine"` runs without any
+Docker. Engine tests skip when no engine answers on a developer's laptop (so do tests needing
+tmux, ssh, podman, docker-compose, ...); under CI (CI=true) or with AITOP_REQUIRE_ENGINE=1 every
+skip is turned into a failure (`pytest_runtest_makereport`), so a green CI means they ran. A
+test whose skip is right on some CI machines says so with `@pytest.mark.may_skip`.
+
+Every test runs with a configuration directory of its own (`_own_configuration`): what a
+developer keeps in ~/.config/aitop/config.toml or names by AITOP_CONFIG never changes a test.
+Shared helpers live in tests/helpers.py; this file holds fixtures and hooks only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+import pluggy
 import pytest
 
+from tests.helpers import (
+    TEST_IMAGE,
+    TEST_LABEL,
+    require_tools,
+    start_daemon,
+    stop_daemon,
+    unavailable,
+)
 from tests.terminal import Tmux
+from tui.app import FIRST_FRAME_ENV
+from tui.config import CONFIG_ENV
+from tui.fleet.actions.lifecycle import SHELL_ENV
 from tui.fleet.demo import build_busybox_image as build_image
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 
-TEST_LABEL = "aitop.test"
-TEST_IMAGE = "aitop-test-busybox:latest"
 REQUIRE_ENGINE = bool(os.environ.get("AITOP_REQUIRE_ENGINE") or os.environ.get("CI"))
+
+ENGINE_FIXTURES = frozenset({"engine", "second_engine", "podman_service", "docker_cli"})
+"""The fixtures that need a container engine (or Docker's own command); a test using any of
+them, directly or through another fixture, is an engine test."""
+
+USER_SETTINGS = (CONFIG_ENV, SHELL_ENV, FIRST_FRAME_ENV)
+"""aitop's own environment variables: a developer's values would change what a test sees."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `engine` every test that uses an engine fixture, before `-m` selects.
+
+    `fixturenames` is the whole closure (fixtures of fixtures included), so a new fixture
+    built on `engine` marks its tests too."""
+    for item in items:
+        if ENGINE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """Under CI / AITOP_REQUIRE_ENGINE a skip is a failure: nothing is silently left untested."""
     outcome = yield
     report = outcome.get_result()
@@ -40,16 +78,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         report.longrepr = f"skipped, but CI / AITOP_REQUIRE_ENGINE requires it to run: {reason}"
 
 
-def unavailable(what: str, reason: str) -> NoReturn:
-    """Skip a test that needs `what` (an engine, a tool, a service) which is not here."""
-    pytest.skip(f"no {what}: {reason}")
+@pytest.fixture(autouse=True)
+def _own_configuration(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """An empty configuration directory of the test's own (XDG_CONFIG_HOME), and none of
+    aitop's variables: the developer's config file is never read, by the test or by the
+    `aitop` processes it starts (they inherit the environment).
 
-
-def require_tools(*names: str) -> None:
-    """`unavailable` unless every one of these commands is on PATH."""
-    missing = [name for name in names if shutil.which(name) is None]
-    if missing:
-        unavailable(", ".join(missing), "not installed")
+    Not HOME nor DOCKER_CONFIG: they name the engine under test (a docker context), which the
+    engine fixtures, the `docker` command and `aitop` all follow alike."""
+    config_home = tmp_path_factory.mktemp("xdg-config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    for name in USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return config_home
 
 
 def _no_engine(reason: str) -> NoReturn:
@@ -57,14 +100,21 @@ def _no_engine(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    """A connection to the real engine (DOCKER_HOST or the default socket)."""
+def engine(session_tag: str) -> Iterator[Engine]:
+    """A connection to the real engine (DOCKER_HOST, the docker context or the default socket).
+
+    At the end of the session it removes whatever this run labelled and a failing test left
+    behind: only this run's label value, other runs (a second terminal, a helper) keep theirs.
+    """
     eng = Engine(timeout=30)
     try:
         eng.version()
     except EngineError as exc:
         _no_engine(str(exc))
     yield eng
+    with contextlib.suppress(EngineError):
+        for cid in eng.ids_with_label(f"{TEST_LABEL}={session_tag}"):
+            eng.remove(cid)
     eng.close()
 
 
@@ -106,74 +156,6 @@ def run_container(engine: Engine, image: str, session_tag: str) -> Iterator[Call
     yield run
     for cid in made:
         engine.remove(cid)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _sweep_leftovers(session_tag: str) -> Iterator[None]:
-    """Remove whatever this run labelled and a failing test left behind.
-
-    Only this run's label value: other runs (a second terminal, a helper) keep theirs.
-    """
-    yield
-    if shutil.which("docker") is None:
-        return
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={TEST_LABEL}={session_tag}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, step: float = 0.05) -> object:
-    """Poll until `predicate()` is truthy; returns its value or fails the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(step)
-
-
-def start_daemon(
-    argv: list[str], log: Path, url: str, timeout: float
-) -> tuple[subprocess.Popen, str | None]:
-    """Start a daemon writing to `log` and wait until the engine API at `url` answers.
-
-    Returns the process and None, or, when it exits or does not answer within `timeout`
-    seconds, the process and the end of its log (why not).
-    """
-    # The daemon writes through its own copy of the descriptor: ours is closed at once.
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=out, start_new_session=True)
-    eng = Engine(url, timeout=5)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                eng.version()
-                return proc, None
-            except EngineError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    return proc, log.read_text(errors="replace")[-2000:]
-                time.sleep(0.2)
-    finally:
-        eng.close()
-
-
-def stop_daemon(proc: subprocess.Popen | None, timeout: float) -> None:
-    """Terminate a daemon, killing it when it does not end within `timeout` seconds."""
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 class SecondEngine:
@@ -277,3 +259,12 @@ def tmux() -> Iterator[Callable[..., Tmux]]:
     yield start
     for session in sessions:
         session.close()
+
+
+@pytest.fixture
+def docker_cli() -> str:
+    """The path of Docker's own `docker` command, for what only it does (a context store)."""
+    require_tools("docker")
+    path = shutil.which("docker")
+    assert path is not None
+    return path

@@ -73,8 +73,7 @@ def demo_fleet_with_gpus(tmp_path: Path) -> FleetSnapshot:
     """The demo fleet on a two-GPU machine (an H100 and an A100, recorded NVML readings):
     llama-1 runs tensor-parallel on both GPUs, mistral-1 on GPU 1, a host process holds 1G of
     GPU 0, and llama-2 sits idle on its reserved GPU 0. GPU 1 is above 90 % memory."""
-    from tests.fixtures.nvml.fake_nvml import FakeNvml
-    from tests.test_gpu import CID_A, CID_B, PIDS, fake_proc
+    from tests.fixtures.nvml.fake_nvml import CID_A, CID_B, PIDS, FakeNvml, fake_proc
 
     fleet = demo_fleet()
     by_name = {c.info.name: c for c in fleet.containers}

@@ -16,9 +16,8 @@ from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.widgets import Checkbox, Input, OptionList
 
-from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import demo_fleet
-from tests.helpers import scale
+from tests.helpers import TEST_LABEL, scale
 from tui.commands import ACTION_COMMANDS, bindings
 from tui.fleet.engine.client import Engine
 from tui.fleet.inventory import container_info
@@ -249,7 +248,6 @@ async def settle(pilot, app: ActionsApp, until, timeout: float = 20.0) -> None:
     pytest.fail("the engine did not reach the expected state")
 
 
-@pytest.mark.engine
 async def test_stop_declined_changes_nothing_then_confirmed_stops(
     engine, run_container, session_tag
 ):
@@ -274,7 +272,6 @@ async def test_stop_declined_changes_nothing_then_confirmed_stops(
         await settle(pilot, app, lambda: state(cid)["Running"])
 
 
-@pytest.mark.engine
 async def test_marked_containers_are_paused_together_and_marks_are_consumed(
     engine, run_container, session_tag
 ):
@@ -304,7 +301,6 @@ async def test_marked_containers_are_paused_together_and_marks_are_consumed(
         assert state(b)["Paused"] is True
 
 
-@pytest.mark.engine
 async def test_kill_asks_the_signal_then_confirms(engine, run_container, session_tag):
     cid = run_container("trap 'exit 42' HUP; while :; do sleep 0.1; done")
     app = ActionsApp(Engine(engine.url), session_tag)
@@ -324,7 +320,6 @@ async def test_kill_asks_the_signal_then_confirms(engine, run_container, session
         assert state(cid)["ExitCode"] == 42
 
 
-@pytest.mark.engine
 async def test_inspect_key_opens_the_view_with_secrets_masked(engine, run_container, session_tag):
     cid = run_container("sleep 600", environment={"HF_TOKEN": "hf_abcdef", "MODEL": "m"})
     app = ActionsApp(Engine(engine.url), session_tag)
@@ -344,7 +339,6 @@ async def test_inspect_key_opens_the_view_with_secrets_masked(engine, run_contai
         assert "HF_TOKEN: hf_abcdef" in screen.section_text()
 
 
-@pytest.mark.engine
 async def test_scale_down_declined_keeps_the_clone(engine, run_container, session_tag):
     from tui.fleet.actions.scaling.groups import find_group
 
@@ -374,7 +368,6 @@ async def test_scale_down_declined_keeps_the_clone(engine, run_container, sessio
         await settle(pilot, app, lambda: len(find_group(engine, container_id=cid).replicas) == 3)
 
 
-@pytest.mark.engine
 async def test_read_only_hides_and_refuses_every_changing_key(engine, run_container, session_tag):
     cid = run_container("sleep 600")
     ro = Engine(engine.url)

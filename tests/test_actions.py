@@ -14,8 +14,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import TEST_LABEL
-from tests.helpers import wait_for
+from tests.helpers import TEST_LABEL, wait_for
 from tui.fleet.actions import lifecycle as act
 from tui.fleet.actions.scaling.execute import execute_plan
 from tui.fleet.actions.scaling.groups import find_group
@@ -143,7 +142,6 @@ def targets_of(engine: Engine, *ids: str) -> tuple[ContainerInfo, ...]:
     return tuple(container_info(engine.inspect(i)) for i in ids)
 
 
-@pytest.mark.engine
 def test_each_lifecycle_action_changes_what_docker_inspect_reports(engine, run_container):
     cid = run_container(TRAP_TERM)
     name = inspect(cid)["Name"].lstrip("/")
@@ -180,7 +178,6 @@ def test_each_lifecycle_action_changes_what_docker_inspect_reports(engine, run_c
     assert steps[:2] == [f"0/1 pausing {name}", f"1/1 pausing {name}"]
 
 
-@pytest.mark.engine
 def test_stop_waits_for_a_slow_container_past_the_client_timeout(engine, run_container):
     # PID 1 ignores SIGTERM: the engine waits the 10 s grace, longer than a 5 s client timeout.
     cid = run_container("sleep 600")
@@ -193,7 +190,6 @@ def test_stop_waits_for_a_slow_container_past_the_client_timeout(engine, run_con
     assert inspect(cid)["State"]["ExitCode"] == 137
 
 
-@pytest.mark.engine
 def test_kill_sends_the_chosen_signal(engine, run_container):
     cid = run_container("trap 'exit 42' USR1; while :; do sleep 0.1; done")
     result = act.run_action(engine, act.KILL, targets_of(engine, cid), signal="SIGUSR1")
@@ -202,7 +198,6 @@ def test_kill_sends_the_chosen_signal(engine, run_container):
     assert inspect(cid)["State"]["ExitCode"] == 42
 
 
-@pytest.mark.engine
 def test_remove_keeps_or_removes_anonymous_volumes_as_asked(engine, run_container):
     keep = run_container("sleep 600", volumes=["/data"])
     drop = run_container("sleep 600", volumes=["/data"])
@@ -227,7 +222,6 @@ def test_remove_keeps_or_removes_anonymous_volumes_as_asked(engine, run_containe
         subprocess.run(["docker", "volume", "rm", keep_vol], capture_output=True, check=False)
 
 
-@pytest.mark.engine
 def test_bulk_action_names_each_failure_in_the_engines_words(engine, run_container):
     running = [run_container(TRAP_TERM) for _ in range(3)]
     stopped = run_container("true")
@@ -248,7 +242,6 @@ def test_bulk_action_names_each_failure_in_the_engines_words(engine, run_contain
     assert result.failed[0].error == "it no longer exists"
 
 
-@pytest.mark.engine
 def test_bulk_stop_runs_in_parallel(engine, run_container):
     ids = [run_container("sleep 600") for _ in range(4)]  # each needs its full 10 s grace
     started = time.monotonic()
@@ -257,7 +250,6 @@ def test_bulk_stop_runs_in_parallel(engine, run_container):
     assert time.monotonic() - started < 25
 
 
-@pytest.mark.engine
 def test_shell_argv_opens_an_interactive_shell_on_the_same_engine(engine, run_container):
     cid = run_container("sleep 600")
     argv = act.shell_argv(engine, cid)
@@ -301,7 +293,6 @@ def engine_events(since: float, until: float, *filters: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-@pytest.mark.engine
 def test_read_only_makes_no_changing_call(engine, run_container, session_tag):
     cid = run_container("sleep 600", labels={"aitop.model": "m"})
     time.sleep(1.1)  # events have one-second resolution at the edges
@@ -348,7 +339,6 @@ def test_read_only_makes_no_changing_call(engine, run_container, session_tag):
     assert inspect(cid)["State"]["Running"] is True
 
 
-@pytest.mark.engine
 def test_a_container_name_no_one_uses_is_gone_in_the_engines_words(engine):
     name = f"aitop-test-nothing-{uuid.uuid4().hex[:6]}"
     result = act.run_action(engine, act.START, (info(name, name, "exited"),))

@@ -11,8 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import tui.fleet.snapshot as snapshot_mod
 from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
@@ -20,8 +18,6 @@ from tui.fleet.metrics.apistats import ApiStats
 from tui.fleet.metrics.cgroups import CgroupReader
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
-
-pytestmark = pytest.mark.engine
 
 
 def _no_cgroups(tmp_path: Path) -> CgroupReader:

@@ -8,10 +8,7 @@ import gc
 import subprocess
 import time
 
-import pytest
-
 import tui.app as app_mod
-from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import (
     UNCONNECTED,
     ReplayMonitor,
@@ -20,6 +17,7 @@ from tests.fleet_fixtures import (
     replay_app,
     unreachable,
 )
+from tests.helpers import TEST_LABEL
 from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
@@ -172,7 +170,6 @@ async def test_the_collector_is_on_again_without_figures_too(monkeypatch):
         gc.enable()
 
 
-@pytest.mark.engine
 async def test_the_table_lists_exactly_what_docker_ps_lists(engine, run_container, session_tag):
     run_container("sleep 600", labels={"aitop.model": "m1"})
     run_container("sleep 600", labels={"aitop.model": "m2"})

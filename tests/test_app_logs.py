@@ -7,13 +7,11 @@ import os
 
 import pytest
 
-from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import live_app
+from tests.helpers import TEST_LABEL
 from tui.fleet.engine.client import Engine
 from widgets.container_table import GROUP_PREFIX, ContainerTable
 from widgets.log_pane import LogPane
-
-pytestmark = pytest.mark.engine
 
 
 def texts(pane: LogPane) -> list[str]:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLE = """
 import pytest
-from tests.conftest import require_tools
+from tests.helpers import require_tools
 
 def test_needs_a_tool_that_is_not_here():
     require_tools("no-such-tool-aitop")

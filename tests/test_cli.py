@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import TEST_LABEL, require_tools, unavailable
+from tests.helpers import TEST_LABEL, require_tools, unavailable
 from tui.cli import main
 
 AITOP = [sys.executable, "-m", "tui"]
@@ -73,7 +73,6 @@ def test_interactive_view_without_a_terminal_says_so():
     assert "needs a terminal" in out.stderr
 
 
-@pytest.mark.engine
 def test_permission_denied_socket_says_join_the_docker_group(engine, tmp_path):
     require_tools("setpriv")
     sock = engine.url.removeprefix("unix://")
@@ -95,7 +94,6 @@ def test_permission_denied_socket_says_join_the_docker_group(engine, tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.engine
 def test_snapshot_json_lists_model_containers_and_all_with_all(engine, run_container, session_tag):
     model = run_container("sleep 600", labels={"aitop.model": "org/model-a"})
     plain = run_container("sleep 600")
@@ -141,7 +139,6 @@ def test_snapshot_json_lists_model_containers_and_all_with_all(engine, run_conta
     assert mine[burner]["cpu_percent"] > 50
 
 
-@pytest.mark.engine
 def test_demo_up_and_down(engine):
     from tui.fleet.demo import DEMO_LABEL, demo_fleet
 
@@ -160,16 +157,15 @@ def test_demo_up_and_down(engine):
     assert engine.ids_with_label(DEMO_LABEL) == []
 
 
-def test_the_active_docker_context_is_used_when_no_host_is_given(tmp_path):
-    require_tools("docker")
-    env = {"DOCKER_CONFIG": str(tmp_path)}
-    env.pop("DOCKER_HOST", None)
-    full_env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"} | env
+def test_the_active_docker_context_is_used_when_no_host_is_given(tmp_path, docker_cli):
+    # The context store as Docker's own command writes it, in a config directory of our own.
+    full_env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    full_env["DOCKER_CONFIG"] = str(tmp_path)
     for args in (
         ["context", "create", "aitopctx", "--docker", "host=unix:///nonexistent-ctx.sock"],
         ["context", "use", "aitopctx"],
     ):
-        subprocess.run(["docker", *args], env=full_env, check=True, capture_output=True)
+        subprocess.run([docker_cli, *args], env=full_env, check=True, capture_output=True)
     out = subprocess.run(
         [*AITOP, "snapshot", "--json"], env=full_env, capture_output=True, text=True, timeout=60
     )

@@ -7,10 +7,6 @@ from __future__ import annotations
 import sys
 import time
 
-import pytest
-
-pytestmark = pytest.mark.engine
-
 
 def wait_gone(term, text: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout

@@ -174,7 +174,6 @@ def test_model_column_of_the_listing_strips_credentials_too():
     assert info.model == "https://models.example/m"
 
 
-@pytest.mark.engine
 def test_model_column_of_a_real_container_strips_credentials(engine, run_container):
     cid = run_container("sleep 600 # --model https://deploy:S3cretTok@models.example/llama")
     info = container_info(engine.inspect(cid))

@@ -13,8 +13,6 @@ from tui.fleet.engine.client import Engine
 from widgets.container_table import ContainerTable
 from widgets.status_line import StatusLine
 
-pytestmark = pytest.mark.engine
-
 
 def docker(url: str, *args: str) -> str:
     out = subprocess.run(
@@ -24,7 +22,7 @@ def docker(url: str, *args: str) -> str:
 
 
 async def test_engine_restart_is_shown_and_recovered(second_engine):
-    from tests.conftest import TEST_IMAGE
+    from tests.helpers import TEST_IMAGE
 
     url = second_engine.url
     before = docker(url, "run", "-d", "--label", "aitop.model=before", TEST_IMAGE, "sleep", "600")

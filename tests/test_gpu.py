@@ -16,23 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_LABEL, require_tools, unavailable
-
-# CID_A, CID_B, PIDS and fake_proc live with the fake NVML; these re-exports serve the tests
-# that still import them from here (tests/test_gpu_panel.py, tests/fleet_fixtures.py).
-from tests.fixtures.nvml.fake_nvml import CID_A as CID_A
-from tests.fixtures.nvml.fake_nvml import CID_B as CID_B
 from tests.fixtures.nvml.fake_nvml import (
+    CID_A,
+    CID_B,
     PID_A,
     PID_B,
     PID_HOST,
+    PIDS,
     FakeNvml,
     SlowInitNvml,
+    fake_proc,
     load_reading,
 )
-from tests.fixtures.nvml.fake_nvml import PIDS as PIDS
-from tests.fixtures.nvml.fake_nvml import fake_proc as fake_proc
-from tests.helpers import wait_for
+from tests.helpers import TEST_LABEL, unavailable, wait_for
 from tui.fleet.gpu.attribution import container_id_from_cgroup
 from tui.fleet.gpu.nvml import load_pynvml
 from tui.fleet.gpu.sampler import INIT_RETRY, GpuSampler
@@ -42,7 +38,6 @@ from tui.fleet.gpu.types import (
     GpuDevice,
     GpuProcess,
     GpuReport,
-    assigned_indices,
     container_gpu_usage,
     container_gpus_json,
     format_assigned,
@@ -584,7 +579,6 @@ def test_container_id_from_cgroup(text, expected):
 # --- attribution end to end with real containers -------------------------------------------------
 
 
-@pytest.mark.engine
 def test_real_containers_get_their_own_gpu_memory(engine, run_container, quiet):
     cid_a = run_container("sleep 3600")
     cid_b = run_container("sleep 3600")
@@ -611,15 +605,13 @@ def test_real_containers_get_their_own_gpu_memory(engine, run_container, quiet):
     assert {p["container_id"] for p in gpus[0]["processes"]} == {cid_a, None}
 
 
-@pytest.mark.engine
-def test_gpus_assigned_reads_the_engines_device_requests(engine, image, session_tag):
-    require_tools("docker")
+def test_gpus_assigned_reads_the_engines_device_requests(engine, image, session_tag, docker_cli):
     made = []
     try:
         for flag, expected in (('"device=0,2"', ("0", "2")), ("2", ("0", "1")), ("all", ("all",))):
             label = f"{TEST_LABEL}={session_tag}"
             cid = subprocess.run(
-                ["docker", "create", "--label", label, "--gpus", flag, image, "true"],
+                [docker_cli, "create", "--label", label, "--gpus", flag, image, "true"],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -631,7 +623,6 @@ def test_gpus_assigned_reads_the_engines_device_requests(engine, image, session_
             engine.remove(cid)
 
 
-@pytest.mark.engine
 def test_a_plain_container_has_no_gpu(engine, run_container):
     assert gpus_assigned(engine.inspect(run_container("sleep 60"))) == ()
 
@@ -687,16 +678,7 @@ def test_gpus_assigned(attrs, expected):
     assert gpus_assigned(attrs) == expected
 
 
-def test_assigned_gpus_resolve_to_host_indices(tmp_path):
-    report = sampler_for("h100_a100.json", tmp_path)[0].sample()
-    uuid1 = report.devices[1].uuid
-    assert uuid1 is not None
-    assert assigned_indices(("all",), report) == (0, 1)
-    assert assigned_indices(("1",), report) == (1,)
-    assert assigned_indices((uuid1,), report) == (1,)
-    assert assigned_indices(("0:1",), report) == (0,)  # a MIG device names its parent GPU
-    assert assigned_indices(("GPU-unknown",), report) is None
-    assert assigned_indices((), report) == ()
+def test_assigned_gpus_are_formatted_for_the_table():
     assert (format_assigned(("0", "1")), format_assigned(("all",)), format_assigned(())) == (
         "0,1",
         "all",

@@ -8,18 +8,14 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from tests.conftest import TEST_LABEL
 from tests.fixtures.nvml.fake_nvml import FakeNvml
+from tests.helpers import TEST_LABEL
 from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.monitor import FleetMonitor
 from widgets.container_table import COLUMN_KEYS, ContainerTable
-
-pytestmark = pytest.mark.engine
 
 
 async def test_gpu_memory_lands_on_the_rows_of_the_containers_that_hold_it(

@@ -8,8 +8,7 @@ from textual.app import App, ComposeResult
 from textual.geometry import Region
 from textual.widgets import Sparkline, Static
 
-from tests.fixtures.nvml.fake_nvml import FakeNvml
-from tests.test_gpu import CID_A, CID_B, PIDS, fake_proc
+from tests.fixtures.nvml.fake_nvml import CID_A, CID_B, PIDS, FakeNvml, fake_proc
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import GpuReport
 from widgets.gpu_panel import GpuPanel

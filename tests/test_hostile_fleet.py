@@ -14,11 +14,7 @@ import sys
 import time
 import uuid
 
-import pytest
-
 from tests.terminal import KNOWN_TITLE
-
-pytestmark = pytest.mark.engine
 
 ESC = "\x1b"
 TITLE = f"{ESC}]0;pwned-title\x07{ESC}]2;pwned-title2{ESC}\\"

@@ -28,8 +28,8 @@ import pytest
 from textual import events
 from textual.app import App, ComposeResult
 
+from tests.helpers import FORBIDDEN_TEXT, HOSTILE_OUTPUT
 from tests.hostile_lines import corpus_lines, drawing_payloads
-from tests.test_log_sanitize import FORBIDDEN_TEXT, HOSTILE
 from tui.fleet.logs.splitter import LineSplitter
 from tui.fleet.logs.types import LineKind, LogBatch, LogLine
 from widgets.log_pane import DISPLAY_CHARS, LogPane
@@ -100,13 +100,13 @@ async def test_hostile_lines_render_as_plain_text():
         splitter = LineSplitter("evil")
         messages = [
             (1, b"2026-01-01T00:00:00.%09dZ " % i + payload + b"\n")
-            for i, payload in enumerate(HOSTILE.values())
+            for i, payload in enumerate(HOSTILE_OUTPUT.values())
         ]
         pane.add_lines(splitter.feed(messages))
         await pilot.pause()
         rows = screen_text(pane)
         visible = "\n".join(rows)
-        assert visible.count("after") >= len(HOSTILE) - 1  # the sgr-huge line is cut
+        assert visible.count("after") >= len(HOSTILE_OUTPUT) - 1  # the sgr-huge line is cut
         for forbidden in FORBIDDEN_TEXT:
             assert forbidden not in visible
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", visible)
@@ -599,7 +599,7 @@ def _random_lines(seed: int, count: int) -> list[bytes]:
 
 @pytest.mark.parametrize("mode", ["plain", "decorated"])
 def test_only_textuals_own_sequences_reach_the_terminal(tmp_path: Path, mode: str):
-    hostile = [*HOSTILE.values(), *_random_lines(99, 120)]
+    hostile = [*HOSTILE_OUTPUT.values(), *_random_lines(99, 120)]
     benign = [
         b"after \x1b[1;31mbold red\x1b[0m \x1b[38;5;208mcolour\x1b[0m \x1b[38;2;1;2;3mrgb\x1b[m x"
     ] * len(hostile)

@@ -1,10 +1,11 @@
 """Container output is hostile: only colours (SGR) may survive the sanitiser.
 
-The corpus holds the payloads that do harm on a real terminal (title and clipboard writes,
-hyperlinks, cursor moves, screen clears, status queries that make the terminal type an
-answer, device control strings, 8-bit C1 controls), plus broken UTF-8, NULs, a 2 MB line
-and seeded random bytes. What comes out must hold no control character but tab, and its
-SGR changes must be rebuilt from digits and semicolons only.
+The corpus (`HOSTILE_OUTPUT` in tests/helpers.py, which the log pane's tests share) holds the
+payloads that do harm on a real terminal (title and clipboard writes, hyperlinks, cursor
+moves, screen clears, status queries that make the terminal type an answer, device control
+strings, 8-bit C1 controls), plus broken UTF-8, NULs, a 2 MB line and seeded random bytes.
+What comes out must hold no control character but tab, and its SGR changes must be rebuilt
+from digits and semicolons only.
 """
 
 from __future__ import annotations
@@ -15,64 +16,13 @@ import time
 
 import pytest
 
+from tests.helpers import FORBIDDEN_TEXT, HOSTILE_OUTPUT
 from tui.fleet.logs.export import export_lines
 from tui.fleet.logs.splitter import MAX_LINE_BYTES, LineSplitter
 from tui.fleet.logs.types import LogLine
 from tui.fleet.sanitize import REPLACEMENT, sanitize_line, to_ansi
 
 ESC = b"\x1b"
-
-HOSTILE: dict[str, bytes] = {
-    "osc0-title-bel": b"\x1b]0;PWNED-TITLE\x07after",
-    "osc2-title-st": b"\x1b]2;PWNED-TITLE\x1b\\after",
-    "osc52-clipboard": b"\x1b]52;c;cm0gLXJmIH4=\x07after",
-    "osc8-hyperlink": b"\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\after",
-    "osc-unterminated": b"after\x1b]0;PWNED-TITLE never ends",
-    "csi-cursor-up": b"\x1b[5Aafter",
-    "csi-cursor-position": b"\x1b[1;1Hafter",
-    "csi-save-restore": b"\x1b[s\x1b[uafter",
-    "ed-clear-screen": b"\x1b[2Jafter",
-    "el-clear-line": b"\x1b[2Kafter",
-    "dsr-cursor-report": b"\x1b[6nafter",
-    "da-device-attributes": b"\x1b[cafter",
-    "decset-alt-screen": b"\x1b[?1049hafter",
-    "decset-mouse": b"\x1b[?1000hafter",
-    "dcs-xtgettcap": b"\x1bP+q544e\x1b\\after",
-    "dcs-sixel": b"\x1bPq#0;2;0;0;0#1!6~\x1b\\after",
-    "apc": b"\x1b_Gf=100;AAAA\x1b\\after",
-    "pm": b"\x1b^private\x1b\\after",
-    "sos": b"\x1bXstring\x1b\\after",
-    "esc-reset": b"\x1bcafter",
-    "esc-charset": b"\x1b(0after",
-    "esc-decaln": b"\x1b#8after",
-    "c1-csi-raw-byte": b"\x9b2Jafter",
-    # Raw C1 bytes are invalid UTF-8: they become U+FFFD, their parameters harmless text.
-    "c1-osc-raw-byte": b"\x9d0;title\x9cafter",
-    "c1-csi-utf8": "\u009b2Jafter".encode(),
-    "c1-osc-utf8": "\u009d0;PWNED-TITLE\u009cafter".encode(),
-    "c1-dcs-utf8": "\u0090+q\u009cafter".encode(),
-    "c1-nel-utf8": "a\u0085after".encode(),
-    "nul": b"a\x00after",
-    "bell": b"a\x07after",
-    "backspace": b"abc\x08\x08\x08after",
-    "delete": b"a\x7fafter",
-    "vertical-tab-form-feed": b"a\x0b\x0cafter",
-    "invalid-utf8": b"\xff\xfe\xc3\x28\xa0\xa1after",
-    "truncated-utf8": b"after\xe2\x82",
-    "overlong-utf8": b"\xc0\xafafter",
-    "surrogate-utf8": b"\xed\xa0\x80after",
-    "bidi-override": "\u202eafter\u202c".encode(),
-    "line-separator": "a\u2028after".encode(),
-    "sgr-with-osc-inside": b"\x1b[31m\x1b]0;PWNED\x07red\x1b[0mafter",
-    "sgr-private": b"\x1b[?31mafter",
-    "sgr-colon-subparams": b"\x1b[38:2::255:0:0mafter",
-    "sgr-huge": b"\x1b[" + b"1;" * 5000 + b"31mafter",
-    "lone-esc": b"after\x1b",
-    "lone-csi": b"after\x1b[",
-}
-
-# Byte strings whose appearance in the output means an escape got through.
-FORBIDDEN_TEXT = ("PWNED", "evil.example", "cm0gLXJmIH4=")
 
 
 _UNSAFE = re.compile(
@@ -103,9 +53,9 @@ def _assert_safe(text: str, sgr: tuple[tuple[int, str], ...]) -> None:
     assert re.sub(r"\x1b\[[0-9;]+m", "", rebuilt) == text
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("name", sorted(HOSTILE_OUTPUT))
 def test_hostile_payload_keeps_nothing_but_text_and_sgr(name: str):
-    text, sgr = sanitize_line(HOSTILE[name])
+    text, sgr = sanitize_line(HOSTILE_OUTPUT[name])
     _assert_safe(text, sgr)
     for forbidden in FORBIDDEN_TEXT:
         assert forbidden not in text, (name, text)

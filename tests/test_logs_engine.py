@@ -406,7 +406,6 @@ def _follow(followers, engine, cid, name="c", **kw) -> tuple[LogFollower, Sink]:
 COUNT_TO_50 = "i=0; while [ $i -lt 50 ]; do echo line $i; i=$((i+1)); done"
 
 
-@pytest.mark.engine
 def test_tail_shows_the_last_lines_at_once(engine: Engine, run_container, followers):
     cid = run_container(COUNT_TO_50 + "; sleep 3600")
     wait_for(lambda: b"line 49" in _logs(engine, cid))
@@ -416,7 +415,6 @@ def test_tail_shows_the_last_lines_at_once(engine: Engine, run_container, follow
     assert sink.texts() == [f"line {i}" for i in range(40, 50)]
 
 
-@pytest.mark.engine
 def test_following_gets_new_lines(engine: Engine, run_container, followers):
     cid = run_container("i=0; while :; do echo tick $i; i=$((i+1)); usleep 50000; done")
     follower, sink = _follow(followers, engine, cid)
@@ -428,7 +426,6 @@ def test_following_gets_new_lines(engine: Engine, run_container, followers):
     assert all(line.source == "c" and line.ts > 0 for line in sink.lines)
 
 
-@pytest.mark.engine
 def test_a_tty_container_streams_in_big_chunks(engine: Engine, run_container, followers):
     cid = run_container(
         "seq 1 50000; printf 'colour \\033[31mred\\033[0m \\033]0;title\\007\\n'; sleep 3600",
@@ -454,7 +451,6 @@ def test_a_tty_container_streams_in_big_chunks(engine: Engine, run_container, fo
     assert not any("\r" in t for t in texts)
 
 
-@pytest.mark.engine
 def test_a_restart_and_the_exits_are_marked_in_order(engine: Engine, run_container, followers):
     cid = run_container(
         "sleep 1; echo run; sleep 1; exit 3",
@@ -472,7 +468,6 @@ def test_a_restart_and_the_exits_are_marked_in_order(engine: Engine, run_contain
     assert ts == sorted(ts)
 
 
-@pytest.mark.engine
 def test_an_oom_kill_is_marked(engine: Engine, run_container, followers):
     cid = run_container(
         "echo loading; usleep 300000; x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo done",
@@ -485,7 +480,6 @@ def test_an_oom_kill_is_marked(engine: Engine, run_container, followers):
     assert engine.inspect(cid)["State"]["OOMKilled"]
 
 
-@pytest.mark.engine
 def test_opening_a_stopped_container_says_so(engine: Engine, run_container, followers):
     cid = run_container("echo bye; exit 2")
     wait_for(lambda: engine.inspect(cid)["State"]["Status"] == "exited")
@@ -497,7 +491,6 @@ def test_opening_a_stopped_container_says_so(engine: Engine, run_container, foll
     ]
 
 
-@pytest.mark.engine
 def test_a_removed_container_is_marked(engine: Engine, run_container, followers):
     cid = run_container("echo hi; sleep 3600")
     follower, sink = _follow(followers, engine, cid)
@@ -506,7 +499,6 @@ def test_a_removed_container_is_marked(engine: Engine, run_container, followers)
     wait_for(lambda: any("container removed" in t for t in sink.texts(LineKind.NOTICE)))
 
 
-@pytest.mark.engine
 def test_replicas_interleave_in_time_order(engine: Engine, run_container, followers):
     script = (
         "sleep 0.5; i=0; while [ $i -lt 15 ]; do echo {n} $i; i=$((i+1)); usleep 40000; done;"
@@ -537,7 +529,6 @@ def test_replicas_interleave_in_time_order(engine: Engine, run_container, follow
     }
 
 
-@pytest.mark.engine
 def test_a_dropped_stream_resumes_without_duplicates_or_gaps(
     engine: Engine, run_container, followers
 ):
@@ -558,7 +549,6 @@ def test_a_dropped_stream_resumes_without_duplicates_or_gaps(
         assert len(set(numbers)) == len(numbers)
 
 
-@pytest.mark.engine
 def test_a_resume_whose_tail_falls_short_reads_again_without_one(
     engine: Engine, run_container, followers, monkeypatch
 ):
@@ -589,7 +579,6 @@ def test_a_resume_whose_tail_falls_short_reads_again_without_one(
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
-@pytest.mark.engine
 def test_backpressure_bounds_what_waits_and_counts_what_it_drops(
     engine: Engine, run_container, followers
 ):
@@ -620,7 +609,6 @@ def test_backpressure_bounds_what_waits_and_counts_what_it_drops(
     assert follower.stats.dropped == sum(b.dropped for b in sink.batches) > 0
 
 
-@pytest.mark.engine
 def test_closing_from_another_thread_unblocks_a_read(engine: Engine, run_container):
     cid = run_container("sleep 3600")
     stream = engine.open_logs(cid, follow=True)
@@ -638,7 +626,6 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.mark.engine
 def test_open_close_cycles_leave_no_thread_or_socket_behind(engine: Engine, run_container):
     cids = [run_container("i=0; while :; do echo x $i; i=$((i+1)); usleep 20000; done")]
     cids.append(run_container("echo quiet; sleep 3600"))

@@ -19,8 +19,6 @@ from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 
-pytestmark = pytest.mark.engine
-
 
 class Recorder:
     """Collects published snapshots; `until()` waits for one that satisfies a predicate."""

@@ -41,7 +41,6 @@ class _SlowTicks(FleetMonitor):
         time.sleep(self.extra)
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("extra", [0.15, 0.6])
 def test_the_sampler_keeps_its_interval_however_long_a_tick_takes(engine, run_container, extra):
     run_container("sleep 600")  # a running container: ticks read figures (not a first look)

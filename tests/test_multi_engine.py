@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
+from tests.helpers import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
 from tests.terminal import Tmux
 from tui.app import AitopApp
 from tui.config import Config
@@ -37,8 +37,6 @@ from tui.screens.confirm import ConfirmScreen
 from widgets.container_table import HOST_PREFIX, ContainerTable, group_key, host_label
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
-
-pytestmark = pytest.mark.engine
 
 COMPOSE = {"com.docker.compose.project": "", "com.docker.compose.service": "web"}
 

@@ -25,8 +25,7 @@ import docker.errors  # noqa: TID251 - to raise the SDK's own error, as a Podman
 import pytest
 
 import tui.fleet.engine.urls as urls_mod
-from tests.conftest import TEST_LABEL, start_daemon, stop_daemon, unavailable
-from tests.helpers import swarm_state, wait_for
+from tests.helpers import TEST_LABEL, start_daemon, stop_daemon, swarm_state, unavailable, wait_for
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError, Unsupported

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
-from tests.helpers import scale, swarm_state
+from tests.helpers import TEST_IMAGE, TEST_LABEL, require_tools, scale, swarm_state, unavailable
 from tui.fleet.actions.scaling.execute import NewReplica, ScaleResult, execute_plan
 from tui.fleet.actions.scaling.groups import (
     CLONE_OF,
@@ -216,7 +215,6 @@ def host_ports(attrs: dict) -> set[str]:
     return {b["HostPort"] for bindings in ports.values() for b in bindings or ()}
 
 
-@pytest.mark.engine
 def test_a_container_with_a_fixed_host_port_scales_to_three(engine, run_container):
     port = free_port()
     origin = run_container("sleep 600", ports=[80], port_bindings={80: port}, stop_signal="SIGKILL")
@@ -256,7 +254,6 @@ def test_a_container_with_a_fixed_host_port_scales_to_three(engine, run_containe
             engine.remove(new.id)
 
 
-@pytest.mark.engine
 def test_a_replica_that_fails_to_start_is_rolled_back_and_named(engine, run_container, monkeypatch):
     origin = run_container("sleep 600", stop_signal="SIGKILL")
     flaky = Engine(engine.url, timeout=30)
@@ -293,7 +290,6 @@ def _time(value: str) -> float:
     return when
 
 
-@pytest.mark.engine
 def test_replicas_are_created_in_parallel(engine, run_container):
     origin = run_container("sleep 600", stop_signal="SIGKILL")
     group = find_group(engine, container_id=origin)
@@ -361,7 +357,6 @@ def compose_project(image, session_tag, tmp_path: Path):
         compose("down", "-v", "--remove-orphans", check=False)
 
 
-@pytest.mark.engine
 def test_a_compose_service_scaled_up_and_down_is_seen_by_docker_compose(engine, compose_project):
     project, compose = compose_project
     group = find_group(engine, group=(project, "app"))
@@ -397,7 +392,6 @@ def test_a_compose_service_scaled_up_and_down_is_seen_by_docker_compose(engine, 
     assert left == []  # docker-compose itself removed our replica
 
 
-@pytest.mark.engine
 def test_a_service_with_a_fixed_container_name_is_refused(engine, compose_project):
     project, _ = compose_project
     with pytest.raises(ScaleError, match="fixed container_name"):
@@ -440,7 +434,6 @@ def service_replicas(name: str) -> str:
     ).stdout.strip()
 
 
-@pytest.mark.engine
 def test_a_swarm_service_scales_through_the_swarm(engine, image, session_tag, swarm):
     name = f"aitop-test-svc-{uuid.uuid4().hex[:6]}"
     subprocess.run(

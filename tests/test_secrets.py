@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_LABEL
-from tests.helpers import wait_for
+from tests.helpers import TEST_LABEL, wait_for
 from tui.fleet.actions.inspect import InspectSection, clean, inspect_sections
 from tui.fleet.detect import classify
 from tui.fleet.models import ContainerInfo, ContainerSnapshot
@@ -290,7 +289,6 @@ def test_snapshot_json_keeps_harmless_label_values(case_id):
     assert container_to_json(snapshot_of({"setting": value}))["labels"]["setting"] == value
 
 
-@pytest.mark.engine
 def test_snapshot_json_of_real_containers_masks_labels_and_model(
     engine, run_container: Callable[..., str], session_tag: str
 ):
@@ -318,7 +316,6 @@ def test_snapshot_json_of_real_containers_masks_labels_and_model(
     assert labels[TEST_LABEL] == session_tag
 
 
-@pytest.mark.engine
 def test_inspect_view_of_a_real_health_check_masks_its_command_and_output(
     engine, run_container: Callable[..., str]
 ):

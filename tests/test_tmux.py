@@ -9,10 +9,6 @@ import sys
 import time
 import uuid
 
-import pytest
-
-pytestmark = pytest.mark.engine
-
 
 def test_aitop_shows_the_fleet_and_quits_cleanly(tmux, run_container):
     model_name = f"tmux-model-{uuid.uuid4().hex[:6]}"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from textual.widgets._toast import Toast
 
-from tests.conftest import TEST_LABEL
 from tests.fleet_fixtures import live_app
+from tests.helpers import TEST_LABEL
 from tui.config import parse_config
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
@@ -205,7 +205,6 @@ def test_the_markup_check_catches_what_it_should(tmp_path):
 HOSTILE_COMMAND = "[/][@click=app.screenshot('aitop-pwned.svg')]x\x1b]0;pwned\x07\x1b[2J"
 
 
-@pytest.mark.engine
 async def test_an_engine_error_echoing_markup_is_a_plain_toast(
     engine, image, session_tag, tmp_path, monkeypatch
 ):

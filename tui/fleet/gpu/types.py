@@ -319,29 +319,6 @@ def gpus_assigned(inspect_attrs: Mapping[str, Any]) -> tuple[str, ...]:
     return ()
 
 
-def assigned_indices(assigned: tuple[str, ...], report: GpuReport) -> tuple[int, ...] | None:
-    """Host indices of the GPUs in `assigned` (as `gpus_assigned` gives them), via `report`.
-
-    UUIDs are matched against the report's devices and MIG ids (`0:1`) name their parent
-    GPU; None when an id cannot be resolved (the report lacks that device).
-    """
-    if assigned == ("all",):
-        return tuple(d.index for d in report.devices)
-    by_uuid = {d.uuid: d.index for d in report.devices if d.uuid}
-    indices: list[int] = []
-    for item in assigned:
-        head = item.split(":", 1)[0]
-        if head.isdigit():
-            index: int | None = int(head)
-        else:
-            index = by_uuid.get(item)
-        if index is None:
-            return None
-        if index not in indices:
-            indices.append(index)
-    return tuple(indices)
-
-
 def format_assigned(assigned: tuple[str, ...]) -> str:
     """`("0", "1")` -> "0,1"; `("all",)` -> "all"; `()` -> "none"."""
     return ",".join(assigned) if assigned else "none"
