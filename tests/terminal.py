@@ -35,8 +35,9 @@ class Tmux:
 
     def tmux(self, *args: str) -> str:
         """Run a tmux command against this session's server; its output."""
+        # -f /dev/null: a developer's ~/.tmux.conf (status line, keys, terminal) is not read.
         return subprocess.run(
-            ["tmux", "-L", self.server, *args],
+            ["tmux", "-L", self.server, "-f", "/dev/null", *args],
             capture_output=True,
             text=True,
             check=True,
