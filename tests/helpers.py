@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import pytest
 from textual.pilot import Pilot
@@ -68,16 +68,25 @@ def poll(
         time.sleep(step)
 
 
+Described: TypeAlias = str | Callable[[], str]
+"""What a wait waits for, said in its failure: a text, or a function that says it then (with
+the state it found)."""
+
+
+def _not_met(what: Described, timeout: float) -> NoReturn:
+    pytest.fail(f"{what() if callable(what) else what}: not met within {timeout}s")
+
+
 def wait_for(
     predicate: Callable[[], _T | None],
     timeout: float = 10.0,
     step: float = 0.05,
-    what: str = "condition",
+    what: Described = "condition",
 ) -> _T:
     """Poll until `predicate()` is truthy; returns its value or fails the test on timeout."""
     value = poll(predicate, timeout, step)
     if not value:
-        pytest.fail(f"{what} not met within {timeout}s")
+        _not_met(what, timeout)
     return value
 
 
@@ -86,7 +95,7 @@ async def pilot_wait_for(
     predicate: Callable[[], _T | None],
     timeout: float = 10.0,
     step: float = 0.05,
-    what: str = "condition",
+    what: Described = "condition",
 ) -> _T:
     """`wait_for` inside a Pilot test: the app runs (and handles its messages) between the
     polls. Returns the predicate's truthy value or fails the test after `timeout` seconds."""
@@ -96,7 +105,7 @@ async def pilot_wait_for(
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {timeout}s")
+            _not_met(what, timeout)
         await pilot.pause(step)
 
 

@@ -25,7 +25,7 @@ def main() -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         monitor.sample()
-        time.sleep(1.0)
+        time.sleep(1.0)  # the passing of time: one sample a second, as aitop takes them
     monitor.resync()
     monitor.sample()
     with open(path, "w", encoding="utf-8") as fh:

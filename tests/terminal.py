@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -64,16 +65,26 @@ class Tmux:
         """Type keys into the pane (tmux key names: Enter, Escape, Down, C-p, ...)."""
         self.tmux("send-keys", "-t", self.name, *keys)
 
-    def wait_for(self, text: str, timeout: float = 30.0, step: float = 0.2) -> str:
-        """The screen once it shows `text`; fails the test after `timeout` seconds."""
+    def wait_until(
+        self, shows: Callable[[str], bool], what: str, timeout: float = 30.0, step: float = 0.05
+    ) -> str:
+        """The screen once `shows(screen)` holds; fails the test after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            if text in screen:
+            if shows(screen):
                 return screen
             if time.monotonic() > deadline:
-                pytest.fail(f"{text!r} not on screen within {timeout}s:\n{screen}")
+                pytest.fail(f"{what} not on screen within {timeout}s:\n{screen}")
             time.sleep(step)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """The screen once it shows `text`; fails the test after `timeout` seconds."""
+        return self.wait_until(lambda screen: text in screen, repr(text), timeout)
+
+    def wait_gone(self, text: str, timeout: float = 30.0) -> str:
+        """The screen once it no longer shows `text`; fails the test after `timeout` seconds."""
+        return self.wait_until(lambda screen: text not in screen, f"no {text!r}", timeout)
 
     def answer_time(
         self, key: str, shows: str, *, gone: bool = False, timeout: float = 5.0

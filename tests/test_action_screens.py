@@ -17,12 +17,12 @@ from textual.binding import BindingType
 from textual.widgets import Checkbox, Input, OptionList
 
 from tests.fleet_fixtures import demo_fleet
-from tests.helpers import TEST_LABEL, scale
+from tests.helpers import TEST_LABEL, pilot_wait_for, scale
 from tui.commands import ACTION_COMMANDS, bindings
 from tui.fleet.engine.client import Engine
 from tui.fleet.inventory import container_info
 from tui.fleet.models import ContainerSnapshot, EngineStatus, FleetSnapshot
-from tui.fleet_actions import FleetActions, gpu_inputs
+from tui.fleet_actions import ACTIONS_GROUP, FleetActions, gpu_inputs
 from tui.fleets import Fleets
 from tui.screens.confirm import ConfirmAnswer, ConfirmScreen
 from tui.screens.inspect import InspectScreen
@@ -238,14 +238,23 @@ def state(cid: str) -> dict:
 
 
 async def settle(pilot, app: ActionsApp, until, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await pilot.pause(0.1)
-        if until():
-            app.refresh_fleet()
-            await pilot.pause()
-            return
-    pytest.fail("the engine did not reach the expected state")
+    """Wait for the engine to reach a state, then show it in the table."""
+    await pilot_wait_for(pilot, until, timeout, step=0.1, what="the engine's expected state")
+    app.refresh_fleet()
+    await pilot.pause()
+
+
+async def answered(pilot, app: App) -> None:
+    """Wait until the keys pressed were handled: no question open, no action running (one
+    that the keys started would have changed the engine by then)."""
+    await pilot.pause()
+
+    def idle() -> bool:
+        asked = isinstance(app.screen, ConfirmScreen | SignalScreen | ReplicaScreen)
+        running = [w for w in app.workers if w.group == ACTIONS_GROUP and not w.is_finished]
+        return not asked and not running
+
+    await pilot_wait_for(pilot, idle, what="no question open and no action running")
 
 
 async def test_stop_declined_changes_nothing_then_confirmed_stops(
@@ -262,7 +271,7 @@ async def test_stop_declined_changes_nothing_then_confirmed_stops(
         assert isinstance(app.screen, ConfirmScreen)
         assert any(cid[:12] in item for item in app.screen.items)
         await pilot.press("escape")
-        await pilot.pause(0.5)
+        await answered(pilot, app)
         assert state(cid)["Running"] is True
         await pilot.press("s")
         await pilot.pause()
@@ -328,9 +337,7 @@ async def test_inspect_key_opens_the_view_with_secrets_masked(engine, run_contai
         await pilot.pause()
         app.select(cid)
         await pilot.press("i")
-        deadline = time.monotonic() + 10
-        while not isinstance(app.screen, InspectScreen) and time.monotonic() < deadline:
-            await pilot.pause(0.05)
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, InspectScreen))
         screen = app.screen
         assert isinstance(screen, InspectScreen)
         assert "hf_abcdef" not in screen.section_text()
@@ -350,18 +357,14 @@ async def test_scale_down_declined_keeps_the_clone(engine, run_container, sessio
         await pilot.pause()
         app.select(cid)
         await pilot.press("minus")
-        deadline = time.monotonic() + 10
-        while not isinstance(app.screen, ConfirmScreen) and time.monotonic() < deadline:
-            await pilot.pause(0.05)
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert isinstance(app.screen, ConfirmScreen)
         assert "clone-1" in app.screen.items[0]
         await pilot.press("escape")
-        await pilot.pause(0.3)
+        await answered(pilot, app)
         assert len(find_group(engine, container_id=cid).replicas) == 2
         await pilot.press("equals_sign")
-        deadline = time.monotonic() + 10
-        while not isinstance(app.screen, ReplicaScreen) and time.monotonic() < deadline:
-            await pilot.pause(0.05)
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, ReplicaScreen))
         assert isinstance(app.screen, ReplicaScreen)
         assert app.screen.current == 2
         await pilot.press("backspace", "3", "enter")
@@ -384,22 +387,21 @@ async def test_read_only_hides_and_refuses_every_changing_key(engine, run_contai
         shown = {b.binding.action for b in app.screen.active_bindings.values()}
         assert "stop_container" not in shown and "inspect_container" in shown
         await pilot.press("s", "D", "K", "p", "r", "plus", "minus", "equals_sign", "space")
-        await pilot.pause(0.5)
-        assert not isinstance(app.screen, ConfirmScreen | SignalScreen | ReplicaScreen)
+        await answered(pilot, app)  # and none opened a question
         # Called directly (a command palette, a script): still refused, before the engine.
         app.action_stop_container()
         app.action_scale_up()
-        await pilot.pause(0.5)
-    until = time.time() + 0.5
-    time.sleep(0.6)
+        await answered(pilot, app)
+    # Every call an action made has been answered: its event is in the engine's log by now.
+    until = time.time()
     events = subprocess.run(
         [
             "docker",
             "events",
             "--since",
-            f"{since:.3f}",
+            f"{since:.6f}",
             "--until",
-            f"{until:.3f}",
+            f"{until:.6f}",
             "--filter",
             f"label={TEST_LABEL}={session_tag}",
             "--format",

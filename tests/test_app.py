@@ -17,7 +17,7 @@ from tests.fleet_fixtures import (
     replay_app,
     unreachable,
 )
-from tests.helpers import TEST_LABEL
+from tests.helpers import TEST_LABEL, pilot_wait_for
 from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
@@ -164,8 +164,7 @@ async def test_the_collector_is_on_again_without_figures_too(monkeypatch):
         async with app.run_test(size=(120, 30)) as pilot:
             await pilot.pause()
             assert not gc.isenabled()  # no figures yet: still off
-            await pilot.pause(2.0)
-            assert gc.isenabled()
+            await pilot_wait_for(pilot, gc.isenabled, what="the collector on again")
     finally:
         gc.enable()
 
@@ -198,19 +197,15 @@ async def test_the_table_lists_exactly_what_docker_ps_lists(engine, run_containe
             )
             return set(out.stdout.split())
 
-        async def shown() -> set[str]:
-            for _ in range(100):
-                await pilot.pause(0.05)
-                if table.row_keys:
-                    break
+        def shown() -> set[str]:
             return {k for k in table.row_keys if not k.startswith(GROUP_PREFIX)}
 
         models = docker_ps("--filter", "label=aitop.model")
-        assert await shown() == models
+        await pilot_wait_for(pilot, lambda: shown() == models, what=lambda: f"{shown()}")
         await pilot.press("a")
         everything = docker_ps()
         assert stopped in everything
-        assert await shown() == everything
+        await pilot_wait_for(pilot, lambda: shown() == everything, what=lambda: f"{shown()}")
 
 
 async def test_the_mark_of_a_container_that_went_is_dropped():
@@ -272,12 +267,12 @@ async def test_following_the_selection_is_debounced_while_the_cursor_runs(monkey
         started = time.monotonic()
         for row in range(len(table.row_keys)):
             table.move_cursor(row=row)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the passing of time: a key's auto-repeat
         elapsed = time.monotonic() - started
         passed = CountingFollower.started - opened
         # At most one switch per debounce interval (and one at the start), whatever the rows.
         assert passed <= elapsed / app_mod.LOG_FOLLOW_DEBOUNCE + 1, (passed, elapsed)
         assert passed < len(rows) / 2, passed
-        await pilot.pause(app_mod.LOG_FOLLOW_DEBOUNCE * 3)
+        # Once the cursor rests, the pane follows the row it rests on (and nothing more starts).
+        await pilot_wait_for(pilot, lambda: app._logs_of == (table.selection.container_id,))
         assert CountingFollower.started - opened <= 3
-        assert app._logs_of == (table.selection.container_id,)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from tests.fleet_fixtures import live_app
-from tests.helpers import TEST_LABEL
+from tests.helpers import TEST_LABEL, pilot_wait_for
 from tui.fleet.engine.client import Engine
 from widgets.container_table import GROUP_PREFIX, ContainerTable
 from widgets.log_pane import LogPane
@@ -16,14 +14,6 @@ from widgets.log_pane import LogPane
 
 def texts(pane: LogPane) -> list[str]:
     return [line.text for line in pane.buffer]
-
-
-async def wait(pilot, predicate, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    pytest.fail("condition not met in time")
 
 
 async def test_l_opens_the_selected_containers_logs_and_they_follow_the_selection(
@@ -40,16 +30,18 @@ async def test_l_opens_the_selected_containers_logs_and_they_follow_the_selectio
     async with app.run_test(size=(160, 50)) as pilot:
         table = app.query_one(ContainerTable)
         await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")
-        await wait(pilot, lambda: {first, second} <= set(table.row_keys))
+        await pilot_wait_for(pilot, lambda: {first, second} <= set(table.row_keys), timeout=15)
         table.move_cursor(row=table.row_keys.index(first))
         await pilot.press("l")
         pane = app.query_one(LogPane)
         assert pane.display and pane.has_focus_within
-        await wait(pilot, lambda: texts(pane)[-3:] == ["first-1", "first-2", "first-3"])
+        await pilot_wait_for(
+            pilot, lambda: texts(pane)[-3:] == ["first-1", "first-2", "first-3"], timeout=15
+        )
 
         table.focus()  # back to the table: the pane follows the selection
         table.move_cursor(row=table.row_keys.index(second))
-        await wait(pilot, lambda: "second-1" in texts(pane))
+        await pilot_wait_for(pilot, lambda: "second-1" in texts(pane), timeout=15)
         assert "first-1" not in texts(pane)
         hostile = next(t for t in texts(pane) if t.startswith("evil"))
         assert "\x1b" not in hostile and "\x07" not in hostile
@@ -57,7 +49,9 @@ async def test_l_opens_the_selected_containers_logs_and_they_follow_the_selectio
         monkeypatch.chdir(tmp_path)
         pane.focus()
         await pilot.press("X")
-        await wait(pilot, lambda: any(p.startswith("aitop-") for p in os.listdir(tmp_path)))
+        await pilot_wait_for(
+            pilot, lambda: any(p.startswith("aitop-") for p in os.listdir(tmp_path)), timeout=15
+        )
         (exported,) = os.listdir(tmp_path)
         content = (tmp_path / exported).read_text()
         assert "second-1" in content and "\x1b" not in content
@@ -84,10 +78,12 @@ async def test_a_compose_service_row_shows_its_replicas_interleaved(
         table = app.query_one(ContainerTable)
         await pilot.press("slash", *f"logs-{session_tag}", "enter")
         group = f"{GROUP_PREFIX}logs-{session_tag}/api"
-        await wait(pilot, lambda: group in table.row_keys)
+        await pilot_wait_for(pilot, lambda: group in table.row_keys, timeout=15)
         table.move_cursor(row=table.row_keys.index(group))
         await pilot.press("l")
         pane = app.query_one(LogPane)
-        await wait(pilot, lambda: {"replica-1", "replica-2"} <= set(texts(pane)))
+        await pilot_wait_for(
+            pilot, lambda: {"replica-1", "replica-2"} <= set(texts(pane)), timeout=15
+        )
         sources = {line.source for line in pane.buffer}
         assert len(sources - {""}) == 2

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from tests.fleet_fixtures import live_app
+from tests.helpers import TEST_IMAGE, pilot_wait_for
 from tui.config import Config, RefreshConfig
 from tui.fleet.engine.client import Engine
 from widgets.container_table import ContainerTable
@@ -22,8 +21,6 @@ def docker(url: str, *args: str) -> str:
 
 
 async def test_engine_restart_is_shown_and_recovered(second_engine):
-    from tests.helpers import TEST_IMAGE
-
     url = second_engine.url
     before = docker(url, "run", "-d", "--label", "aitop.model=before", TEST_IMAGE, "sleep", "600")
     app = live_app(Engine(url), config=Config(refresh=RefreshConfig(fleet=0.5)))
@@ -31,12 +28,10 @@ async def test_engine_restart_is_shown_and_recovered(second_engine):
         table = app.query_one(ContainerTable)
         status = app.query_one(StatusLine)
 
-        async def until(predicate, timeout: float = 30.0) -> None:
-            for _ in range(int(timeout / 0.1)):
-                if predicate():
-                    return
-                await pilot.pause(0.1)
-            pytest.fail(f"not reached within {timeout}s: {status.render()}")
+        async def until(predicate) -> None:
+            await pilot_wait_for(
+                pilot, predicate, timeout=30, step=0.1, what=lambda: f"status {status.render()}"
+            )
 
         await until(lambda: before in table.row_keys)
         second_engine.stop()

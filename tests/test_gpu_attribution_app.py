@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from tests.fixtures.nvml.fake_nvml import FakeNvml
-from tests.helpers import TEST_LABEL
+from tests.helpers import TEST_LABEL, pilot_wait_for
 from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
@@ -35,10 +35,9 @@ async def test_gpu_memory_lands_on_the_rows_of_the_containers_that_hold_it(
         table = app.query_one(ContainerTable)
         await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")
         gpu_col = COLUMN_KEYS.index("gpu_mem")
-        for _ in range(300):
-            await pilot.pause(0.05)
-            if a in table.row_keys and str(table.get_row(a)[gpu_col]):
-                break
+        await pilot_wait_for(
+            pilot, lambda: a in table.row_keys and str(table.get_row(a)[gpu_col]), timeout=15
+        )
         assert str(table.get_row(a)[gpu_col]) == "0:18.2G 1:18.1G"
         assert str(table.get_row(b)[gpu_col]) == "1:54.0G"
         snap = app.last_snapshot

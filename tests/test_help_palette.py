@@ -5,9 +5,10 @@ commands by name."""
 
 from __future__ import annotations
 
-from textual.command import CommandPalette
+from textual.command import CommandInput, CommandList, CommandPalette
 
 from tests.fleet_fixtures import ReplayMonitor, demo_fleet, replay_app, several_engines
+from tests.helpers import pilot_wait_for
 from tui.app import AitopApp
 from tui.commands import ACTION_COMMANDS, COMMANDS, MUTATING_ACTIONS, binding_catalog
 from tui.config import Config
@@ -18,6 +19,8 @@ from widgets.container_table import ContainerTable
 from widgets.log_pane import LogPane
 
 SIZE = (200, 40)
+GATHER = CommandPalette._GATHER_COMMANDS_GROUP
+"""The group of the palette's workers that gather hits (Textual's own name)."""
 
 
 def app_with(config: Config | None = None, engine: Engine | None = None, **kw) -> AitopApp:
@@ -34,15 +37,28 @@ def rows_by_id(screen: HelpScreen) -> dict[str, tuple[str, str]]:
     }
 
 
+async def search_and_pick(pilot, app: AitopApp, text: str) -> None:
+    """Type `text` into the open palette, wait for its hits, and run the first."""
+    palette = app.screen
+    assert isinstance(palette, CommandPalette)
+    await pilot.press(*text)
+
+    def listed() -> bool:
+        # The palette gathers hits in a worker (one per key typed, the older ones cancelled).
+        gathering = [w for w in palette.workers if w.group == GATHER and not w.is_finished]
+        box = palette.query_one(CommandInput).value
+        return not gathering and box == text and palette.query_one(CommandList).highlighted == 0
+
+    await pilot_wait_for(pilot, listed, what=f"the palette's hits for {text!r}")
+    await pilot.press("enter")
+    await pilot_wait_for(pilot, lambda: app.screen is not palette, what="the palette closed")
+    await pilot.pause()
+
+
 async def open_palette_and_run(pilot, app: AitopApp, text: str) -> None:
     await pilot.press("ctrl+p")
     await pilot.pause()
-    assert isinstance(app.screen, CommandPalette)
-    await pilot.press(*text)
-    # The palette gathers hits in a worker; give it time to list them.
-    await pilot.pause(0.5)
-    await pilot.press("enter")
-    await pilot.pause(0.3)
+    await search_and_pick(pilot, app, text)
 
 
 def test_every_registry_command_has_a_unique_id_and_bindings_have_ids():
@@ -204,11 +220,8 @@ async def test_set_theme_opens_the_theme_picker():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await open_palette_and_run(pilot, app, "set theme")
-        assert isinstance(app.screen, CommandPalette)
-        await pilot.press(*"nord")
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause(0.3)
+        assert isinstance(app.screen, CommandPalette)  # the theme picker: a palette too
+        await search_and_pick(pilot, app, "nord")
         assert app.theme == "nord"
 
 

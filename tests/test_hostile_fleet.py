@@ -14,7 +14,9 @@ import sys
 import time
 import uuid
 
+from tests.helpers import wait_for
 from tests.terminal import KNOWN_TITLE
+from tui.fleet.logs.types import parse_timestamp
 
 ESC = "\x1b"
 TITLE = f"{ESC}]0;pwned-title\x07{ESC}]2;pwned-title2{ESC}\\"
@@ -69,6 +71,13 @@ def hostile_fleet(run_container, tag: str) -> list[str]:
     return [loud, quiet]
 
 
+def health_checks_since(engine, cid: str, since_ns: int) -> int:
+    """How many health checks of the container began after `since_ns` (the engine keeps the
+    last five)."""
+    log = (engine.inspect(cid)["State"].get("Health") or {}).get("Log") or []
+    return sum(1 for entry in log if (parse_timestamp(entry.get("Start") or "") or 0) > since_ns)
+
+
 def assert_terminal_untouched(term, where: str) -> None:
     screen = term.screen()
     assert term.title() == KNOWN_TITLE, where
@@ -81,7 +90,7 @@ def assert_terminal_untouched(term, where: str) -> None:
 
 def test_a_hostile_fleet_cannot_take_over_the_terminal(tmux, engine, run_container):
     tag = uuid.uuid4().hex[:6]
-    hostile_fleet(run_container, tag)
+    loud, _ = hostile_fleet(run_container, tag)
     term = tmux(f"{sys.executable} -m tui --all", width=160, height=45)
     term.wait_for("updated ")
     term.keys("/")
@@ -103,16 +112,19 @@ def test_a_hostile_fleet_cannot_take_over_the_terminal(tmux, engine, run_contain
     for _ in range(5):
         answers.append(term.answer_time("t", "timestamps"))
         answers.append(term.answer_time("t", "timestamps", gone=True))
-        time.sleep(0.3)
+        time.sleep(0.3)  # the passing of time: more hostile lines come in between the keys
     assert max(answers) <= KEY_ANSWER, [f"{a * 1000:.0f} ms" for a in answers]
     assert_terminal_untouched(term, "keys in the log pane")
 
     # The inspect view shows the hostile configuration, health output included.
-    term.keys("Escape", "l")
-    time.sleep(0.5)
+    # `l` closes the pane (Escape first would clear the table's filter too).
+    term.keys("l")
+    term.wait_gone(f"logs · hostile-{tag}-loud")
     term.keys("i")
     term.wait_for(f"Inspect hostile-{tag}")
-    time.sleep(1.5)  # a health check or two have run
+    # While the view is open, hostile health checks run (and their events come in).
+    opened = time.time_ns()
+    wait_for(lambda: health_checks_since(engine, loud, opened) >= 2, timeout=10)
     assert_terminal_untouched(term, "the inspect view")
     term.answer_time("Escape", f"Inspect hostile-{tag}", gone=True)
     term.keys("q")

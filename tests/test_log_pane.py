@@ -28,7 +28,7 @@ import pytest
 from textual import events
 from textual.app import App, ComposeResult
 
-from tests.helpers import FORBIDDEN_TEXT, HOSTILE_OUTPUT
+from tests.helpers import FORBIDDEN_TEXT, HOSTILE_OUTPUT, pilot_wait_for
 from tests.hostile_lines import corpus_lines, drawing_payloads
 from tui.fleet.logs.splitter import LineSplitter
 from tui.fleet.logs.types import LineKind, LogBatch, LogLine
@@ -378,7 +378,7 @@ async def test_keys_are_answered_while_a_reader_splits_hostile_lines():
     """The reader thread's work (split, sanitise, classify) holds the GIL a little at a time:
     a line that made a pattern backtrack held it for minutes, the event loop waiting."""
     app = PaneApp()
-    async with app.run_test(size=(160, 50)):
+    async with app.run_test(size=(160, 50)) as pilot:
         pane = app.query_one(LogPane)
         payloads = [line.text.encode() for line in corpus_lines()] + drawing_payloads()
         stop = threading.Event()
@@ -403,7 +403,7 @@ async def test_keys_are_answered_while_a_reader_splits_hostile_lines():
         reader.start()
         spent: list[float] = []
         try:
-            await asyncio.sleep(0.3)
+            await pilot_wait_for(pilot, lambda: pane.line_count > 0, what="the reader's lines")
             for _ in range(12):
                 # As a terminal's input thread does (Pilot's press waits for the process to
                 # go idle, which a busy reader never lets it): the key event, then the first
@@ -417,7 +417,7 @@ async def test_keys_are_answered_while_a_reader_splits_hostile_lines():
                 app.call_after_refresh(refreshed.set)
                 await refreshed.wait()
                 spent.append(time.perf_counter() - t0)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # the passing of time: the reader splits between keys
         finally:
             stop.set()
             reader.join(5)
@@ -518,7 +518,9 @@ class Demo(App):
         ]
         pane.add_lines(splitter.feed(messages))
         pane.set_query("after")
-        self.set_timer(1.0, self.exit)
+        # The first frame lays the pane out (wrapped lines are rebuilt for the width it got),
+        # the second draws them all: leave once it is on the terminal.
+        self.call_after_refresh(lambda: self.call_after_refresh(self.exit))
 
 
 Demo().run()

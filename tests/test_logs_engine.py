@@ -361,6 +361,17 @@ class Sink:
         return lambda: len(self.numbers(prefix)) > count
 
 
+def _all_handed_over(follower: LogFollower, sink: Sink, lines: int) -> Callable[[], bool]:
+    """A condition for `wait_for`: the follower delivered its history and `lines` lines at
+    least, and every line it read is in the sink (none waits to be handed over)."""
+
+    def done() -> bool:
+        stats = follower.stats
+        return follower.ready and stats.lines == stats.delivered and len(sink.lines) >= lines
+
+    return done
+
+
 def _ready(follower: LogFollower) -> Callable[[], bool]:
     """A condition for `wait_for`: the follower delivered its initial history."""
     return lambda: follower.ready
@@ -410,8 +421,8 @@ def test_tail_shows_the_last_lines_at_once(engine: Engine, run_container, follow
     cid = run_container(COUNT_TO_50 + "; sleep 3600")
     wait_for(lambda: b"line 49" in _logs(engine, cid))
     follower, sink = _follow(followers, engine, cid, preset=tail_preset(10))
-    wait_for(lambda: follower.ready and len(sink.lines) >= 10)
-    time.sleep(0.3)
+    # The history is in and handed over: what more came would be new output (there is none).
+    wait_for(_all_handed_over(follower, sink, 10))
     assert sink.texts() == [f"line {i}" for i in range(40, 50)]
 
 
@@ -458,7 +469,7 @@ def test_a_restart_and_the_exits_are_marked_in_order(engine: Engine, run_contain
     )
     follower, sink = _follow(followers, engine, cid)
     wait_for(lambda: len(sink.texts(LineKind.EXITED)) >= 2, timeout=20)
-    time.sleep(0.3)
+    wait_for(_all_handed_over(follower, sink, 5))
     kinds = [(line.kind, line.text) for line in sink.lines]
     assert [k for k, _ in kinds] == ["", "exited", "restart", "", "exited"]
     assert kinds[1][1] == "\u2500\u2500 container exited with code 3 \u2500\u2500"
@@ -510,8 +521,7 @@ def test_replicas_interleave_in_time_order(engine: Engine, run_container, follow
     targets = [LogTarget(cid, f"svc-{n}") for n, cid in enumerate(cids)]
     live = ReplicaSetFollower(engine, targets, on_batch=sink).start()
     followers.append(live)
-    wait_for(lambda: len(sink.lines) >= 45, timeout=20)
-    time.sleep(0.5)
+    wait_for(_all_handed_over(live, sink, 45), timeout=20)
     assert len(sink.lines) == 45
     ts = [line.ts for line in sink.lines]
     assert ts == sorted(ts)
@@ -615,7 +625,7 @@ def test_closing_from_another_thread_unblocks_a_read(engine: Engine, run_contain
     got: list[object] = []
     reader = threading.Thread(target=lambda: got.append(stream.read()))
     reader.start()
-    time.sleep(0.3)
+    time.sleep(0.3)  # the passing of time: a read with nothing to read does not return
     assert reader.is_alive()
     stream.close()
     reader.join(2)

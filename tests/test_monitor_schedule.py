@@ -38,7 +38,7 @@ class _SlowTicks(FleetMonitor):
     def sample(self) -> None:
         self.began.append(time.monotonic())
         super().sample()
-        time.sleep(self.extra)
+        time.sleep(self.extra)  # the passing of time: a tick that takes long
 
 
 @pytest.mark.parametrize("extra", [0.15, 0.6])

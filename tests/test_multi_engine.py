@@ -20,12 +20,18 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 import pytest
 
-from tests.helpers import TEST_IMAGE, TEST_LABEL, require_tools, unavailable
+from tests.helpers import (
+    TEST_IMAGE,
+    TEST_LABEL,
+    pilot_wait_for,
+    require_tools,
+    unavailable,
+    wait_for,
+)
 from tests.terminal import Tmux
 from tui.app import AitopApp
 from tui.config import Config
@@ -89,12 +95,10 @@ def two_engine_app(first: str, second: str) -> AitopApp:
 
 
 async def until(pilot, predicate, what: str, timeout: float = 40.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if predicate():
-            return
-        await pilot.pause(0.1)
-    status = pilot.app.query_one(StatusLine).render()
-    pytest.fail(f"{what}: not reached within {timeout}s (status: {status})")
+    def said() -> str:
+        return f"{what} (status: {pilot.app.query_one(StatusLine).render()})"
+
+    await pilot_wait_for(pilot, predicate, timeout, step=0.1, what=said)
 
 
 async def test_both_fleets_are_listed_by_host_and_an_action_reaches_the_second_engine(
@@ -186,7 +190,7 @@ async def test_a_second_engine_that_stops_is_marked_unreachable_and_recovers(
 def test_snapshot_json_lists_every_host(engine, second_engine, fleet_pair):
     _, made = fleet_pair
     (_, model_1), _, (_, model_2), _ = made
-    env = {**os.environ, "DOCKER_HOST": "", "AITOP_CONFIG": "/nonexistent/aitop.toml"}
+    env = {**os.environ, "DOCKER_HOST": ""}
     out = subprocess.run(
         [
             sys.executable,
@@ -285,11 +289,12 @@ def sshd(tmp_path, monkeypatch, second_engine):
             stderr=log,
         )
     try:
-        for _ in range(100):
+
+        def listening() -> bool:
             with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, timeout=10, what=f"sshd on port {port}")
         monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
         # The remote engine is the second dockerd, named by its socket path in the URL.
         socket_path = second_engine.url[len("unix://") :]
@@ -372,14 +377,12 @@ def test_the_ssh_forward_dies_with_aitop_however_it_ends(sshd, how):
         assert _forward_dirs(proc.pid)
         proc.send_signal(how)
         proc.wait(10)
-        deadline = time.monotonic() + 5
-        while _ssh_processes(port) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _ssh_processes(port) == []
+        wait_for(lambda: not _ssh_processes(port), timeout=5, what="the forward ended")
     finally:
         proc.kill()
         proc.wait()
-        proc.stdout.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
     engine = Engine(url)
     try:
         engine.version()
@@ -419,8 +422,7 @@ def test_the_real_command_watches_two_engines(engine, second_engine, fleet_pair)
     prefix, _ = fleet_pair
     second_label = host_label(second_engine.url)
     term = Tmux(
-        f"AITOP_CONFIG=/nonexistent/aitop.toml {sys.executable} -m tui --all "
-        f"--host {engine.url} --host {second_engine.url}",
+        f"{sys.executable} -m tui --all --host {engine.url} --host {second_engine.url}",
         width=200,
         height=50,
     )
@@ -456,7 +458,6 @@ def test_host_and_context_are_repeatable_and_an_unknown_context_is_one_line():
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "AITOP_CONFIG": "/nonexistent/aitop.toml"},
     )
     assert out.returncode == 2 and out.stdout == ""
     assert (

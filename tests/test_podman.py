@@ -25,7 +25,15 @@ import docker.errors  # noqa: TID251 - to raise the SDK's own error, as a Podman
 import pytest
 
 import tui.fleet.engine.urls as urls_mod
-from tests.helpers import TEST_LABEL, start_daemon, stop_daemon, swarm_state, unavailable, wait_for
+from tests.helpers import (
+    TEST_LABEL,
+    pilot_wait_for,
+    start_daemon,
+    stop_daemon,
+    swarm_state,
+    unavailable,
+    wait_for,
+)
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError, Unsupported
@@ -321,7 +329,7 @@ def test_fleet_figures_from_podman_cgroups(podman: Engine, run_podman):
         # The busy loop's own CPU time, read beside each sample: what the figure must match.
         monitor.sample()
         ticks0, at0 = _cpu_ticks(pid), time.monotonic()
-        time.sleep(1.0)
+        time.sleep(1.0)  # the passing of time: a CPU share is measured over an interval
         monitor.sample()
         ticks1, at1 = _cpu_ticks(pid), time.monotonic()
         snap = {c.info.id: c for c in monitor.snapshot().containers}
@@ -400,10 +408,7 @@ async def test_status_line_says_podman(podman: Engine, run_podman):
     app = AitopApp([FleetMonitor(podman)], config=Config())
     async with app.run_test(size=(200, 40)) as pilot:
         line = app.query_one(StatusLine)
-        for _ in range(100):
-            await pilot.pause(0.1)
-            if "Podman" in str(line.render()):
-                break
+        await pilot_wait_for(pilot, lambda: "Podman" in str(line.render()), timeout=10)
         text = str(line.render())
     assert f"Podman {podman.product_version}" in text
     assert podman.url in text

@@ -7,14 +7,22 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import TEST_IMAGE, TEST_LABEL, require_tools, scale, swarm_state, unavailable
+from tests.helpers import (
+    TEST_IMAGE,
+    TEST_LABEL,
+    poll,
+    require_tools,
+    scale,
+    swarm_state,
+    unavailable,
+    wait_for,
+)
 from tui.fleet.actions.scaling.execute import NewReplica, ScaleResult, execute_plan
 from tui.fleet.actions.scaling.groups import (
     CLONE_OF,
@@ -448,9 +456,7 @@ def test_a_swarm_service_scales_through_the_swarm(engine, image, session_tag, sw
         capture_output=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while service_replicas(name) != "1/1" and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: service_replicas(name) == "1/1", timeout=60, step=0.2)
         group = find_group(engine, group=("swarm", name))
         assert group.kind == KIND_SWARM and group.count == 1 and group.running == 1
         progress: list[str] = []
@@ -471,8 +477,5 @@ def test_a_swarm_service_scales_through_the_swarm(engine, image, session_tag, sw
         assert service_replicas(name) == "2/2"
     finally:
         subprocess.run(["docker", "service", "rm", name], capture_output=True)
-        deadline = time.monotonic() + 30
-        while engine.ids_with_label(f"com.docker.swarm.service.name={name}"):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        # Its tasks' containers go a moment later (best effort: a clean-up must not fail).
+        poll(lambda: not engine.ids_with_label(f"com.docker.swarm.service.name={name}"), 30, 0.2)

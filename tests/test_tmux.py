@@ -6,8 +6,9 @@ import os
 import re
 import signal
 import sys
-import time
 import uuid
+
+from tests.helpers import wait_for
 
 
 def test_aitop_shows_the_fleet_and_quits_cleanly(tmux, run_container):
@@ -26,22 +27,20 @@ def test_aitop_shows_the_fleet_and_quits_cleanly(tmux, run_container):
     screen = term.wait_for(f"filter: '{model_name}'")
     assert "· 1 shown ·" in screen
     # Figures arrive: the model's row gets a CPU percentage.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        row = next((line for line in term.screen().splitlines() if f"m-{model_name}" in line), "")
-        if "%" in row:
-            break
-        time.sleep(0.2)
-    assert "%" in row
+    term.wait_until(
+        lambda screen: any(
+            f"m-{model_name}" in line and "%" in line for line in screen.split("\n")
+        ),
+        "a CPU figure on the model's row",
+        timeout=10,
+    )
     term.keys("a")
     term.wait_for("all containers")
     term.keys("/")
     term.wait_for("filter: ")
     term.keys("Escape")
     # A key right after Escape would read as Alt+key: wait until Escape took effect.
-    deadline = time.monotonic() + 10
-    while "filter: " in term.screen() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    term.wait_gone("filter: ", timeout=10)
     term.keys("q")
     screen = term.wait_for("EXIT=0")
     assert "Traceback" not in screen
@@ -87,17 +86,13 @@ def _aitop_pid(term) -> int:
         return int(fh.read().split()[0])
 
 
-def _gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().split(") ", 1)[1].startswith("Z"):
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
+def _ended(pid: int) -> bool:
+    """The process is gone or a zombie (it ended; its parent has not reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True
 
 
 def test_sigterm_ends_aitop_and_gives_the_terminal_back(tmux, engine):
@@ -106,7 +101,7 @@ def test_sigterm_ends_aitop_and_gives_the_terminal_back(tmux, engine):
     pid = _aitop_pid(term)
     os.kill(pid, signal.SIGTERM)
     screen = term.wait_for("EXIT=", timeout=10)
-    assert _gone(pid, 5)
+    wait_for(lambda: _ended(pid), timeout=5, what="aitop ended")
     assert "Traceback" not in screen and "updated " not in screen  # the screen is the shell's
 
 
@@ -117,4 +112,4 @@ def test_a_terminal_that_goes_away_ends_aitop(tmux, engine):
     term.wait_for("updated ")
     pid = _aitop_pid(term)
     term.close()  # kills the tmux server: the pane's terminal hangs up
-    assert _gone(pid, 5)
+    wait_for(lambda: _ended(pid), timeout=5, what="aitop ended")

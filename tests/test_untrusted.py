@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import time
 import unicodedata
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from textual.widgets._toast import Toast
 
 from tests.fleet_fixtures import live_app
-from tests.helpers import TEST_LABEL
+from tests.helpers import TEST_LABEL, pilot_wait_for
 from tui.config import parse_config
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
@@ -226,20 +225,22 @@ async def test_an_engine_error_echoing_markup_is_a_plain_toast(
         async with app.run_test(size=(200, 40), notifications=True) as pilot:
             table = app.query_one(ContainerTable)
             await pilot.press("slash", *f"{TEST_LABEL}={session_tag}", "enter")
-            deadline = time.monotonic() + 20
-            while cid not in table.row_keys and time.monotonic() < deadline:
-                await pilot.pause(0.05)
+            await pilot_wait_for(pilot, lambda: cid in table.row_keys, timeout=20)
             table.move_cursor(row=table.row_keys.index(cid))
-            await pilot.pause(0.1)
-            assert table.selection.container_id == cid
+            await pilot_wait_for(pilot, lambda: table.selection.container_id == cid)
             await pilot.press("u")
-            toasts: list[Toast] = []
-            while time.monotonic() < deadline + 20:
-                await pilot.pause(0.05)
-                toasts = [t for t in app.screen.query(Toast) if "[/]" in str(t.render())]
-                if toasts:
-                    break
-            assert toasts, [str(t.render()) for t in app.screen.query(Toast)]
+
+            def the_toast() -> list[Toast]:
+                return [t for t in app.screen.query(Toast) if "[/]" in str(t.render())]
+
+            toasts = await pilot_wait_for(
+                pilot,
+                the_toast,
+                timeout=40,
+                what=lambda: (
+                    f"the error's toast: {[str(t.render()) for t in app.screen.query(Toast)]}"
+                ),
+            )
             shown = str(toasts[0].render())
             assert "[@click=app.screenshot" in shown  # literally, not as an action
             assert_safe(shown.replace("\n", " "), "toast")
@@ -247,7 +248,8 @@ async def test_an_engine_error_echoing_markup_is_a_plain_toast(
             assert_safe(row, "row")
             assert "[bold]m[/]" in row
             await pilot.click(Toast)
-            await pilot.pause(0.3)
+            # The click was handled (it dismissed the toast): whatever it ran has run.
+            await pilot_wait_for(pilot, lambda: not the_toast(), what="the toast dismissed")
             assert app.is_running
         assert not list(tmp_path.glob("*.svg"))
     finally:
