@@ -17,11 +17,12 @@ from tui.fleet.serving.parse import (
     MAX_PAGE_CHARS,
     MAX_SAMPLES,
     Page,
+    ParseCache,
     parse,
     parse_labels,
     parse_value,
 )
-from tui.fleet.serving.servers import WANTED, Shape, normalise
+from tui.fleet.serving.servers import WANTED, WANTED_WITHOUT_HISTOGRAMS, Shape, normalise
 
 FIXTURES = Path(__file__).parent / "fixtures" / "serving"
 PAGES = sorted(FIXTURES.glob("*.metrics"))
@@ -84,11 +85,47 @@ def test_the_filtered_parse_keeps_exactly_the_wanted_families(path: Path):
     page = parse(text, WANTED)
     assert page.families, "every fixture page has families some server's table reads"
     assert set(page.families) == set(full.families) & set(WANTED)
-    # What it keeps, it keeps exactly as the full parse reads it.
+    # What it keeps, it keeps exactly as the full parse reads it (of a histogram read for its
+    # sum, such as TGI's token totals, only the sum and count).
     restricted = Page(families={k: v for k, v in full.families.items() if k in page.families})
+    for name, family in restricted.families.items():
+        if WANTED[name] is Shape.HISTOGRAM_SUM:
+            for series in family.histograms.values():
+                series.buckets = []
     ours, theirs = ours_flat(page), ours_flat(restricted)
     assert ours.keys() == theirs.keys()
     assert all(same(ours[k], theirs[k]) for k in ours)
+
+
+def test_most_scrapes_pass_over_the_latency_histograms():
+    text = (FIXTURES / "vllm_v1.metrics").read_text()
+    light = parse(text, WANTED_WITHOUT_HISTOGRAMS)
+    full = parse(text, WANTED)
+    assert full.family("vllm:time_to_first_token_seconds") is not None
+    assert light.family("vllm:time_to_first_token_seconds") is None
+    assert set(light.families) == {
+        n for n, f in full.families.items() if WANTED[n] is not Shape.HISTOGRAM
+    }
+    assert light.skipped == 0
+
+
+def test_a_cache_reads_the_same_page_the_same_way():
+    cache = ParseCache()
+    for name in ("vllm_v1.metrics", "vllm_v1.t2.metrics", "vllm_v1.restart.metrics"):
+        text = (FIXTURES / name).read_text()
+        cached, fresh = ours_flat(parse(text, WANTED, cache)), ours_flat(parse(text, WANTED))
+        assert cached.keys() == fresh.keys() and all(same(cached[k], fresh[k]) for k in cached)
+    assert cache.prefixes, "the label prefixes were remembered"
+
+
+def test_a_cache_stays_bounded():
+    cache = ParseCache()
+    for round_ in range(3):
+        text = "".join(
+            f'vllm:num_requests_running{{engine="{round_}-{i}"}} 1\n' for i in range(15_000)
+        )
+        parse(text, WANTED, cache)
+    assert len(cache.prefixes) + len(cache.names) + len(cache.types) <= ParseCache.MAX_ENTRIES + 1
 
 
 def test_colon_and_underscore_forms_are_one_name():

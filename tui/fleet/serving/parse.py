@@ -32,8 +32,6 @@ MAX_LABELS = 64
 MAX_SAMPLES = 50_000
 """Most samples kept from one page (a DP=8 vLLM page keeps about 600)."""
 
-_MAX_NAMES_REMEMBERED = 4096
-"""Distinct names remembered per page (a hostile page may have a new name on every line)."""
 _HISTOGRAM_PARTS = ("_bucket", "_sum", "_count")
 _HISTOGRAM_TYPES = frozenset({"histogram", "gaugehistogram", "summary"})
 
@@ -47,6 +45,8 @@ class Sample:
 
     labels: dict[str, str]
     value: float
+    key: LabelKey = ()
+    """The labels, sorted: the series' identity."""
 
 
 @dataclass(slots=True)
@@ -54,6 +54,8 @@ class HistogramSeries:
     """One histogram series: cumulative buckets by upper bound, ascending, and sum and count."""
 
     labels: dict[str, str]
+    key: LabelKey = ()
+    """The labels (without `le`), sorted: the series' identity."""
     buckets: list[tuple[float, float]] = field(default_factory=list)
     sum: float | None = None
     count: float | None = None
@@ -179,32 +181,95 @@ def _type_line(line: str) -> tuple[str, str] | None:
     return None
 
 
-def parse(text: str, wanted: Mapping[str, Shape] | None = None) -> Page:
+def _read_type(
+    line: str, wanted: Mapping[str, Shape] | None
+) -> tuple[tuple[str, str] | None, tuple[str, ...]]:
+    """A TYPE line read, and, when its family is not wanted, how its sample lines start."""
+    typed = _type_line(line[:MAX_LINE_CHARS])
+    if typed is None or wanted is None or typed[0] in wanted:
+        return typed, ()
+    name = line.split(None, 3)[2]
+    parts = ("",) + (_HISTOGRAM_PARTS if typed[1] in _HISTOGRAM_TYPES else ())
+    return typed, tuple(f"{name}{part}{end}" for part in parts for end in ("{", " "))
+
+
+_Prefix = tuple[dict[str, str], LabelKey, float | None]
+"""A sample line's part before its value, read: labels (without `le`), their key, `le`."""
+
+EMPTY_LABELS: dict[str, str] = {}
+"""The labels of a sample without any (shared: never changed)."""
+
+
+class ParseCache:
+    """What one server's pages repeat from scrape to scrape, read once: names, TYPE lines, and
+    each sample line's labels (everything before its value).
+
+    A server prints the same series every time with new values, so a scraper that keeps one
+    of these parses its pages in a fraction of the time. Bounded: past `MAX_ENTRIES` distinct
+    entries (a page whose labels change every time) it starts again empty. The label dicts it
+    hands out are shared between pages: nobody may change them.
+    """
+
+    MAX_ENTRIES = 20_000
+
+    def __init__(self) -> None:
+        self.wanted: Mapping[str, Shape] | None = None
+        self.names: dict[str, tuple[str | None, str]] = {}
+        self.types: dict[str, tuple[tuple[str, str] | None, tuple[str, ...]]] = {}
+        """A TYPE line -> (normalised name, type), and the line starts of an unwanted family."""
+        self.prefixes: dict[str, _Prefix] = {}
+
+    def fit(self, wanted: Mapping[str, Shape] | None) -> None:
+        """Make the cache fit a parse for `wanted` (emptied when it was for another, or full)."""
+        size = len(self.names) + len(self.types) + len(self.prefixes)
+        if self.wanted is not wanted or size > self.MAX_ENTRIES:
+            self.wanted = wanted
+            self.names = {}
+            self.types = {}
+            self.prefixes = {}
+
+
+def parse(
+    text: str, wanted: Mapping[str, Shape] | None = None, cache: ParseCache | None = None
+) -> Page:
     """Parse a text-format page, keeping the `wanted` families (normalised name -> shape).
 
     With `wanted` None every family is kept, and a name's `_bucket`, `_sum` and `_count`
-    belong to a histogram (or summary) when the page's TYPE line says so.
+    belong to a histogram (or summary) when the page's TYPE line says so. `cache` (one per
+    server) remembers what the page repeats between scrapes.
     """
     page = Page()
     if len(text) > MAX_PAGE_CHARS:
         text = text[:MAX_PAGE_CHARS]
         page.truncated = True
+    if cache is None:
+        cache = ParseCache()
+    cache.fit(wanted)
+    # Names repeat (one per bucket, and page after page): each is classified once.
+    names, type_lines, prefixes = cache.names, cache.types, cache.prefixes
     families = page.families
     types: dict[str, str] = {}
-    # Names repeat (one per bucket): each distinct name is classified once per page.
-    seen: dict[str, tuple[str | None, str]] = {}
     kept = 0
     lines = text.split("\n")
     page.lines = len(lines)
+    # The line starts of the unwanted family being passed over: its samples are skipped with
+    # one startswith() each, without reading their names.
+    skip: tuple[str, ...] = ()
     for line in lines:
-        if not line:
+        if not line or (skip and line.startswith(skip)):
             continue
         if line[0] == "#":
             if line.startswith("# TYPE"):
-                typed = _type_line(line[:MAX_LINE_CHARS])
+                known_type = type_lines.get(line)
+                if known_type is None:
+                    known_type = _read_type(line, wanted)
+                    if len(line) <= MAX_LINE_CHARS and len(type_lines) < ParseCache.MAX_ENTRIES:
+                        type_lines[line] = known_type
+                typed, skip = known_type
                 if typed is not None and (wanted is None or typed[0] in wanted):
                     types[typed[0]] = typed[1]
             continue
+        skip = ()
         # The name ends at the first `{` before the first space, else at that space.
         space = line.find(" ", 0, MAX_LINE_CHARS)
         brace = line.find("{", 0, space if space >= 0 else MAX_LINE_CHARS)
@@ -214,11 +279,11 @@ def parse(text: str, wanted: Mapping[str, Shape] | None = None) -> Page:
         if stop == 0:
             continue
         raw = line[:stop]
-        known = seen.get(raw)
+        known = names.get(raw)
         if known is None:
             known = _classify(normalise(raw), wanted, types)
-            if len(seen) < _MAX_NAMES_REMEMBERED:
-                seen[raw] = known
+            if len(names) < ParseCache.MAX_ENTRIES:
+                names[raw] = known
         family_name, part = known
         if family_name is None:
             continue
@@ -229,16 +294,29 @@ def parse(text: str, wanted: Mapping[str, Shape] | None = None) -> Page:
             page.truncated = True
             break
         if brace >= 0:
-            parsed = parse_labels(line, brace + 1)
-            if parsed is None:
-                page.skipped += 1
-                continue
-            labels, rest = parsed
+            # The labels end at the line's last `}` (values cannot hold one; label values
+            # may, and the label reader checks that it ends exactly there).
+            close = line.rfind("}")
+            prefix = line[: close + 1]
+            read = prefixes.get(prefix)
+            if read is None:
+                read = _read_prefix(line, brace, close, part)
+                if read is None:
+                    page.skipped += 1
+                    continue
+                if len(prefixes) < ParseCache.MAX_ENTRIES:
+                    prefixes[prefix] = read
+            rest = close + 1
         else:
-            labels, rest = {}, stop
+            read = (EMPTY_LABELS, (), None)
+            rest = stop
         fields = line[rest:].split()
         value = parse_value(fields[0]) if 1 <= len(fields) <= 2 else None
         if value is None:
+            page.skipped += 1
+            continue
+        labels, key, bound = read
+        if part == "_bucket" and bound is None:
             page.skipped += 1
             continue
         family = families.get(family_name)
@@ -246,18 +324,11 @@ def parse(text: str, wanted: Mapping[str, Shape] | None = None) -> Page:
             family = families[family_name] = Family(family_name, types.get(family_name, ""))
         kept += 1
         if not part:
-            family.samples.append(Sample(labels, value))
+            family.samples.append(Sample(labels, value, key))
             continue
-        bound: float | None = None
-        if part == "_bucket":
-            bound = parse_value(labels.pop("le", ""))
-            if bound is None:
-                page.skipped += 1
-                continue
-        key = tuple(sorted(labels.items()))
         series = family.histograms.get(key)
         if series is None:
-            series = family.histograms[key] = HistogramSeries(labels)
+            series = family.histograms[key] = HistogramSeries(labels, key)
         if bound is not None:
             series.buckets.append((bound, value))
         elif part == "_sum":
@@ -268,6 +339,20 @@ def parse(text: str, wanted: Mapping[str, Shape] | None = None) -> Page:
         for series in family.histograms.values():
             series.buckets.sort(key=_bound)
     return page
+
+
+def _read_prefix(line: str, brace: int, close: int, part: str) -> _Prefix | None:
+    """The labels of a sample line whose `{` is at `brace` and last `}` at `close`."""
+    if close < brace:
+        return None
+    parsed = parse_labels(line, brace + 1)
+    if parsed is None or parsed[1] != close + 1:
+        return None
+    labels = parsed[0]
+    bound: float | None = None
+    if part == "_bucket":
+        bound = parse_value(labels.pop("le", ""))
+    return labels, tuple(sorted(labels.items())), bound
 
 
 def _bound(bucket: tuple[float, float]) -> float:
@@ -291,7 +376,11 @@ def _classify(
     for part in _HISTOGRAM_PARTS:
         if name.endswith(part):
             base = name[: -len(part)]
-            if wanted.get(base) in (Shape.HISTOGRAM, Shape.HISTOGRAM_SUM):
+            wanted_as = wanted.get(base)
+            # Of a histogram read for its sum (TGI's token totals), the buckets are not kept.
+            if wanted_as is Shape.HISTOGRAM or (
+                wanted_as is Shape.HISTOGRAM_SUM and part != "_bucket"
+            ):
                 return base, part
     return None, ""
 

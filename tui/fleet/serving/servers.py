@@ -16,6 +16,7 @@ scrape or a downstream collector may rewrite `vllm:num_requests_running` as
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ class Term:
     """(label, value): when any series carries it, only those count (Triton's ensemble, which
     is what clients call, so that its steps are not counted again)."""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The normalised family name the parser is asked for."""
         return normalise(self.name)
@@ -670,6 +671,11 @@ def wanted_families() -> dict[str, Shape]:
 WANTED = wanted_families()
 """The families the parser keeps: the union over every kind, so that a page can say which
 server it comes from whatever the image said."""
+
+WANTED_WITHOUT_HISTOGRAMS = {name: s for name, s in WANTED.items() if s is not Shape.HISTOGRAM}
+"""The same without the latency histograms: most scrapes read only these (percentiles are
+taken over a minute, so their buckets are read every few scrapes; see scrape.HISTOGRAM_EVERY),
+and the parser passes over the histograms' many bucket lines without reading them."""
 
 
 def kind_of_page(names: set[str] | frozenset[str]) -> ServerKind | None:
