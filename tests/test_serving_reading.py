@@ -755,3 +755,26 @@ def test_history_is_bounded_and_keeps_the_sparkline_figures():
     assert history[-1].requests_waiting == last.requests_waiting
     assert history[-1].kv_cache_percent == last.kv_cache_percent
     assert HISTORY_POINTS >= 180, "a few minutes at one scrape a second"
+
+
+def test_scrapes_without_histograms_keep_the_last_percentiles():
+    tracker = ServingTracker()
+    tracker.update(observe(VLLM, histogram_page((100, 100, 100, 100)), T0))
+    first = tracker.update(observe(VLLM, histogram_page((102, 108, 110, 110)), T0 + 5))
+    light = Observation(
+        T0 + 6,
+        WALL0 + 6,
+        VLLM,
+        None,
+        Contact.OK,
+        health=Health(Verdict.READY),
+        metrics=MetricsAnswer.PAGE,
+        page=parse('vllm:num_requests_running{model_name="m"} 4\n', WANTED),
+        histograms=False,
+    )
+    reading = tracker.update(light)
+    assert reading.requests_running == 4
+    assert (reading.ttft_p50_s, reading.ttft_p95_s) == (first.ttft_p50_s, first.ttft_p95_s)
+    # The next page with histograms takes its deltas from the window as before.
+    later = tracker.update(observe(VLLM, histogram_page((102, 108, 120, 120)), T0 + 10))
+    assert later.ttft_p95_s is not None and later.ttft_p95_s > 0.5

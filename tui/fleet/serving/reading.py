@@ -25,16 +25,17 @@ its `reading` is replaced, never changed, so any thread may read it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from tui.fleet.detect import model_display_name
 from tui.fleet.sanitize import safe_text
-from tui.fleet.serving.parse import Family, Page, finite
+from tui.fleet.serving.parse import Family, HistogramSeries, LabelKey, Page, finite
 from tui.fleet.serving.servers import (
     RESTART_MARKER,
     Alias,
@@ -248,6 +249,9 @@ class Observation:
     metrics_why: str = ""
     """For OFF the flag that turns metrics on; for FAILED why."""
     page: Page | None = None
+    histograms: bool = True
+    """Whether the page was read with its latency histograms (they are read every few
+    scrapes): when not, the percentiles stay as the last histograms made them."""
     model: str | None = None
     """The model an info route named (TGI `/info`, llama.cpp `/v1/models`), already safe."""
     loaded_models: tuple[LoadedModel, ...] | None = None
@@ -264,6 +268,10 @@ class HistogramSnapshot:
     counts: tuple[float, ...]
 
 
+SeriesKey = tuple[str, LabelKey]
+"""One cumulative series: (normalised family name and part, its labels)."""
+
+
 @dataclass
 class Extract:
     """The figures of one page, through one server's alias table."""
@@ -272,93 +280,102 @@ class Extract:
     counters: dict[Reading, float]
     """Totals, scaled."""
     histograms: dict[Reading, HistogramSnapshot]
-    series: dict[str, float]
+    series: dict[SeriesKey, float]
     """Every cumulative series' own value (counters, histogram counts), for restart checks."""
     model: str | None
     start_time: float | None
 
 
-def _kept(term: Term, labelled: Iterable[Mapping[str, str]]) -> list[int]:
-    """Indexes of the series of a term that count, in page order."""
-    all_labels = list(labelled)
-    chosen = [i for i, labels in enumerate(all_labels) if term.keep is None or term.keep(labels)]
-    if term.prefer is not None:
+class _Labelled(Protocol):
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+_S = TypeVar("_S", bound=_Labelled)
+
+
+def _kept(term: Term, series: Iterable[_S]) -> list[_S]:
+    """The series of a term that count, in page order."""
+    keep = term.keep
+    chosen = list(series) if keep is None else [s for s in series if keep(s.labels)]
+    if term.prefer is not None and chosen:
         label, value = term.prefer
-        preferred = [i for i in chosen if all_labels[i].get(label) == value]
+        preferred = [s for s in chosen if s.labels.get(label) == value]
         if preferred:
             return preferred
     return chosen
+
+
+def _series_of(shape: Shape, family: Family) -> Iterable[_Labelled]:
+    if shape in (Shape.GAUGE, Shape.COUNTER):
+        return family.samples
+    return family.histograms.values()
 
 
 def _source_for(alias: Alias, page: Page) -> tuple[Term, ...] | None:
     """The first source of an alias whose first term has series on the page."""
     for source in alias.sources:
         family = page.families.get(source[0].key)
-        if family is None:
-            continue
-        if alias.shape in (Shape.GAUGE, Shape.COUNTER):
-            labelled: list[Mapping[str, str]] = [s.labels for s in family.samples]
-        else:
-            labelled = [h.labels for h in family.histograms.values()]
-        if _kept(source[0], labelled):
+        if family is not None and _kept(source[0], _series_of(alias.shape, family)):
             return source
     return None
 
 
-def _scalar_values(term: Term, family: Family) -> list[tuple[str, float]]:
-    samples = family.samples
-    out: list[tuple[str, float]] = []
-    for i in _kept(term, [s.labels for s in samples]):
-        value = finite(samples[i].value)
-        if value is not None:
-            key = ",".join(f"{k}={v}" for k, v in sorted(samples[i].labels.items()))
-            out.append((f"{term.key}{{{key}}}", value * term.scale))
+def _scalar_values(term: Term, family: Family) -> list[tuple[SeriesKey, float]]:
+    out: list[tuple[SeriesKey, float]] = []
+    scale = term.scale
+    for sample in _kept(term, family.samples):
+        value = sample.value
+        if math.isfinite(value):
+            out.append(((term.key, sample.key), value * scale))
     return out
 
 
 def _histogram(
-    term_series: list[tuple[Term, Family]], series: dict[str, float]
+    term_series: list[tuple[Term, Family]], series: dict[SeriesKey, float]
 ) -> HistogramSnapshot | None:
     """Sum the kept histogram series of the terms (over bounds every series has)."""
-    sums: dict[float, float] = {}
-    seen: dict[float, int] = {}
-    n = 0
+    kept: list[tuple[Term, HistogramSeries]] = []
     for term, family in term_series:
-        hists = list(family.histograms.items())
-        for i in _kept(term, [h.labels for _, h in hists]):
-            key, hist = hists[i]
-            if not hist.buckets:
-                continue
-            n += 1
-            total = hist.count if hist.count is not None else hist.buckets[-1][1]
-            label_text = ",".join(f"{k}={v}" for k, v in key)
-            series[f"{term.key}_count{{{label_text}}}"] = total
+        count_key = term.key + "_count"
+        for hist in _kept(term, family.histograms.values()):
+            if hist.buckets:
+                kept.append((term, hist))
+                total = hist.count if hist.count is not None else hist.buckets[-1][1]
+                series[(count_key, hist.key)] = total
+    if not kept:
+        return None
+    if len(kept) == 1 and kept[0][0].scale == 1.0:
+        # One series (no data parallelism): its buckets as they are.
+        buckets = [(b, c) for b, c in kept[0][1].buckets if not math.isnan(b)]
+        bounds = tuple(b for b, _ in buckets)
+        counts = tuple(c for _, c in buckets)
+    else:
+        sums: dict[float, float] = {}
+        seen: dict[float, int] = {}
+        for term, hist in kept:
             for bound, count in hist.buckets:
                 scaled = bound * term.scale if math.isfinite(bound) else bound
                 sums[scaled] = sums.get(scaled, 0.0) + count
                 seen[scaled] = seen.get(scaled, 0) + 1
-    if n == 0:
-        return None
-    bounds = tuple(sorted(b for b, c in seen.items() if c == n and not math.isnan(b)))
-    counts = tuple(sums[b] for b in bounds)
-    if not bounds or any(not math.isfinite(c) for c in counts):
+        n = len(kept)
+        bounds = tuple(sorted(b for b, c in seen.items() if c == n and not math.isnan(b)))
+        counts = tuple(sums[b] for b in bounds)
+    if not bounds or not all(math.isfinite(c) for c in counts):
         return None
     return HistogramSnapshot(bounds, counts)
 
 
-def _histogram_sum(term: Term, family: Family, series: dict[str, float]) -> float | None:
+def _histogram_sum(term: Term, family: Family, series: dict[SeriesKey, float]) -> float | None:
     total = 0.0
     found = False
-    hists = list(family.histograms.items())
-    for i in _kept(term, [h.labels for _, h in hists]):
-        key, hist = hists[i]
+    sum_key = term.key + "_sum"
+    for hist in _kept(term, family.histograms.values()):
         value = finite(hist.sum)
-        if value is None:
-            continue
-        found = True
-        label_text = ",".join(f"{k}={v}" for k, v in key)
-        series[f"{term.key}_sum{{{label_text}}}"] = value
-        total += value * term.scale
+        if value is not None:
+            found = True
+            series[(sum_key, hist.key)] = value
+            total += value * term.scale
     return total if found else None
 
 
@@ -396,6 +413,7 @@ def _label_values(kind: ServerKind, page: Page, label: str) -> list[str]:
     return names
 
 
+@functools.lru_cache(maxsize=256)
 def safe_model_name(name: str) -> str:
     """A model name from a server, fit to show: no credentials, no control characters, short."""
     return safe_text(model_display_name(name), limit=MAX_MODEL_CHARS)
@@ -498,7 +516,8 @@ class ServingTracker:
         self._history: deque[HistoryPoint] = deque(maxlen=history_points)
         self._counters: dict[Reading, deque[tuple[float, float]]] = {}
         self._hists: dict[Reading, deque[tuple[float, HistogramSnapshot]]] = {}
-        self._series: dict[str, float] = {}
+        self._last_percentiles: dict[tuple[Reading, float], float] = {}
+        self._series: dict[SeriesKey, float] = {}
         self._start_time: float | None = None
         self._restarted_at: float | None = None
         self._seen_ready = False
@@ -626,7 +645,9 @@ class ServingTracker:
         ex = extract(obs.kind, obs.page)
         self._check_restart(ex, obs)
         rates = self._rates(ex, obs)
-        pct = self._percentiles(ex, obs)
+        if obs.histograms:
+            self._last_percentiles = self._percentiles(ex, obs)
+        pct = self._last_percentiles
         gauges = ex.gauges
         return replace(
             base,
@@ -666,6 +687,7 @@ class ServingTracker:
     def _forget_windows(self) -> None:
         self._counters.clear()
         self._hists.clear()
+        self._last_percentiles = {}
 
     def _rates(self, ex: Extract, obs: Observation) -> dict[Reading, float]:
         window = obs.kind.rate_window_s if obs.kind is not None else 5.0
