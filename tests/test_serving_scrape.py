@@ -483,3 +483,23 @@ def test_forget_and_close(serve):
     assert pool.reading("a") is None and pool.history("a") == () and pool.poll() == 0
     pool.close()
     assert pool.poll() == 0
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("keep_alive", [False, True], ids=["close", "keep-alive"])
+def test_no_descriptor_is_left_open(serve, keep_alive):
+    server = serve(answer(200, b"x" * 100_000, close=not keep_alive), keep_alive=keep_alive)
+    client = HttpClient(server.route, FAST)
+    client.get("/warm-up")
+    before = open_descriptors()
+    for _ in range(200):
+        assert len(client.get("/metrics").body) == 100_000
+    assert open_descriptors() <= before + 1
+    client.close()
+    huge = serve(answer(200, b"y" * (2 << 20)))
+    for _ in range(20):
+        assert HttpClient(huge.route, FAST).get("/").contact is Contact.FAILED
+    assert open_descriptors() <= before + 1

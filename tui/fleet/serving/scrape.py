@@ -24,6 +24,7 @@ import ctypes
 import functools
 import http.client
 import io
+import ipaddress
 import json
 import math
 import os
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from tui.fleet.inventory import parse_time
 from tui.fleet.sanitize import safe_text
 from tui.fleet.serving.discover import Route, Target, discover
-from tui.fleet.serving.parse import MAX_PAGE_CHARS, parse
+from tui.fleet.serving.parse import MAX_PAGE_CHARS, ParseCache, parse
 from tui.fleet.serving.reading import (
     Contact,
     HistoryPoint,
@@ -57,6 +58,7 @@ from tui.fleet.serving.servers import (
     OLLAMA,
     OLLAMA_PS_PATH,
     WANTED,
+    WANTED_WITHOUT_HISTOGRAMS,
     Health,
     ServerKind,
     Verdict,
@@ -72,8 +74,11 @@ MAX_PS_BYTES = 1024 * 1024
 """Longest `/api/ps` answer read."""
 MAX_LOADED_MODELS = 64
 """Most models kept from one `/api/ps` answer."""
-HEALTH_EVERY = 5
-"""A ready server's health is asked every this many scrapes (and whenever it is not ready)."""
+HISTOGRAM_EVERY = 5
+"""The latency histograms are read every this many scrapes (percentiles cover a minute)."""
+HEALTH_EVERY = 10
+"""A ready server's health is asked every this many scrapes (and whenever it is not ready,
+or its metrics page did not answer): its metrics page answering says it is up meanwhile."""
 INFO_EVERY_S = 60.0
 """How often the route that names the model is asked again."""
 REDISCOVER_S = 5.0
@@ -176,25 +181,32 @@ def socket_in_netns(
 
 
 class _DeadlineReader(io.RawIOBase):
-    """Reads a socket, each read waiting at most until the owner's deadline."""
+    """Reads a socket, each read waiting at most until the socket's deadline."""
 
-    def __init__(self, sock: socket.socket, owner: _DeadlineSocket) -> None:
+    def __init__(self, sock: _DeadlineSocket) -> None:
         super().__init__()
         self._sock = sock
-        self._owner = owner
+        self._wait = -1.0
+        self._done = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: WriteableBuffer) -> int:
-        remaining = self._owner.deadline - time.monotonic()
+        remaining = self._sock.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("answer not finished by the deadline")
-        self._sock.settimeout(min(remaining, self._owner.read_timeout))
+        wait = min(remaining, self._sock.read_timeout)
+        # Setting a timeout is a system call: only when it changes (near the deadline).
+        if wait != self._wait:
+            self._sock.settimeout(wait)
+            self._wait = wait
         return self._sock.recv_into(buffer)
 
     def close(self) -> None:
-        self._sock.close()
+        if not self._done:
+            self._done = True
+            self._sock.reader_closed()
         super().close()
 
 
@@ -203,14 +215,30 @@ class _DeadlineSocket(socket.socket):
 
     deadline: float = math.inf
     read_timeout: float = 1.0
+    readers: int = 0
+    close_pending: bool = False
 
-    # http.client reads through makefile("rb"): that reader is the one bounded. It reads a
-    # duplicate descriptor, so that http.client closing the connection when the server says
-    # `Connection: close` does not close what the response is still reading.
+    # http.client reads answers through makefile("rb"): that reader is the one bounded.
     def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if mode != "rb":
             raise ValueError("only the binary reader that http.client uses is bounded")
-        return io.BufferedReader(_DeadlineReader(self.dup(), self))
+        self.readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        # http.client closes the connection as soon as the server says `Connection: close`,
+        # while the answer is still to be read: the descriptor lives until its reader is done.
+        if self.readers > 0:
+            self.close_pending = True
+            return
+        super().close()
+
+    def reader_closed(self) -> None:
+        """A reader from `makefile` is done with the socket."""
+        self.readers -= 1
+        if self.readers <= 0 and self.close_pending:
+            self.close_pending = False
+            super().close()
 
 
 class _Connection(http.client.HTTPConnection):
@@ -224,16 +252,37 @@ class _Connection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         route, timeout = self.route, self.limits.connect_timeout_s
-        if route.netns_pid:
-            raw = socket_in_netns(route.netns_pid, route.host, route.port, timeout)
+        family = _numeric_family(route.host)
+        if route.netns_pid or family is None:
+            # Inside a namespace, or a host name to resolve: connect, then adopt the socket.
+            if route.netns_pid:
+                raw = socket_in_netns(route.netns_pid, route.host, route.port, timeout)
+            else:
+                raw = socket.create_connection((route.host, route.port), timeout=timeout)
+            sock = _DeadlineSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+            sock.settimeout(timeout)
         else:
-            raw = socket.create_connection((route.host, route.port), timeout=timeout)
-        sock = _DeadlineSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
-        sock.settimeout(timeout)
+            # An address (nearly always): one socket, no resolver (a connection per scrape
+            # to servers that close them, such as busybox httpd, makes this count).
+            sock = _DeadlineSocket(family, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect((route.host, route.port))
+            except BaseException:
+                sock.close()
+                raise
         sock.deadline = self.deadline
         sock.read_timeout = self.limits.read_timeout_s
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
+
+
+@functools.lru_cache(maxsize=1024)
+def _numeric_family(host: str) -> socket.AddressFamily | None:
+    """AF_INET or AF_INET6 for an address, None for a name."""
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
 
 
 def _mib(n: int) -> str:
@@ -386,6 +435,7 @@ class Scraper:
         self._metrics_failed = False
         self._model: str | None = None
         self._info_at = -math.inf
+        self._parse_caches = (ParseCache(), ParseCache())
 
     def close(self) -> None:
         """Close every connection."""
@@ -400,10 +450,10 @@ class Scraper:
         return client
 
     def _health_due(self, kind: ServerKind) -> bool:
+        # Ollama's /api/ps, asked every time, says it is up as well as its root route does.
         return (
             self._last_verdict is not Verdict.READY
             or self._metrics_failed
-            or kind.metrics_path is None
             or self._scrapes % HEALTH_EVERY == 0
         )
 
@@ -440,7 +490,9 @@ class Scraper:
                 return Observation(at, wall, kind, url, early.contact, why=early.why)
             kind = self.kind
         if kind is not None:
-            self._read_model(kind, api, fields)
+            early = self._read_model(kind, api, health, fields)
+            if early is not None:
+                return Observation(at, wall, kind, url, early.contact, why=early.why)
         return Observation(at, wall, kind, url, Contact.OK, health=health, **fields)
 
     def _read_metrics(
@@ -473,10 +525,16 @@ class Scraper:
             fields["metrics_why"] = f"metrics page: {answer.why}"
             return None
         if answer.status == 200:
-            page = parse(answer.text, WANTED)
-            said = kind_of_page(set(page.families))
-            if said is not None and said is not kind:
-                self.kind = said
+            histograms = self._scrapes % HISTOGRAM_EVERY == 1
+            wanted = WANTED if histograms else WANTED_WITHOUT_HISTOGRAMS
+            page = parse(answer.text, wanted, self._parse_caches[histograms])
+            fields["histograms"] = histograms
+            # The page confirms the server, or says which it is (asked again only when the
+            # page stops carrying the families of the server it was taken for).
+            if kind is None or not any(n.startswith(kind.page_prefixes) for n in page.families):
+                said = kind_of_page(set(page.families))
+                if said is not None:
+                    self.kind = said
             fields["metrics"] = MetricsAnswer.PAGE
             fields["page"] = page
             if page.truncated:
@@ -491,17 +549,23 @@ class Scraper:
             fields["metrics_why"] = f"metrics page answered HTTP {answer.status}"
         return None
 
-    def _read_model(self, kind: ServerKind, api: Route, fields: dict[str, Any]) -> None:
-        """The model an info route names (now and then), and Ollama's loaded models."""
+    def _read_model(
+        self, kind: ServerKind, api: Route, health: Health | None, fields: dict[str, Any]
+    ) -> Answer | None:
+        """The model an info route names (now and then), and Ollama's loaded models; an
+        Answer when Ollama, whose health was not asked this time, did not answer."""
         if kind is OLLAMA:
             answer = self._client(api).get(
                 self.target.prefix + OLLAMA_PS_PATH, max_bytes=MAX_PS_BYTES
             )
-            if answer.contact is Contact.OK and answer.status == 200:
+            self._metrics_failed = answer.contact is not Contact.OK or answer.status != 200
+            if answer.contact is not Contact.OK and health is None:
+                return answer
+            if not self._metrics_failed:
                 fields["loaded_models"] = loaded_models(_json(answer))
-            return
+            return None
         if kind.info_path is None or kind.info_model is None:
-            return
+            return None
         now = time.monotonic()
         if self._model is None or now - self._info_at >= INFO_EVERY_S:
             self._info_at = now
@@ -514,6 +578,7 @@ class Scraper:
                     self._model = safe_model_name(named)
         if self._model is not None:
             fields["model"] = self._model
+        return None
 
 
 # --- many containers --------------------------------------------------------------------------
