@@ -778,3 +778,15 @@ def test_scrapes_without_histograms_keep_the_last_percentiles():
     # The next page with histograms takes its deltas from the window as before.
     later = tracker.update(observe(VLLM, histogram_page((102, 108, 120, 120)), T0 + 10))
     assert later.ttft_p95_s is not None and later.ttft_p95_s > 0.5
+
+
+def test_histogram_counts_going_down_start_the_window_again():
+    # A page with histograms and no counters: only the buckets can show the restart.
+    tracker = ServingTracker()
+    tracker.update(observe(VLLM, histogram_page((0, 0, 100, 100)), T0))
+    tracker.update(observe(VLLM, histogram_page((0, 0, 200, 200)), T0 + 5))
+    restarted = tracker.update(observe(VLLM, histogram_page((0, 0, 0, 0)), T0 + 10))
+    assert restarted.ttft_p50_s is None
+    after = tracker.update(observe(VLLM, histogram_page((10, 10, 10, 10)), T0 + 15))
+    # Only the ten fast requests since the restart: not the slow ones from before it.
+    assert after.ttft_p95_s == pytest.approx(0.095)

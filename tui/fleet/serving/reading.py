@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -484,6 +485,10 @@ def quantile(q: float, bounds: tuple[float, ...], counts: tuple[float, ...]) -> 
 # --- the tracker ------------------------------------------------------------------------------
 
 
+def _went_down(before: tuple[float, ...], after: tuple[float, ...]) -> bool:
+    return any(a < b for a, b in zip(after, before, strict=True))
+
+
 def _count(value: float | None) -> int | None:
     if value is None or not math.isfinite(value) or value < 0:
         return None
@@ -514,6 +519,9 @@ class ServingTracker:
         self._percentile_window = percentile_window_s
         self._stale_after = stale_after
         self._history: deque[HistoryPoint] = deque(maxlen=history_points)
+        # The worker appends while another thread may copy: under the GIL both are single C
+        # calls, the lock keeps it so on a free-threaded Python.
+        self._history_lock = threading.Lock()
         self._counters: dict[Reading, deque[tuple[float, float]]] = {}
         self._hists: dict[Reading, deque[tuple[float, HistogramSnapshot]]] = {}
         self._last_percentiles: dict[tuple[Reading, float], float] = {}
@@ -536,7 +544,8 @@ class ServingTracker:
 
     def history(self) -> tuple[HistoryPoint, ...]:
         """The recent history, oldest first."""
-        return tuple(self._history)
+        with self._history_lock:
+            return tuple(self._history)
 
     # -- the update ----------------------------------------------------------------------------
 
@@ -618,15 +627,16 @@ class ServingTracker:
             reading = replace(reading, since=self._since)
         self.reading = reading
         fresh = not reading.stale
-        self._history.append(
-            HistoryPoint(
-                obs.wall,
-                reading.generation_tokens_per_s if fresh else None,
-                reading.requests_waiting if fresh else None,
-                reading.kv_cache_percent if fresh else None,
-                reading.ttft_p95_s if fresh else None,
+        with self._history_lock:
+            self._history.append(
+                HistoryPoint(
+                    obs.wall,
+                    reading.generation_tokens_per_s if fresh else None,
+                    reading.requests_waiting if fresh else None,
+                    reading.kv_cache_percent if fresh else None,
+                    reading.ttft_p95_s if fresh else None,
+                )
             )
-        )
         return reading
 
     # -- figures -------------------------------------------------------------------------------
@@ -717,7 +727,13 @@ class ServingTracker:
                 del self._hists[reading]
         for reading, hist in ex.histograms.items():
             points = self._hists.get(reading)
-            if points is None or (points and points[-1][1].bounds != hist.bounds):
+            if (
+                points is None
+                or (points and points[-1][1].bounds != hist.bounds)
+                or (points and _went_down(points[-1][1].counts, hist.counts))
+            ):
+                # New, laid out anew, or counted from zero again (a restart the counters
+                # did not show): the window starts here.
                 points = self._hists[reading] = deque(maxlen=_WINDOW_POINTS)
             points.append((obs.at, hist))
             while len(points) > 2 and points[1][0] <= obs.at - self._percentile_window:

@@ -525,7 +525,8 @@ class Scraper:
             fields["metrics_why"] = f"metrics page: {answer.why}"
             return None
         if answer.status == 200:
-            histograms = self._scrapes % HISTOGRAM_EVERY == 1
+            # The first two scrapes read them, so that percentiles come with the first rates.
+            histograms = self._scrapes <= 2 or self._scrapes % HISTOGRAM_EVERY == 1
             wanted = WANTED if histograms else WANTED_WITHOUT_HISTOGRAMS
             page = parse(answer.text, wanted, self._parse_caches[histograms])
             fields["histograms"] = histograms
