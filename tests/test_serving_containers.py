@@ -27,16 +27,13 @@ from tests.fixtures.serving.rig import (
     server_command,
     set_route,
 )
+from tests.helpers import TEST_LABEL
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.serving.discover import Target, discover
 from tui.fleet.serving.reading import ServingReading
 from tui.fleet.serving.scrape import ServingPool
 
-pytestmark = pytest.mark.engine
-
-# conftest's label: its session sweep removes whatever a failing test leaves behind.
-TEST_LABEL = "aitop.test"
 CGI_METRICS = {"aitop.metrics-path": "/cgi-bin/srv/metrics"}
 
 Run = Callable[..., str]

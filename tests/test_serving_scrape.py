@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for
 from tui.fleet.serving.discover import Route, Target
 from tui.fleet.serving.reading import Contact, MetricsAnswer
 from tui.fleet.serving.scrape import (
@@ -131,13 +132,6 @@ def routes(table: dict[str, tuple[int, bytes]], *, close: bool = True) -> Handle
         answer(status, body, close=close)(conn, request)
 
     return handle
-
-
-def wait_for(predicate: Callable[[], object], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"not within {timeout} s"
-        time.sleep(0.02)
 
 
 def closed_port() -> int:
