@@ -31,8 +31,8 @@ from tests.helpers import TEST_LABEL
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.serving.discover import Target, discover
-from tui.fleet.serving.reading import ServingReading
 from tui.fleet.serving.scrape import ServingPool
+from tui.fleet.serving.types import ServingReading
 
 CGI_METRICS = {"aitop.metrics-path": "/cgi-bin/srv/metrics"}
 

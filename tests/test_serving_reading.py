@@ -14,14 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tui.fleet.serving.parse import parse
 from tui.fleet.serving.reading import (
     HISTORY_POINTS,
-    JSON_KEYS,
     STALE_AFTER,
     Contact,
-    LoadedModel,
     MetricsAnswer,
     Observation,
-    ServingReading,
-    ServingState,
     ServingTracker,
     quantile,
 )
@@ -40,6 +36,7 @@ from tui.fleet.serving.servers import (
     Verdict,
     kind_of_page,
 )
+from tui.fleet.serving.types import JSON_KEYS, LoadedModel, ServingReading, ServingState
 
 FIXTURES = Path(__file__).parent / "fixtures" / "serving"
 T0 = 10_000.0

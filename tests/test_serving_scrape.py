@@ -497,3 +497,16 @@ def test_no_descriptor_is_left_open(serve, keep_alive):
     for _ in range(20):
         assert HttpClient(huge.route, FAST).get("/").contact is Contact.FAILED
     assert open_descriptors() <= before + 1
+
+
+def test_a_container_that_stopped_is_forgotten(serve):
+    server = serve(answer(200, b"vllm:num_requests_running 1\n"))
+    pool = pool_of({"a": Target(None, server.route, server.route, found_by="label")})
+    try:
+        pool.poll()
+        wait_for(lambda: pool.busy() == 0, timeout=3)
+        assert pool.reading("a") is not None
+        pool.watch("a", {"Id": "a", "State": {}}, 0)
+        assert pool.reading("a") is None and pool.poll() == 0
+    finally:
+        pool.close()

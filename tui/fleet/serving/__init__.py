@@ -5,8 +5,11 @@
   the answer, its metrics route and the flag that turns metrics on, and its alias table
   (canonical reading -> metric names across versions, with units and scale).
 - `parse`: a small filtered Prometheus text-format parser, bounded and linear.
-- `reading`: the canonical immutable reading per container, and the tracker that turns
-  successive scrapes into readings (rates, windowed percentiles, restarts, staleness, history).
+- `types`: the plain data handed on: `ServingReading` (the canonical immutable reading per
+  container, `to_json()` for `aitop snapshot --json`), `ServingState`, `LoadedModel`,
+  `HistoryPoint`. Widgets may import it (as `gpu.types`, `logs.types`).
+- `reading`: the tracker that turns successive scrapes into readings (rates, windowed
+  percentiles, restarts, staleness, history).
 - `scrape`: HTTP with hard limits, health probes, Ollama's `/api/ps`, network-namespace
   connections, and the bounded worker pool (`ServingPool`) that scrapes many containers.
 - `discover`: from a container's inspect data (and its host PID), which server it runs and

@@ -44,12 +44,8 @@ from tui.fleet.serving.discover import Route, Target, discover
 from tui.fleet.serving.parse import MAX_PAGE_CHARS, ParseCache, parse
 from tui.fleet.serving.reading import (
     Contact,
-    HistoryPoint,
-    LoadedModel,
     MetricsAnswer,
     Observation,
-    ServingReading,
-    ServingState,
     ServingTracker,
     safe_model_name,
 )
@@ -64,6 +60,7 @@ from tui.fleet.serving.servers import (
     Verdict,
     kind_of_page,
 )
+from tui.fleet.serving.types import HistoryPoint, LoadedModel, ServingReading, ServingState
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -636,7 +633,11 @@ class ServingPool:
         self._closed = False
 
     def watch(self, container_id: str, attrs: Mapping[str, Any], pid: int) -> None:
-        """Start (or keep) watching a container, from its latest inspect data."""
+        """Start (or keep) watching a container, from its latest inspect data and the host PID
+        of its main process; a container that does not run (`pid` 0) serves nothing."""
+        if pid <= 0:
+            self.forget(container_id)
+            return
         with self._lock:
             current = self._watched.get(container_id)
             if current is not None and current.pid == pid:
