@@ -787,3 +787,37 @@ def test_histogram_counts_going_down_start_the_window_again():
     after = tracker.update(observe(VLLM, histogram_page((10, 10, 10, 10)), T0 + 15))
     # Only the ten fast requests since the restart: not the slow ones from before it.
     assert after.ttft_p95_s == pytest.approx(0.095)
+
+
+def test_triton_latency_options_in_their_units():
+    # --metrics-config summary_latencies=true: Triton's own quantiles, in microseconds;
+    # histogram_latencies=true: first-response buckets in milliseconds.
+    extra = (
+        "# TYPE nv_inference_request_summary_us summary\n"
+        'nv_inference_request_summary_us{model="ensemble",quantile="0.5",version="1"} 2100000\n'
+        'nv_inference_request_summary_us{model="ensemble",quantile="0.95",version="1"} 8400000\n'
+        'nv_inference_request_summary_us{model="tensorrt_llm",quantile="0.95",version="1"} 9e6\n'
+        'nv_inference_request_summary_us_count{model="ensemble",version="1"} 700\n'
+        'nv_inference_request_summary_us_sum{model="ensemble",version="1"} 2.4e9\n'
+        "# TYPE nv_inference_first_response_histogram_ms histogram\n"
+    )
+
+    def first_response(counts: tuple[int, ...]) -> str:
+        return "".join(
+            f'nv_inference_first_response_histogram_ms_bucket{{le="{le}",model="ensemble",'
+            f'version="1"}} {c}\n'
+            for le, c in zip(("100", "500", "2000", "5000", "+Inf"), counts, strict=True)
+        )
+
+    tracker = ServingTracker()
+    tracker.update(observe(TRITON, text("triton") + extra + first_response((0, 0, 0, 0, 0)), T0))
+    reading = tracker.update(
+        observe(TRITON, text("triton.t2") + extra + first_response((0, 10, 20, 20, 20)), T0 + 15)
+    )
+    # The ensemble's p95 (what clients wait for), not its step's: 8.4 s.
+    assert reading.e2e_p95_s == pytest.approx(8.4)
+    # p50: rank 10 of 20 falls at the top of (100, 500] ms.
+    assert reading.ttft_p50_s == pytest.approx(0.5)
+    idle = extra.replace("8400000", "NaN")
+    quiet = ServingTracker().update(observe(TRITON, text("triton") + idle, T0))
+    assert quiet.e2e_p95_s is None, "a quantile of nothing (NaN while idle) says nothing"

@@ -291,6 +291,14 @@ def safe_model_name(name: str) -> str:
     return safe_text(model_display_name(name), limit=MAX_MODEL_CHARS)
 
 
+def _combined(values: list[float], combine: Combine) -> float:
+    if combine is Combine.MEAN:
+        return sum(values) / len(values)
+    if combine is Combine.MAX:
+        return max(values)
+    return sum(values)
+
+
 def extract(kind: ServerKind, page: Page) -> Extract:
     """The figures a page gives, read through the kind's alias table."""
     out = Extract({}, {}, {}, {}, _page_models(kind, page), None)
@@ -305,10 +313,7 @@ def extract(kind: ServerKind, page: Page) -> Extract:
         if alias.shape is Shape.GAUGE:
             values = [v for t, f in present for _, v in _scalar_values(t, f)]
             if values:
-                total = sum(values)
-                out.gauges[reading] = (
-                    total / len(values) if alias.combine is Combine.MEAN else total
-                )
+                out.gauges[reading] = _combined(values, alias.combine)
         elif alias.shape is Shape.COUNTER:
             pairs = [p for t, f in present for p in _scalar_values(t, f)]
             if pairs:
@@ -364,6 +369,10 @@ def _count(value: float | None) -> int | None:
     if value is None or not math.isfinite(value) or value < 0:
         return None
     return round(value)
+
+
+def _seconds(value: float | None) -> float | None:
+    return value if value is not None and value >= 0 else None
 
 
 def _percent(fraction: float | None) -> float | None:
@@ -541,7 +550,8 @@ class ServingTracker:
             ttft_p50_s=pct.get((Reading.TTFT, 0.5)),
             ttft_p95_s=pct.get((Reading.TTFT, 0.95)),
             itl_p50_s=pct.get((Reading.ITL, 0.5)),
-            e2e_p95_s=pct.get((Reading.E2E, 0.95)),
+            # A server that says its own p95 (Triton's summary) rather than buckets.
+            e2e_p95_s=pct.get((Reading.E2E, 0.95), _seconds(gauges.get(Reading.E2E))),
             errors_per_s=rates.get(Reading.ERRORS),
             preemptions_per_s=rates.get(Reading.PREEMPTIONS),
         )

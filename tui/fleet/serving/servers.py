@@ -68,6 +68,8 @@ class Combine(str, Enum):
 
     SUM = "sum"
     MEAN = "mean"
+    MAX = "max"
+    """The worst: quantiles of several series cannot be added."""
 
 
 LabelTest = Callable[[Mapping[str, str]], bool]
@@ -569,6 +571,23 @@ TRITON = ServerKind(
             unit="s",
             scale=1e-3,
             prefer=("model", "ensemble"),
+        ),
+        # Only with --metrics-config summary_latencies=true: Triton's own p95 (microseconds,
+        # NaN while idle). Without it Triton gives a mean only, which is no p95: None.
+        Reading.E2E: Alias(
+            Shape.GAUGE,
+            (
+                (
+                    Term(
+                        "nv_inference_request_summary_us",
+                        scale=1e-6,
+                        keep=label_in("quantile", "0.95"),
+                        prefer=("model", "ensemble"),
+                    ),
+                ),
+            ),
+            Combine.MAX,
+            "s",
         ),
         Reading.ERRORS: one(
             Shape.COUNTER,
