@@ -821,3 +821,22 @@ def test_triton_latency_options_in_their_units():
     idle = extra.replace("8400000", "NaN")
     quiet = ServingTracker().update(observe(TRITON, text("triton") + idle, T0))
     assert quiet.e2e_p95_s is None, "a quantile of nothing (NaN while idle) says nothing"
+
+
+def test_settled_once_the_first_rates_are_known():
+    tracker = ServingTracker()
+    seen = [tracker.settled]
+    for i, page in enumerate(("vllm_v1", "vllm_v1.t2", "vllm_v1.restart", "vllm_v1.restart")):
+        tracker.update(observe(VLLM, text(page), T0 + i))
+        seen.append(tracker.settled)
+    # Nothing yet; one page (no rate); two; restarted (rates start again); two again.
+    assert seen == [False, False, True, False, True]
+    loading = ServingTracker()
+    loading.update(observe(VLLM, None, T0, contact=Contact.REFUSED))
+    assert loading.settled, "a loading server has said all it will"
+    ollama = ServingTracker()
+    ollama.update(observe(OLLAMA, None, T0, loaded_models=()))
+    assert ollama.settled
+    unknown = ServingTracker()
+    unknown.update(observe(None, "x 1\n", T0))
+    assert unknown.settled

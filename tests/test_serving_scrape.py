@@ -510,3 +510,29 @@ def test_a_container_that_stopped_is_forgotten(serve):
         assert pool.reading("a") is None and pool.poll() == 0
     finally:
         pool.close()
+
+
+def test_the_pool_is_settled_once_every_server_has_rates(serve):
+    page = (FIXTURES / "vllm_v1.metrics").read_bytes()
+    server = serve(routes({"/health": (200, b""), "/metrics": (200, page)}))
+    loading = Route("127.0.0.1", closed_port())
+    pool = pool_of(
+        {
+            "ready": Target(VLLM, server.route, server.route, found_by="flag"),
+            "loading": Target(VLLM, loading, loading, found_by="flag"),
+        }
+    )
+    try:
+        assert not pool.settled()
+        pool.poll()
+        wait_for(lambda: pool.busy() == 0, timeout=3)
+        assert not pool.settled(), "one page: no rates yet"
+        pool.poll()
+        wait_for(lambda: pool.busy() == 0, timeout=3)
+        assert pool.settled()
+        ready = pool.reading("ready")
+        assert ready is not None and ready.prompt_tokens_per_s is not None
+        still_loading = pool.reading("loading")
+        assert still_loading is not None and still_loading.state.name == "loading"
+    finally:
+        pool.close()

@@ -416,6 +416,19 @@ class ServingTracker:
         self._since: float | None = None
         self._info_model: str | None = None
         self._restarts = 0
+        self._pages = 0
+
+    @property
+    def settled(self) -> bool:
+        """True once the reading says all it will: it is not ready (loading, metrics off,
+        unreachable...), or it is and its rates are known (two pages read since the start or
+        the last restart; a server without a metrics page needs one answer)."""
+        reading = self.reading
+        if reading is None:
+            return False
+        if reading.state.name != "ready" or reading.loaded_models is not None:
+            return True
+        return self._pages >= 2 or (reading.kind == "unknown" and self._pages >= 1)
 
     @property
     def restarts(self) -> int:
@@ -530,6 +543,8 @@ class ServingTracker:
         base = ServingReading(
             kind, ServingState("ready"), obs.url, model, loaded_models=obs.loaded_models
         )
+        if obs.page is not None:
+            self._pages += 1
         if obs.page is None or obs.kind is None:
             return base
         ex = extract(obs.kind, obs.page)
@@ -570,6 +585,7 @@ class ServingTracker:
                 break
         self._series = ex.series
         if restarted:
+            self._pages = 1
             self._restarts += 1
             self._restarted_at = obs.wall
             self._since = obs.wall

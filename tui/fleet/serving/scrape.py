@@ -692,6 +692,13 @@ class ServingPool:
             watched = self._watched.get(container_id)
         return watched.tracker.history() if watched is not None else ()
 
+    def settled(self) -> bool:
+        """True once every watched container's reading says all it will (see
+        `ServingTracker.settled`): what `aitop snapshot --json` waits for, as for CPU."""
+        with self._lock:
+            watched = [w for w in self._watched.values() if not w.gone]
+        return all(w.tracker.settled for w in watched)
+
     def busy(self) -> int:
         """Scrapes in flight."""
         with self._lock:
