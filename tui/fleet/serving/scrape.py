@@ -446,7 +446,7 @@ class Scraper:
             client = self._clients[route] = HttpClient(route, self._limits)
         return client
 
-    def _health_due(self, kind: ServerKind) -> bool:
+    def _health_due(self) -> bool:
         # Ollama's /api/ps, asked every time, says it is up as well as its root route does.
         return (
             self._last_verdict is not Verdict.READY
@@ -469,7 +469,7 @@ class Scraper:
             else metrics_route.url(target.prefix + target.metrics_path)
         )
         health: Health | None = None
-        if kind is not None and kind.health_path is not None and self._health_due(kind):
+        if kind is not None and kind.health_path is not None and self._health_due():
             answer = self._client(api).get(
                 target.prefix + kind.health_path, max_bytes=MAX_HEALTH_BYTES
             )
