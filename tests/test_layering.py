@@ -26,6 +26,7 @@ WIDGET_ALLOWED = (
     "tui.fleet.logs.types",
     "tui.fleet.sanitize",
     "tui.fleet.units",
+    "tui.fleet.serving.types",
 )
 
 
