@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from tui.fleet.gpu.types import ContainerGpu, GpuReport
+from tui.fleet.serving.types import HistoryPoint, ServingReading
 
 EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
 
@@ -98,6 +99,11 @@ class ContainerSnapshot:
     stats: ContainerStats = NO_STATS
     gpus: tuple[ContainerGpu, ...] = ()
     """What the container holds on each GPU, from NVML's process list."""
+    serving: ServingReading | None = None
+    """What its model server says (and its log, where the server says nothing); None for a
+    container that serves no model (or not known yet)."""
+    serving_history: tuple[HistoryPoint, ...] = ()
+    """The server's recent figures, oldest first (for sparklines)."""
 
 
 @dataclass(frozen=True)

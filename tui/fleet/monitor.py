@@ -5,7 +5,10 @@
   within milliseconds. When the engine goes away it marks it unreachable, retries with
   backoff and, once the engine answers again, resynchronises the whole inventory.
 - The *sampler* thread reads CPU, memory, network and block I/O on a drift-free schedule,
-  from the kernel's cgroup files when the engine is local, else from the stats API.
+  from the kernel's cgroup files when the engine is local, else from the stats API. Each tick
+  it also hands the model servers' scrapes to a `ServingPool` (its own few threads; the tick
+  never waits for them), and now and then a round of small log reads (`LogWatch`, on the
+  engine pool) for the model containers whose state the servers' pages do not tell.
 
 Nothing here knows about the UI: snapshots go to an `on_snapshot` callback.
 """
@@ -19,13 +22,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import GpuReport, container_gpu_usage
-from tui.fleet.inventory import container_info, info_from_summary
+from tui.fleet.inventory import container_info, info_from_summary, parse_time
 from tui.fleet.metrics.apistats import ApiStats
 from tui.fleet.metrics.cgroups import CgroupPaths, CgroupReader, RawSample
 from tui.fleet.metrics.host import HostSampler
@@ -39,6 +43,8 @@ from tui.fleet.models import (
     FleetSnapshot,
     HostSnapshot,
 )
+from tui.fleet.serving.logstate import LOG_ROUND_S, LogWatch, WatchCounts, merge, needs_log
+from tui.fleet.serving.scrape import ServingPool
 
 # Event actions that change what the table shows. Health checks also emit exec_* events
 # every interval; those change nothing we show and are ignored.
@@ -72,6 +78,36 @@ INSPECT_WORKERS = 8
 SSH_WORKERS = 2
 """Parallel inspects of an ssh:// engine: they share one ssh connection (see SshTunnel), and a
 first listing's hundreds of them over a slow link should not flood it."""
+SERVING_GAP = 0.5
+"""Least seconds between two scrapes of the model servers (the first two samples are 0.1 s
+apart; a rate over a tenth of a second says little)."""
+
+
+RUN_LOG_MARGIN_NS = 1_000_000_000
+"""How long before its recorded start a run's first lines may be stamped: the engine stamps
+StartedAt after the process began writing."""
+
+
+def run_log_start(attrs: Mapping[str, Any]) -> int:
+    """Where the log of a container's current run begins, in ns since the epoch: a little
+    before its start, but after the previous run finished (its last lines are not this
+    run's); 0 when the start is not known."""
+    state = attrs.get("State") or {}
+    started = parse_time(state.get("StartedAt"))
+    if not started:
+        return 0
+    begin = int(started * 1e9) - RUN_LOG_MARGIN_NS
+    finished = parse_time(state.get("FinishedAt"))
+    if finished and finished < started:
+        begin = max(begin, int(finished * 1e9) + 1_000)  # parse_time keeps microseconds
+    return max(begin, 1)
+
+
+def remote_host(url: str) -> str | None:
+    """The host a remote engine's published ports are on (None for a local engine)."""
+    if url.startswith(("unix://", "npipe://")):
+        return None
+    return urlsplit(url).hostname or ""
 
 
 def next_tick(due: float, now: float, interval: float) -> float:
@@ -130,6 +166,15 @@ class FleetMonitor:
         self._details_go = threading.Event()
         self._details_go.set()
         self._threads: list[threading.Thread] = []
+        # Model servers: scraped on the pool's own threads; their logs read on the engine pool.
+        self._serving = ServingPool(remote_host=remote_host(engine.url))
+        # Running containers' log framing (TTY or not) and where their current run's log
+        # begins (ns), from their inspect data.
+        self._log_source: dict[str, tuple[bool, int]] = {}
+        self._logs = LogWatch(self._read_log)
+        self._logs_busy = threading.Lock()
+        self._serving_at = -SERVING_GAP
+        self._logs_at: float | None = None
 
     # --- public API -----------------------------------------------------------------------
 
@@ -181,6 +226,7 @@ class FleetMonitor:
         for thread in self._threads:
             thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._serving.close()
         self._api_stats.close()
         self._gpu_sampler.close()
         self._cgroups.close()
@@ -226,8 +272,11 @@ class FleetMonitor:
             self._details_go.wait(DETAILS_WAIT)
         infos = [i for i in self._pool.map(self._inspect, list(quick)) if i is not None]
         with self._lock:
+            gone = set(self._containers).union(old) - {info.id for info in infos}
             self._containers = {info.id: info for info in infos}
             self._stats = {k: v for k, v in self._stats.items() if k in self._containers}
+        for cid in gone:
+            self._forget_serving(cid)
 
     def sample(self) -> None:
         """Take one reading of the host, its GPUs and every running container."""
@@ -272,12 +321,54 @@ class FleetMonitor:
         if sampled:
             self._first_figures.set()
 
+    def poll_serving(self) -> None:
+        """Start a scrape of every model server (never waits for them), and a round of log
+        reads when one is due and none is running. The sampler calls it each tick."""
+        now = time.monotonic()
+        if now - self._serving_at < SERVING_GAP:
+            return
+        self._serving_at = now
+        self._serving.poll()
+        if self._logs_at is None:
+            # The first scrapes say which servers need their logs read: a round later.
+            self._logs_at = now
+        elif now - self._logs_at >= LOG_ROUND_S and not self._logs_busy.locked():
+            wanted = self._log_wanted()
+            if wanted:
+                self._logs_at = now
+                with contextlib.suppress(RuntimeError):  # the pool shut down: stopping
+                    self._pool.submit(self._log_round, wanted)
+
+    def read_serving_logs(self) -> int:
+        """One round of log reads now, on the calling thread (`aitop snapshot --json`);
+        returns how many containers' logs were read."""
+        wanted = self._log_wanted()
+        return self._log_round(wanted) if wanted else 0
+
+    def serving_settled(self) -> bool:
+        """True once every model server's reading says all it will (its first rates, or a
+        state that has none): what a one-shot snapshot waits for."""
+        return self._serving.settled()
+
+    @property
+    def log_counts(self) -> WatchCounts:
+        """What the log reads cost so far (`LogWatch.counts`)."""
+        return self._logs.counts
+
     def snapshot(self) -> FleetSnapshot:
         """The current picture, as an immutable snapshot."""
+        readings = self._serving.readings()
+        signals = self._logs.signals()
         with self._lock:
             usage = container_gpu_usage(self._gpu) if self._gpu is not None else {}
             containers = tuple(
-                ContainerSnapshot(info, self._stats.get(cid, NO_STATS), usage.get(cid, ()))
+                ContainerSnapshot(
+                    info,
+                    self._stats.get(cid, NO_STATS),
+                    usage.get(cid, ()),
+                    merge(readings.get(cid), signals.get(cid)),
+                    self._serving.history(cid) if cid in readings else (),
+                )
                 for cid, info in sorted(self._containers.items(), key=lambda kv: kv[1].name)
             )
             return FleetSnapshot(
@@ -300,6 +391,8 @@ class FleetMonitor:
         if not cid:
             return False
         info = None if action == "destroy" else self._inspect(cid)
+        if info is None:
+            self._forget_serving(cid)
         with self._lock:
             if info is None:
                 self._containers.pop(cid, None)
@@ -359,6 +452,8 @@ class FleetMonitor:
             first = not self._raw
             with contextlib.suppress(Exception):
                 self.sample()
+            with contextlib.suppress(Exception):
+                self.poll_serving()
             self._publish()
             if first:
                 self._stop.wait(FIRST_INTERVAL)
@@ -382,9 +477,61 @@ class FleetMonitor:
 
     def _inspect(self, cid: str) -> ContainerInfo | None:
         try:
-            return container_info(self.engine.inspect(cid), self.rules)
+            attrs = self.engine.inspect(cid)
         except ContainerGone:
             return None
+        info = container_info(attrs, self.rules)
+        # A paused server cannot answer: its scrapes would hold a worker to the deadline.
+        serving = info.state == "running"
+        self._serving.watch(cid, attrs, info.pid if serving else 0)
+        if serving:
+            tty = bool((attrs.get("Config") or {}).get("Tty"))
+            self._log_source[cid] = (tty, run_log_start(attrs))
+        else:
+            self._log_source.pop(cid, None)
+            self._logs.forget(cid)
+        return info
+
+    def _forget_serving(self, cid: str) -> None:
+        self._serving.forget(cid)
+        self._logs.forget(cid)
+        self._log_source.pop(cid, None)
+
+    def _log_wanted(self) -> list[tuple[str, int]]:
+        """The running model containers whose state their server's pages do not tell, each
+        with the start of its current run (ns)."""
+        readings = self._serving.readings()
+        with self._lock:
+            infos = [c for c in self._containers.values() if c.is_model and c.state == "running"]
+        sources = self._log_source
+        return [
+            (info.id, sources[info.id][1])
+            for info in infos
+            if info.id in sources and needs_log(readings.get(info.id))
+        ]
+
+    def _log_round(self, wanted: list[tuple[str, int]]) -> int:
+        with self._logs_busy:
+            return self._logs.round(wanted)
+
+    def _read_log(
+        self, cid: str, tail: int, since_ns: int, max_bytes: int
+    ) -> list[tuple[int, bytes]]:
+        """The engine's log messages of one container: the last `tail` since `since_ns`, at
+        most `max_bytes` of them (the stream is closed there)."""
+        messages: list[tuple[int, bytes]] = []
+        size = 0
+        with self.engine.open_logs(
+            cid, follow=False, tail=tail, since_ns=since_ns, tty=self._log_source[cid][0]
+        ) as stream:
+            while size < max_bytes:
+                batch = stream.read()
+                if not batch:
+                    break
+                for message in batch:
+                    messages.append(message)
+                    size += len(message[1])
+        return messages
 
     def _locate(self, info: ContainerInfo) -> CgroupPaths | None:
         paths = self._paths.get(info.id)

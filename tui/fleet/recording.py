@@ -16,6 +16,7 @@ from tui.fleet.models import (
     FleetSnapshot,
     HostSnapshot,
 )
+from tui.fleet.serving.types import HistoryPoint, LoadedModel, ServingReading, ServingState
 
 
 def dump(snapshot: FleetSnapshot) -> dict[str, Any]:
@@ -48,6 +49,20 @@ def load_gpu(data: dict[str, Any] | None) -> GpuReport | None:
     return GpuReport(**{**data, "devices": devices, "processes": processes})
 
 
+def load_serving(data: dict[str, Any] | None) -> ServingReading | None:
+    """The serving reading `dump()` produced (None stays None)."""
+    if data is None:
+        return None
+    models = data.get("loaded_models")
+    return ServingReading(
+        **{
+            **data,
+            "state": ServingState(**data["state"]),
+            "loaded_models": None if models is None else tuple(LoadedModel(**m) for m in models),
+        }
+    )
+
+
 def load(data: dict[str, Any]) -> FleetSnapshot:
     """The snapshot `dump()` produced."""
     containers = tuple(
@@ -60,6 +75,8 @@ def load(data: dict[str, Any]) -> FleetSnapshot:
             ),
             stats=ContainerStats(**c["stats"]),
             gpus=tuple(ContainerGpu(**g) for g in c.get("gpus", ())),
+            serving=load_serving(c.get("serving")),
+            serving_history=tuple(HistoryPoint(**p) for p in c.get("serving_history", ())),
         )
         for c in data.get("containers", ())
     )

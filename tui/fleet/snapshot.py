@@ -4,6 +4,10 @@ Secrets are masked as the inspect view masks them: a label whose name looks secr
 (`*_TOKEN`, `*_API_KEY`, `GH_PAT`, ...) reads `••••••••`, and a URL password or connection-
 string secret inside any other label value is masked in place (`tui.fleet.secrets`). The JSON
 goes to scripts, logs and tickets; nothing in it should need redacting by hand.
+
+Each container's `serving` is what its model server says (`ServingReading.to_json`: exactly
+`tui.fleet.serving.types.JSON_KEYS`), null for a container that serves no model; the snapshot
+waits for the servers' first rates as it waits for the CPU figures.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ SETTLE = 0.25
 API_SETTLE = 4.0
 """Longest wait for the figures of an engine read through its stats API: its streams send a
 reading a second, and the rates need two."""
+SERVING_SETTLE = 5.0
+"""Longest wait for the model servers' first rates (two pages each; a slow server's scrape
+gives up within its 2 s deadline)."""
+SERVING_GAP = 0.5
+"""Seconds between two scrapes of the servers while waiting."""
 
 
 class ContainerJson(TypedDict):
@@ -58,6 +67,8 @@ class ContainerJson(TypedDict):
     gpus: list[dict[str, Any]]
     """What it holds on each GPU (`gpu.types.container_gpus_json`)."""
     gpus_assigned: list[str]
+    serving: dict[str, object] | None
+    """What its model server says (`ServingReading.to_json`); null when it serves none."""
 
 
 class HostFiguresJson(TypedDict):
@@ -133,6 +144,7 @@ def container_to_json(c: ContainerSnapshot) -> ContainerJson:
         "labels": mask_labels(info.labels),
         "gpus": container_gpus_json(c.gpus),
         "gpus_assigned": list(info.gpus_assigned),
+        "serving": c.serving.to_json() if c.serving is not None else None,
     }
 
 
@@ -161,21 +173,29 @@ def collect(
     engine: Engine, *, settle: float = SETTLE, rules: DetectionRules = DEFAULT_RULES
 ) -> FleetSnapshot:
     """Connect, list and sample `settle` seconds apart until every running container has its
-    figures (twice from cgroup files; through the stats API, for up to API_SETTLE seconds);
-    raises EngineError."""
+    figures (twice from cgroup files; through the stats API, for up to API_SETTLE seconds),
+    and its model server its first rates (up to SERVING_SETTLE seconds); raises EngineError."""
     monitor = FleetMonitor(engine, rules=rules)
-    monitor.connect()
-    monitor.resync()
-    monitor.sample()
-    time.sleep(settle)
-    monitor.sample()
-    deadline = time.monotonic() + API_SETTLE
-    while not _figures_in(monitor.snapshot()) and time.monotonic() < deadline:
+    try:
+        monitor.connect()
+        monitor.resync()
+        monitor.poll_serving()
+        monitor.sample()
         time.sleep(settle)
         monitor.sample()
-    snapshot = monitor.snapshot()
-    monitor.stop()
-    return snapshot
+        deadline = time.monotonic() + API_SETTLE
+        while not _figures_in(monitor.snapshot()) and time.monotonic() < deadline:
+            time.sleep(settle)
+            monitor.sample()
+        deadline = time.monotonic() + SERVING_SETTLE
+        while not monitor.serving_settled() and time.monotonic() < deadline:
+            time.sleep(SERVING_GAP)
+            monitor.poll_serving()
+        # What the logs say of the servers whose pages said nothing (or that have none).
+        monitor.read_serving_logs()
+        return monitor.snapshot()
+    finally:
+        monitor.stop()
 
 
 def _figures_in(snapshot: FleetSnapshot) -> bool:
