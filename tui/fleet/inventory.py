@@ -15,7 +15,7 @@ from typing import Any
 
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules, classify
 from tui.fleet.gpu.types import gpus_assigned
-from tui.fleet.models import ContainerInfo
+from tui.fleet.models import ContainerInfo, LastExit
 from tui.fleet.sanitize import safe_mapping, safe_text
 
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -64,6 +64,21 @@ def format_ports(port_map: Mapping[str, Any] | None) -> tuple[str, ...]:
     return tuple(safe_text(p) for p in published + exposed)
 
 
+def last_exit(state: Mapping[str, Any]) -> LastExit | None:
+    """How the last run ended, from inspect's `State`; None when no run ended yet.
+
+    While a container runs again the engine has reset `ExitCode` and `OOMKilled`: the code
+    is then unknown here (the monitor fills it in from the engine's `die` events).
+    """
+    finished = parse_time(state.get("FinishedAt"))
+    if finished is None:
+        return None
+    # A restarting container still counts as running, but its code is the run that ended.
+    if state.get("Running") and not state.get("Restarting"):
+        return LastExit(None, at=finished)
+    return LastExit(int(state.get("ExitCode") or 0), bool(state.get("OOMKilled")), finished)
+
+
 def container_info(
     attrs: Mapping[str, Any], rules: DetectionRules = DEFAULT_RULES
 ) -> ContainerInfo:
@@ -102,6 +117,8 @@ def container_info(
         exit_code=int(state.get("ExitCode") or 0),
         oom_killed=bool(state.get("OOMKilled")),
         gpus_assigned=tuple(safe_text(g) for g in gpus_assigned(attrs)),
+        finished_at=parse_time(state.get("FinishedAt")),
+        last_exit=last_exit(state),
     )
 
 

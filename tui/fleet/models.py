@@ -11,9 +11,88 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from tui.fleet.gpu.types import ContainerGpu, GpuReport
+from tui.fleet.logs.types import LineKind
 from tui.fleet.serving.types import HistoryPoint, ServingReading
 
 EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
+RESTART_WINDOW_S = 600.0
+"""The window `ContainerInfo.restarts_recent` counts restarts in: the last 10 minutes."""
+
+SIGNAL_BASE = 128
+"""A process killed by signal N exits with 128 + N (the shell's and the engine's convention)."""
+
+
+@dataclass(frozen=True)
+class LastExit:
+    """How a container's last run ended (issue 17, "why it died")."""
+
+    code: int | None
+    """Its exit code; None when not known (a container restarted before aitop watched it)."""
+    oom_killed: bool = False
+    """The kernel's OOM killer ended it (the engine's `OOMKilled`, or an `oom` event)."""
+    at: float | None = None
+    """When it ended, seconds since the epoch (`FinishedAt`); None when not known."""
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that ended it (9 for exit code 137), when the code says one did."""
+        if self.code is not None and SIGNAL_BASE < self.code <= SIGNAL_BASE + 64:
+            return self.code - SIGNAL_BASE
+        return None
+
+
+EVENT_KINDS: tuple[LineKind, ...] = (
+    LineKind.CUDA_OOM,
+    LineKind.NCCL,
+    LineKind.OOM_KILLED,
+    LineKind.TRACEBACK,
+    LineKind.ERROR,
+)
+"""The log line kinds counted as events, in the order a row shows them: trouble, not the
+progress lines (model-load, model-ready) a healthy start prints by the dozen."""
+ALARMING_KINDS: frozenset[LineKind] = frozenset(
+    {LineKind.CUDA_OOM, LineKind.NCCL, LineKind.OOM_KILLED}
+)
+"""Events a row shows in a warning colour: out of memory (GPU or host) and NCCL failures."""
+
+
+@dataclass(frozen=True)
+class LogEventCounts:
+    """How many event lines (`EVENT_KINDS`) a container logged since its current start."""
+
+    counts: tuple[tuple[LineKind, int], ...] = ()
+    """(kind, count) for each kind seen at least once, in `EVENT_KINDS` order."""
+    read: bool = False
+    """True once its log was read since the current start (no counts then means none);
+    False while nothing was read (not a model container, or not yet)."""
+
+    def get(self, kind: LineKind) -> int:
+        """The count of one kind (0 when none)."""
+        return next((n for k, n in self.counts if k is kind), 0)
+
+    @property
+    def total(self) -> int:
+        """Event lines of every kind."""
+        return sum(n for _, n in self.counts)
+
+    @property
+    def alarming(self) -> int:
+        """Event lines of the `ALARMING_KINDS` (CUDA OOM, NCCL, OOM kill)."""
+        return sum(n for k, n in self.counts if k in ALARMING_KINDS)
+
+    def as_dict(self) -> dict[str, int]:
+        """{kind value: count} (for JSON)."""
+        return {k.value: n for k, n in self.counts}
+
+    @staticmethod
+    def of(counts: Mapping[LineKind, int], *, read: bool = True) -> LogEventCounts:
+        """Counts from a mapping (kinds outside `EVENT_KINDS` and zero counts are left out)."""
+        return LogEventCounts(
+            tuple((k, counts[k]) for k in EVENT_KINDS if counts.get(k, 0) > 0), read
+        )
+
+
+NO_LOG_EVENTS = LogEventCounts()
 
 
 @dataclass(frozen=True)
@@ -34,6 +113,7 @@ class ContainerInfo:
     started_at: float | None = None
     """Start of the current (or last) run, seconds since the epoch."""
     restart_count: int = 0
+    """Restarts since the container was created (the engine's `RestartCount`)."""
     ports: tuple[str, ...] = ()
     """Published ports as `host:port->container/proto`, or `container/proto` when unpublished."""
     labels: Mapping[str, str] = field(default_factory=lambda: EMPTY_LABELS)
@@ -44,9 +124,20 @@ class ContainerInfo:
     pid: int = 0
     """Host PID of the container's main process; 0 when it does not run."""
     exit_code: int = 0
+    """The engine's `State.ExitCode`: the last run's code while stopped, 0 again once it
+    runs (see `last_exit`, which keeps it across a restart)."""
     oom_killed: bool = False
+    """The engine's `State.OOMKilled` (reset when it runs again; see `last_exit`)."""
     gpus_assigned: tuple[str, ...] = ()
     """GPUs the container was given: () none, ("all",) all, else ids as requested."""
+    finished_at: float | None = None
+    """End of the last run, seconds since the epoch (`State.FinishedAt`); None if none."""
+    last_exit: LastExit | None = None
+    """How the last run ended; None while it never ended. While it runs again, the code and
+    the OOM kill come from the engine's events (None: not seen)."""
+    restarts_recent: int = 0
+    """Restarts (a start after a die) in the last `RESTART_WINDOW_S` seconds, from the
+    engine's events (seeded from its history when aitop connects)."""
 
     @property
     def short_id(self) -> str:
@@ -104,6 +195,8 @@ class ContainerSnapshot:
     container that serves no model (or not known yet)."""
     serving_history: tuple[HistoryPoint, ...] = ()
     """The server's recent figures, oldest first (for sparklines)."""
+    log_events: LogEventCounts = NO_LOG_EVENTS
+    """Event lines its log holds since its current start (running model containers)."""
 
 
 @dataclass(frozen=True)

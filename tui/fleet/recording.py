@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tui.fleet.gpu.types import ContainerGpu, GpuDevice, GpuProcess, GpuReport
+from tui.fleet.logs.types import LineKind
 from tui.fleet.models import (
     ContainerInfo,
     ContainerSnapshot,
@@ -15,6 +16,8 @@ from tui.fleet.models import (
     EngineStatus,
     FleetSnapshot,
     HostSnapshot,
+    LastExit,
+    LogEventCounts,
 )
 from tui.fleet.serving.types import HistoryPoint, LoadedModel, ServingReading, ServingState
 
@@ -63,20 +66,36 @@ def load_serving(data: dict[str, Any] | None) -> ServingReading | None:
     )
 
 
+def load_info(data: dict[str, Any]) -> ContainerInfo:
+    """The container info `dump()` produced (recordings older than a field get its default)."""
+    exit_data = data.get("last_exit")
+    return ContainerInfo(
+        **{
+            **_tuples(data, "ports", "gpus_assigned"),
+            "labels": MappingProxyType(dict(data.get("labels", {}))),
+            "last_exit": None if exit_data is None else LastExit(**exit_data),
+        }
+    )
+
+
+def load_log_events(data: dict[str, Any] | None) -> LogEventCounts:
+    """The log event counts `dump()` produced (none in older recordings)."""
+    if data is None:
+        return LogEventCounts()
+    counts = tuple((LineKind(kind), int(n)) for kind, n in data.get("counts", ()))
+    return LogEventCounts(counts, bool(data.get("read", False)))
+
+
 def load(data: dict[str, Any]) -> FleetSnapshot:
     """The snapshot `dump()` produced."""
     containers = tuple(
         ContainerSnapshot(
-            info=ContainerInfo(
-                **{
-                    **_tuples(c["info"], "ports", "gpus_assigned"),
-                    "labels": MappingProxyType(dict(c["info"].get("labels", {}))),
-                }
-            ),
+            info=load_info(c["info"]),
             stats=ContainerStats(**c["stats"]),
             gpus=tuple(ContainerGpu(**g) for g in c.get("gpus", ())),
             serving=load_serving(c.get("serving")),
             serving_history=tuple(HistoryPoint(**p) for p in c.get("serving_history", ())),
+            log_events=load_log_events(c.get("log_events")),
         )
         for c in data.get("containers", ())
     )
