@@ -227,6 +227,38 @@ async def test_filter_shows_matching_then_other_lines():
         assert pane.search_query.pattern == "" and pane.match_count == 0
 
 
+async def test_a_late_line_goes_back_to_its_place_in_time():
+    """A boundary that arrives after lines newer than it (issue 16): shown where its time
+    puts it, searched and filtered there."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(lines(3) + lines(2, start=5, text="error {i}"))
+        pane.set_query("error")
+        late = LogLine(T0 + 3500, "\u2500\u2500 container exited with code 3 \u2500\u2500")
+        late_error = LogLine(T0 + 4000, "error late")
+        pane.add_lines([late, late_error])
+        await pilot.pause()
+        texts = [line.text for line in pane.buffer]
+        assert texts == [
+            "line 0",
+            "line 1",
+            "line 2",
+            late.text,
+            "error late",
+            "error 5",
+            "error 6",
+        ]
+        assert pane.match_count == 3
+        await pilot.press("ampersand")
+        await pilot.pause()
+        assert [row.strip() for row in screen_text(pane) if row.strip()] == [
+            "error late",
+            "error 5",
+            "error 6",
+        ]
+
+
 async def test_timestamps_wrap_and_full_screen_toggle():
     app = PaneApp()
     async with app.run_test(size=(80, 30)) as pilot:

@@ -81,6 +81,14 @@ MAX_HIGHLIGHTS = 200
 """Most search matches highlighted in one line."""
 MAX_DRAWN_SGR = 256
 """Most colour changes drawn in one line (the colour in effect then stays to its end)."""
+REORDER_LINES = 2000
+"""How far back a line that arrives late (older than lines already shown: a boundary from
+the event stream, a stream read behind it) is put back in its place by time; older than
+that, it is shown where it arrived."""
+
+
+def _by_time(line: LogLine) -> int:
+    return line.ts
 
 
 def _plain(value: str) -> str:
@@ -811,11 +819,18 @@ class LogPane(Widget):
             batch.consumed()
 
     def add_lines(self, lines: Iterable[LogLine]) -> None:
-        """Append lines (UI thread): they are retained, searched, filtered and shown."""
+        """Append lines (UI thread): they are retained, searched, filtered and shown.
+
+        Lines are kept in time order: one older than lines already shown (within the last
+        `REORDER_LINES`) goes back to its place, as a restart's boundary must go after the
+        lines of the run before it whichever came first."""
         new = list(lines)
         if not new:
             return
         buffer = self._buffer
+        if len(buffer) and min(line.ts for line in new) < buffer[-1].ts:
+            self._insert_late(new)
+            return
         rows = self._rows
         first_new = buffer.end_seq
         buffer.extend(new)
@@ -860,6 +875,35 @@ class LogPane(Widget):
             self.new_lines += added
         self._lines.refresh()
         self._update_status()
+
+    def _insert_late(self, new: list[LogLine]) -> None:
+        """`add_lines` of lines some older than the newest shown: merged in by time."""
+        buffer = self._buffer
+        oldest = min(line.ts for line in new)
+        start = max(buffer.first_seq, buffer.end_seq - REORDER_LINES)
+        seq = buffer.end_seq
+        while seq > start and buffer[seq - 1 - buffer.first_seq].ts > oldest:
+            seq -= 1
+        # Stable: of lines with one time, those shown stay first.
+        merged = sorted([*buffer.take_from(seq), *new], key=_by_time)
+        buffer.extend(merged)
+        for source in sorted({line.source for line in new}.difference(self._sources)):
+            self._add_source(source)
+        pattern = self._pattern
+        matches = self._matches
+        del matches[bisect.bisect_left(matches, seq, self._match_head) :]
+        if pattern is not None:
+            search = pattern.search
+            first = buffer.first_seq
+            for at in range(max(seq, first), buffer.end_seq):
+                if search(buffer[at - first].text) is not None:
+                    matches.append(at)
+        self._evict_matches()
+        if self._cursor_seq is not None and self._cursor_seq >= seq:
+            self._cursor_seq = None
+        if not self.following:
+            self.new_lines += len(new)
+        self._rebuild()
 
     def set_query(
         self,

@@ -46,7 +46,11 @@ READY_TIMEOUT = 3.0
 HISTORY_HOLD = 0.5
 """How long a follower keeps the initial history back to hand it over whole."""
 INSPECT_POLL = 1.0
-"""How often a stopped container is asked whether it started again."""
+"""How often a stopped container is asked whether it started again (a start event wakes
+its reader sooner)."""
+MARKER_HOLD = 5.0
+"""Longest a boundary line from the event stream waits for its reader to catch up (see
+`_Inbox.marker`): a stalled stream does not hide a restart for long."""
 
 
 FOLLOW_TAIL = 10_000
@@ -118,6 +122,14 @@ class _Source:
         self.done = False
         self.gone_marked = False
         self.reader: _Reader | None = None
+        self.held: list[tuple[float, LogLine]] = []
+        """Boundary lines from the event stream waiting for the reader to reach their time."""
+        self.reached = 0
+        """Timestamp up to which the reader has read the container's log."""
+        self.last_exit = 0
+        """Timestamp of the newest exit boundary (a restart's goes after it)."""
+        self.kick = threading.Event()
+        """Set when the container (re)started: wakes a reader waiting for it."""
 
 
 class _Inbox:
@@ -152,6 +164,8 @@ class _Inbox:
             (f.name for f in fields(FollowerStats) if f.name != "skipped_replayed"), 0
         )
         self._markers = False
+        self._held = False
+        """Whether any source holds boundary lines back (see `marker`)."""
 
     @property
     def pending(self) -> tuple[int, int]:
@@ -191,17 +205,51 @@ class _Inbox:
                 self._drop_oldest()
         self.wake.set()
 
-    def marker(self, source: _Source, kind: LineKind, text: str, ts: int) -> None:
-        """Add a line of aitop's own (a boundary or a notice) to a source's lines."""
+    def marker(
+        self, source: _Source, kind: LineKind, text: str, ts: int, *, hold: bool = False
+    ) -> None:
+        """Add a line of aitop's own (a boundary or a notice) to a source's lines.
+
+        With `hold` (boundaries the event stream tells of), the line waits until the reader
+        has read the log up to its time (`reached`), the reader ended, or `MARKER_HOLD`
+        passed: the events come sooner than the log's lines, and a boundary handed over
+        before the lines of the run it ends would be drawn above them.
+        """
         clean, _ = sanitize_text(text)
         name = sanitize_text(source.target.name)[0]
         line = LogLine(ts, f"\u2500\u2500 {clean} \u2500\u2500", (), kind, name, 0)
         with self._lock:
             self._markers = True
-        self.add(source, [line])
+            if kind in (LineKind.EXITED, LineKind.OOM_KILLED):
+                source.last_exit = max(source.last_exit, ts)
+            held = hold and not source.done and ts > source.reached
+            if held:
+                source.held.append((time.monotonic(), line))
+                self._held = True
+        if held:
+            self.wake.set()
+        else:
+            self.add(source, [line])
 
-    def mark_state(self, source: _Source, state: _ContainerState, *, opened: bool = False) -> None:
-        """Mark that the container stopped (exit code, OOM kill)."""
+    def reached(self, source: _Source, ts: int) -> None:
+        """The reader has read the log up to `ts`: boundaries held until then may go."""
+        with self._lock:
+            if ts <= source.reached:
+                return
+            source.reached = ts
+            waiting = any(line.ts <= ts for _, line in source.held)
+        if waiting:
+            self.wake.set()
+
+    def mark_state(
+        self,
+        source: _Source,
+        state: _ContainerState,
+        *,
+        opened: bool = False,
+        hold: bool = False,
+    ) -> None:
+        """Mark that the container stopped (exit code, OOM kill); `hold`: see `marker`."""
         if opened and not state.started_at:
             self.marker(source, LineKind.NOTICE, "container has not started yet", time.time_ns())
             return
@@ -212,18 +260,19 @@ class _Inbox:
         when = max(state.finished_at or time.time_ns(), seen + 1)
         if state.oom_killed:
             text = f"container {what} was OOM-killed (out of memory), exit code {state.exit_code}"
-            self.marker(source, LineKind.OOM_KILLED, " ".join(text.split()), when)
+            self.marker(source, LineKind.OOM_KILLED, " ".join(text.split()), when, hold=hold)
         else:
             text = f"container {what} exited with code {state.exit_code}"
-            self.marker(source, LineKind.EXITED, " ".join(text.split()), when)
+            self.marker(source, LineKind.EXITED, " ".join(text.split()), when, hold=hold)
 
-    def mark_gone(self, source: _Source, when: int | None = None) -> None:
-        """Mark, once, that the container was removed."""
+    def mark_gone(self, source: _Source, when: int | None = None, *, hold: bool = False) -> None:
+        """Mark, once, that the container was removed; `hold`: see `marker`."""
         with self._lock:
             if source.gone_marked:
                 return
             source.gone_marked = True
-        self.marker(source, LineKind.NOTICE, "container removed", when or time.time_ns())
+        when = when or time.time_ns()
+        self.marker(source, LineKind.NOTICE, "container removed", when, hold=hold)
 
     def source_ready(self, source: _Source) -> None:
         """The source's initial history is all in."""
@@ -236,6 +285,7 @@ class _Inbox:
         with self._lock:
             source.ready = True
             source.done = True
+        source.kick.set()
         self.wake.set()
 
     def delivered(self, lines: int) -> None:
@@ -274,8 +324,41 @@ class _Inbox:
             self._dropped += k
             self._counters["dropped"] += k
 
+    def _release_held(self, now: float) -> float | None:
+        """Queue the held boundary lines whose time the reader reached (lock held); returns
+        when the next held one is due anyway (`MARKER_HOLD`), None when none waits."""
+        if not self._held:
+            return None
+        due: float | None = None
+        for source in self.sources:
+            keep: list[tuple[float, LogLine]] = []
+            for arrival, line in source.held:
+                if source.done or line.ts <= source.reached or now - arrival >= MARKER_HOLD:
+                    source.chunks.append((arrival, [line]))
+                    source.count += 1
+                    source.max_ts = max(source.max_ts, line.ts)
+                    self._pending += 1
+                    self._pending_bytes += line_cost(line)
+                    self._counters["lines"] += 1
+                    self._markers = True
+                else:
+                    keep.append((arrival, line))
+                    left = MARKER_HOLD - (now - arrival)
+                    due = left if due is None else min(due, left)
+            source.held = keep
+        self._held = due is not None
+        return due
+
     def _take(self, now: float) -> tuple[list[LogLine], int, float | None]:
         """`take` with the lock held."""
+        held_due = self._release_held(now)
+        lines, dropped, wake_in = self._take_pending(now)
+        if held_due is not None:
+            wake_in = held_due if wake_in is None else min(wake_in, held_due)
+        return lines, dropped, wake_in
+
+    def _take_pending(self, now: float) -> tuple[list[LogLine], int, float | None]:
+        """The queued lines `take` may hand over (lock held)."""
         dropped, self._dropped = self._dropped, 0
         if not self._pending:
             return [], dropped, None
@@ -414,6 +497,7 @@ class _Reader(threading.Thread):
         if not state.running:
             self._flush()
             self.inbox.mark_state(self.source, state, opened=True)
+            self.inbox.reached(self.source, max(state.finished_at, self.splitter.last_ts) + 1)
         self.inbox.source_ready(self.source)
         since = self.splitter.resume_since(margin=False)
         quick_eofs = 0
@@ -439,11 +523,18 @@ class _Reader(threading.Thread):
             if self.stop.is_set():
                 return
             since = self.splitter.resume_since()
+            followed = state.started_at
             state = self._inspect()
             if state is None:
                 return
             if not state.running:
                 self._flush()
+                if state.started_at == followed:
+                    # The run followed ended and its stream was read to the end: every line
+                    # up to its exit is in, and so may be the boundary that marks it.
+                    self.inbox.reached(
+                        self.source, max(state.finished_at, self.splitter.last_ts) + 1
+                    )
                 continue
             # The stream ended under a running container (a broken connection, a restart):
             # follow again from where it stopped.
@@ -495,6 +586,8 @@ class _Reader(threading.Thread):
                 if lines:
                     got += len(lines)
                     self.inbox.add(self.source, lines)
+                if follow:
+                    self.inbox.reached(self.source, self.splitter.last_ts)
                 if (
                     follow
                     and len(messages) < FOLLOW_SMALL_READ
@@ -532,8 +625,14 @@ class _Reader(threading.Thread):
         return None
 
     def _wait_for_start(self, started_at: int) -> _ContainerState | None:
-        """Wait (polling) until the container runs again; None: stop."""
-        while not self.stop.wait(INSPECT_POLL):
+        """Wait (polling, or woken by the start event) until the container runs again;
+        None: stop."""
+        kick = self.source.kick
+        while not self.stop.is_set():
+            kick.wait(INSPECT_POLL)
+            kick.clear()
+            if self.stop.is_set():
+                return None
             state = self._inspect()
             if state is None:
                 return None
@@ -611,7 +710,7 @@ class _Watcher(threading.Thread):
         when = int(event.get("timeNano") or 0) or time.time_ns()
         inbox = self.inbox
         if action == "destroy":
-            inbox.mark_gone(source, when)
+            inbox.mark_gone(source, when, hold=True)
             return
         if action not in ("start", "die"):
             return  # "oom" comes before "die"; inspect tells OOMKilled then
@@ -622,17 +721,23 @@ class _Watcher(threading.Thread):
         if action == "start":
             started = state.started_at if state is not None and state.started_at else when
             inbox.count("restarts")
+            source.kick.set()
+            # The engine records StartedAt once the process runs, after its first lines may
+            # be stamped: the boundary goes just after the previous run's end instead.
+            ended = state.finished_at if state is not None else 0
+            previous = max(ended if ended < started else 0, source.last_exit)
             inbox.marker(
                 source,
                 LineKind.RESTART,
                 f"container (re)started at {format_timestamp(started)}",
-                started - 1,
+                previous + 1 if 0 < previous < started else started - 1,
+                hold=True,
             )
             return
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
         if state is None:
             state = _ContainerState(False, 0, when, int(attrs.get("exitCode") or 0), False, False)
-        inbox.mark_state(source, state)
+        inbox.mark_state(source, state, hold=True)
 
 
 class LogFollower:
@@ -721,6 +826,7 @@ class LogFollower:
         self._stop.set()
         self._watcher.close()
         for source in self._inbox.sources:
+            source.kick.set()
             if source.reader is not None:
                 source.reader.drop_stream()
         self._inbox.wake.set()

@@ -349,6 +349,18 @@ class LogBuffer:
             self._head = head
         return evicted
 
+    def take_from(self, seq: int) -> list[LogLine]:
+        """Remove and return the lines from sequence number `seq` to the newest (for putting
+        a late line back in its place: the next `extend` numbers them again from `seq`)."""
+        index = max(0, seq - self.first_seq)
+        if index >= len(self):
+            return []
+        cut = self._head + index
+        taken = self._lines[cut:]
+        del self._lines[cut:]
+        self.nbytes -= lines_cost(taken)
+        return [_as_line(row) for row in taken]
+
     def clear(self) -> None:
         """Forget every line (sequence numbers go on from where they were)."""
         self.first_seq = self.end_seq
