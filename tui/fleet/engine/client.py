@@ -547,3 +547,34 @@ class Engine:
     def _forget_stream(self, stream: Closable) -> None:
         with self._lock:
             self._streams.discard(stream)
+
+    # --- disk: images, volumes, build cache (`docker system df`) -------------------------
+
+    def disk_usage(self) -> dict[str, Any]:
+        """What the engine's data takes (`docker system df -v`): images, containers,
+        volumes (their sizes are computed by the engine, which can take a while) and build
+        cache, with the engine's data root (`DockerRootDir`). Blocking: call it off the UI."""
+        with Translate(self.url):
+            api = self._actions_api()
+            usage: dict[str, Any] = api.df()
+            usage["DockerRootDir"] = str(api.info().get("DockerRootDir") or "")
+            return usage
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove an image by id (`docker rmi`); an image a container uses is refused."""
+        self.check_writable(f"remove image {image_id.removeprefix('sha256:')[:12]}")
+        with Translate(self.url):
+            self._actions_api().remove_image(image_id, force=False)
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume (`docker volume rm`); a volume a container mounts is refused."""
+        self.check_writable(f"remove volume {name}")
+        with Translate(self.url):
+            self._actions_api().remove_volume(name, force=False)
+
+    def prune_build_cache(self) -> int:
+        """Remove the build cache no image needs (`docker builder prune`); bytes freed."""
+        self.check_writable("prune the build cache")
+        with Translate(self.url):
+            answer = self._actions_api().prune_builds()
+        return int((answer or {}).get("SpaceReclaimed") or 0)

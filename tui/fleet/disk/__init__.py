@@ -1,0 +1,1 @@
+"""Where an engine's disk went: `types` (plain data, plans), `survey` (asking the engine)."""
