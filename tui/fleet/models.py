@@ -65,6 +65,9 @@ class LogEventCounts:
     read: bool = False
     """True once its log was read since the current start (no counts then means none);
     False while nothing was read (not a model container, or not yet)."""
+    partial: bool = False
+    """True when some lines of the run went unread (more than a read's line or byte cap
+    between two reads, or before the first): the counts are then a lower bound."""
 
     def get(self, kind: LineKind) -> int:
         """The count of one kind (0 when none)."""
@@ -85,11 +88,12 @@ class LogEventCounts:
         return {k.value: n for k, n in self.counts}
 
     @staticmethod
-    def of(counts: Mapping[LineKind, int], *, read: bool = True) -> LogEventCounts:
+    def of(
+        counts: Mapping[LineKind, int], *, read: bool = True, partial: bool = False
+    ) -> LogEventCounts:
         """Counts from a mapping (kinds outside `EVENT_KINDS` and zero counts are left out)."""
-        return LogEventCounts(
-            tuple((k, counts[k]) for k in EVENT_KINDS if counts.get(k, 0) > 0), read
-        )
+        kept = tuple((k, counts[k]) for k in EVENT_KINDS if counts.get(k, 0) > 0)
+        return LogEventCounts(kept, read, partial)
 
 
 NO_LOG_EVENTS = LogEventCounts()

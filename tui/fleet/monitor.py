@@ -8,7 +8,11 @@
   from the kernel's cgroup files when the engine is local, else from the stats API. Each tick
   it also hands the model servers' scrapes to a `ServingPool` (its own few threads; the tick
   never waits for them), and now and then a round of small log reads (`LogWatch`, on the
-  engine pool) for the model containers whose state the servers' pages do not tell.
+  engine pool) of the running model containers: what their logs say of their state where
+  the servers' pages say nothing, and how many events (CUDA OOMs, NCCL failures, ...) each
+  logged since its start.
+- The events also tell why containers died (`ExitLog`): the last exit code, an OOM kill,
+  and the restarts of the last 10 minutes, seeded from the engine's event history at connect.
 
 Nothing here knows about the UI: snapshots go to an `on_snapshot` callback.
 """
@@ -27,6 +31,7 @@ from urllib.parse import urlsplit
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError
+from tui.fleet.exits import ExitLog
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import GpuReport, container_gpu_usage
 from tui.fleet.inventory import container_info, info_from_summary, parse_time
@@ -35,6 +40,7 @@ from tui.fleet.metrics.cgroups import CgroupPaths, CgroupReader, RawSample
 from tui.fleet.metrics.host import HostSampler
 from tui.fleet.metrics.stats import compute_stats
 from tui.fleet.models import (
+    NO_LOG_EVENTS,
     NO_STATS,
     ContainerInfo,
     ContainerSnapshot,
@@ -101,6 +107,24 @@ def run_log_start(attrs: Mapping[str, Any]) -> int:
     if finished and finished < started:
         begin = max(begin, int(finished * 1e9) + 1_000)  # parse_time keeps microseconds
     return max(begin, 1)
+
+
+def read_log(
+    engine: Engine, cid: str, tail: int, since_ns: int, max_bytes: int, *, tty: bool
+) -> list[tuple[int, bytes]]:
+    """The engine's log messages of one container: the last `tail` since `since_ns`, at most
+    `max_bytes` of them (the stream is closed there). What `LogWatch` reads with."""
+    messages: list[tuple[int, bytes]] = []
+    size = 0
+    with engine.open_logs(cid, follow=False, tail=tail, since_ns=since_ns, tty=tty) as stream:
+        while size < max_bytes:
+            batch = stream.read()
+            if not batch:
+                break
+            for message in batch:
+                messages.append(message)
+                size += len(message[1])
+    return messages
 
 
 def remote_host(url: str) -> str | None:
@@ -172,6 +196,7 @@ class FleetMonitor:
         # begins (ns), from their inspect data.
         self._log_source: dict[str, tuple[bool, int]] = {}
         self._logs = LogWatch(self._read_log)
+        self._exits = ExitLog()
         self._logs_busy = threading.Lock()
         self._serving_at = -SERVING_GAP
         self._logs_at: float | None = None
@@ -340,10 +365,17 @@ class FleetMonitor:
                     self._pool.submit(self._log_round, wanted)
 
     def read_serving_logs(self) -> int:
-        """One round of log reads now, on the calling thread (`aitop snapshot --json`);
-        returns how many containers' logs were read."""
+        """Read every running model container's log once now, on the calling thread
+        (`aitop snapshot --json`), in as many rounds as that takes; returns how many
+        containers' logs were read."""
         wanted = self._log_wanted()
-        return self._log_round(wanted) if wanted else 0
+        read = 0
+        while read < len(wanted):
+            done = self._log_round(wanted)
+            if not done:
+                break
+            read += done
+        return read
 
     def serving_settled(self) -> bool:
         """True once every model server's reading says all it will (its first rates, or a
@@ -359,15 +391,18 @@ class FleetMonitor:
         """The current picture, as an immutable snapshot."""
         readings = self._serving.readings()
         signals = self._logs.signals()
+        events = self._logs.events()
+        now = time.time()
         with self._lock:
             usage = container_gpu_usage(self._gpu) if self._gpu is not None else {}
             containers = tuple(
                 ContainerSnapshot(
-                    info,
+                    self._exits.complete(info, now),
                     self._stats.get(cid, NO_STATS),
                     usage.get(cid, ()),
                     merge(readings.get(cid), signals.get(cid)),
                     self._serving.history(cid) if cid in readings else (),
+                    events.get(cid, NO_LOG_EVENTS) if info.running else NO_LOG_EVENTS,
                 )
                 for cid, info in sorted(self._containers.items(), key=lambda kv: kv[1].name)
             )
@@ -384,6 +419,7 @@ class FleetMonitor:
         """Bring the inventory up to date with one engine event; True if anything changed."""
         if event.get("Type") != "container":
             return False
+        self._exits.record(event)
         action = str(event.get("Action") or event.get("status") or "")
         if action.split(":", 1)[0] not in RELEVANT_ACTIONS:
             return False
@@ -496,19 +532,20 @@ class FleetMonitor:
         self._serving.forget(cid)
         self._logs.forget(cid)
         self._log_source.pop(cid, None)
+        self._exits.forget(cid)
 
     def _log_wanted(self) -> list[tuple[str, int]]:
-        """The running model containers whose state their server's pages do not tell, each
-        with the start of its current run (ns)."""
+        """The running model containers, each with the start of its current run (ns).
+        `LogWatch` reads the longest unread first, so every one is read in turn (for its
+        event counts); among those never read, the ones whose state their server's pages
+        do not tell go first (their log is the only witness)."""
         readings = self._serving.readings()
         with self._lock:
             infos = [c for c in self._containers.values() if c.is_model and c.state == "running"]
         sources = self._log_source
-        return [
-            (info.id, sources[info.id][1])
-            for info in infos
-            if info.id in sources and needs_log(readings.get(info.id))
-        ]
+        wanted = [(info.id, sources[info.id][1]) for info in infos if info.id in sources]
+        wanted.sort(key=lambda item: not needs_log(readings.get(item[0])))
+        return wanted
 
     def _log_round(self, wanted: list[tuple[str, int]]) -> int:
         with self._logs_busy:
@@ -517,21 +554,7 @@ class FleetMonitor:
     def _read_log(
         self, cid: str, tail: int, since_ns: int, max_bytes: int
     ) -> list[tuple[int, bytes]]:
-        """The engine's log messages of one container: the last `tail` since `since_ns`, at
-        most `max_bytes` of them (the stream is closed there)."""
-        messages: list[tuple[int, bytes]] = []
-        size = 0
-        with self.engine.open_logs(
-            cid, follow=False, tail=tail, since_ns=since_ns, tty=self._log_source[cid][0]
-        ) as stream:
-            while size < max_bytes:
-                batch = stream.read()
-                if not batch:
-                    break
-                for message in batch:
-                    messages.append(message)
-                    size += len(message[1])
-        return messages
+        return read_log(self.engine, cid, tail, since_ns, max_bytes, tty=self._log_source[cid][0])
 
     def _locate(self, info: ContainerInfo) -> CgroupPaths | None:
         paths = self._paths.get(info.id)

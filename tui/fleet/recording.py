@@ -83,7 +83,7 @@ def load_log_events(data: dict[str, Any] | None) -> LogEventCounts:
     if data is None:
         return LogEventCounts()
     counts = tuple((LineKind(kind), int(n)) for kind, n in data.get("counts", ()))
-    return LogEventCounts(counts, bool(data.get("read", False)))
+    return LogEventCounts(counts, bool(data.get("read", False)), bool(data.get("partial", False)))
 
 
 def load(data: dict[str, Any]) -> FleetSnapshot:

@@ -8,6 +8,10 @@ goes to scripts, logs and tickets; nothing in it should need redacting by hand.
 Each container's `serving` is what its model server says (`ServingReading.to_json`: exactly
 `tui.fleet.serving.types.JSON_KEYS`), null for a container that serves no model; the snapshot
 waits for the servers' first rates as it waits for the CPU figures.
+
+Each container also says why it last died (`exit_code`, `oom_killed`, `finished_at`,
+`restarts_recent`, from its inspect data and the engine's events) and how many events its
+log holds since its current start (`log_events`, by kind; running model containers).
 """
 
 from __future__ import annotations
@@ -69,6 +73,19 @@ class ContainerJson(TypedDict):
     gpus_assigned: list[str]
     serving: dict[str, object] | None
     """What its model server says (`ServingReading.to_json`); null when it serves none."""
+    exit_code: int | None
+    """How its last run ended; null when no run ended (or, for one that runs again, when
+    the code is not known: it restarted before aitop watched it)."""
+    oom_killed: bool
+    """Its last run was ended by the OOM killer."""
+    finished_at: float | None
+    """When its last run ended, epoch seconds; null when none did."""
+    restarts_recent: int
+    """Restarts in the last 10 minutes (`models.RESTART_WINDOW_S`), from the engine's events."""
+    log_events: dict[str, int] | None
+    """Event lines its log holds since its current start, by kind (`models.EVENT_KINDS`:
+    "cuda-oom", "nccl", "oom-killed", "traceback", "error"; kinds not seen are left out);
+    null when its log was not read (not a running model container)."""
 
 
 class HostFiguresJson(TypedDict):
@@ -120,6 +137,7 @@ class SnapshotJson(TypedDict):
 def container_to_json(c: ContainerSnapshot) -> ContainerJson:
     """One container as the JSON snapshot's `containers[]` entry."""
     info, stats = c.info, c.stats
+    last = info.last_exit
     return {
         "id": info.id,
         "name": info.name,
@@ -145,6 +163,11 @@ def container_to_json(c: ContainerSnapshot) -> ContainerJson:
         "gpus": container_gpus_json(c.gpus),
         "gpus_assigned": list(info.gpus_assigned),
         "serving": c.serving.to_json() if c.serving is not None else None,
+        "exit_code": last.code if last is not None else None,
+        "oom_killed": last.oom_killed if last is not None else False,
+        "finished_at": last.at if last is not None else info.finished_at,
+        "restarts_recent": info.restarts_recent,
+        "log_events": c.log_events.as_dict() if c.log_events.read else None,
     }
 
 
@@ -191,7 +214,8 @@ def collect(
         while not monitor.serving_settled() and time.monotonic() < deadline:
             time.sleep(SERVING_GAP)
             monitor.poll_serving()
-        # What the logs say of the servers whose pages said nothing (or that have none).
+        # What the logs say of the servers whose pages said nothing (or that have none), and
+        # every model container's event counts.
         monitor.read_serving_logs()
         return monitor.snapshot()
     finally:

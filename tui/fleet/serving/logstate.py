@@ -8,10 +8,12 @@ engine's death (vLLM's `EngineDeadError`, TGI's "Shard 0 crashed", ...) that it 
 until the container starts again.
 
 - `signal_of`: the signal one classified log line gives, if any.
-- `LogWatch`: the latest signal of each container, kept from small, bounded reads of the
-  engine's log: at most `per_round` containers a round, each read the last `tail` lines
-  since the previous read (the engine's `since` cursor), cut at `max_bytes`. It runs on a
-  thread its caller lends it (the monitor's engine pool): no thread of its own.
+- `LogWatch`: the latest signal of each container, and the events its log holds since its
+  current start (`tui.fleet.logs.tally`: CUDA OOMs, NCCL failures, tracebacks, ..., issue 18
+  item 4), kept from small, bounded reads of the engine's log: at most `per_round`
+  containers a round, those read longest ago first, each read the last `tail` lines since
+  the previous read (the engine's `since` cursor), cut at `max_bytes`. It runs on a thread
+  its caller lends it (the monitor's engine pool): no thread of its own.
 - `merge`: a reading from the server's pages with what the log says.
 
 Log text is untrusted: lines come from `LineSplitter` (sanitised, classified on a bounded
@@ -24,12 +26,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from tui.fleet.logs.classify import CLASSIFY_CHARS
+from tui.fleet.logs.classify import CLASSIFY_CHARS, Classifier
 from tui.fleet.logs.splitter import LineSplitter
+from tui.fleet.logs.tally import EventTally
 from tui.fleet.logs.types import LineKind, LogLine
+from tui.fleet.models import LogEventCounts
 from tui.fleet.sanitize import safe_text
 from tui.fleet.serving.types import ServingReading, ServingState
 
@@ -114,6 +118,11 @@ class _Followed:
     signal: LogSignal | None = None
     read_at: float = 0.0
     """time.monotonic() of the last read."""
+    tally: EventTally = field(default_factory=EventTally)
+    events: LogEventCounts = field(default_factory=LogEventCounts)
+    """`tally`'s counts after the last read (the value other threads read)."""
+    classifier: Classifier = field(default_factory=Classifier)
+    """Kept from read to read, so a traceback cut between two reads goes on."""
 
 
 @dataclass(frozen=True)
@@ -129,10 +138,12 @@ class WatchCounts:
 
 
 class LogWatch:
-    """The latest loading / ready / dead signal of each container, from bounded log reads.
+    """The latest loading / ready / dead signal of each container, and the events its log
+    holds since its current start, from bounded log reads.
 
     `round(wanted)` reads the logs of up to `per_round` of the wanted containers (blocking:
-    run it on a worker thread, one round at a time); `signal(id)` is safe from any thread.
+    run it on a worker thread, one round at a time); `signal(id)`, `signals()` and
+    `events()` are safe from any thread.
     """
 
     def __init__(
@@ -168,6 +179,12 @@ class LogWatch:
             items = list(self._followed.items())
         return {cid: f.signal for cid, f in items if f.signal is not None}
 
+    def events(self) -> dict[str, LogEventCounts]:
+        """Every read container's event counts since its current start."""
+        with self._lock:
+            items = list(self._followed.items())
+        return {cid: f.events for cid, f in items if f.events.read}
+
     def forget(self, container_id: str) -> None:
         """Drop a container (gone, or stopped)."""
         with self._lock:
@@ -200,14 +217,20 @@ class LogWatch:
                 messages = []
             followed.read_at = time.monotonic()
             reads += 1
-            total_bytes += sum(len(payload) for _, payload in messages)
+            size = sum(len(payload) for _, payload in messages)
+            total_bytes += size
             splitter = LineSplitter()
+            splitter.classifier = followed.classifier
             lines = splitter.feed(messages) + splitter.flush()
             total_lines += len(lines)
             signal = latest_signal(lines, followed.signal)
+            # A read that hit a cap may have left lines of the run out.
+            followed.tally.feed(lines, complete=len(messages) < self.tail and size < self.max_bytes)
+            events = followed.tally.counts()
             with self._lock:
                 followed.cursor_ns = max(followed.cursor_ns, splitter.last_ts)
                 followed.signal = signal
+                followed.events = events
         counts = self._counts
         self._counts = WatchCounts(
             counts.rounds + 1,
