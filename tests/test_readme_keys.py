@@ -25,6 +25,7 @@ SCOPE_ORDER = (
     "Replica count",
     "Signal picker",
     "Inspect view",
+    "Serving view",
     "Help",
 )
 """Where each scope's table goes; a scope not named here comes last, in catalog order."""

@@ -6,6 +6,7 @@ update the SVGs with `pytest tests/test_snapshots.py --snapshot-update` and look
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -20,6 +21,8 @@ from tests.fleet_fixtures import (
 )
 from tui.app import AitopApp
 from tui.config import Config
+from tui.fleet.models import FleetSnapshot
+from tui.fleet.serving.types import HistoryPoint, ServingReading, ServingState
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +78,8 @@ def test_small_terminal(snap_compare):
 def test_help_screen(snap_compare):
     """`?` over the fleet: a dialog titled "Keys" in front of the dimmed fleet. First the
     fleet table's own keys (cursor keys, home/end, page keys, `>` `<` sort, `I` invert), then
-    "Everywhere": tab, copy, `^q q` quit, `/` filter, `esc`, `l` logs, `?` help, `^p` palette,
+    "Everywhere": tab, copy, `^q q` quit, `/` filter, `esc`, `l` logs, `v` the model server,
+    `?` help, `^p` palette,
     the container actions `u s r p K D e i + - = space`, and last `A` for all containers,
     remapped from `a` by the configuration's keymap. Each row ends with its binding id in a
     muted colour; a hint at the bottom says how to remap keys."""
@@ -95,3 +99,106 @@ def test_two_engines_and_one_unreachable(snap_compare):
     is unreachable and names the three engines."""
     app = AitopApp([ReplayMonitor(fleet) for fleet in several_engines()], config=Config())
     assert snap_compare(app, terminal_size=(200, 60))
+
+
+def serving_fleet() -> FleetSnapshot:
+    """The demo fleet with model servers: llama-1 a busy vLLM (KV 91 %, TTFT p95 2.5 s, its
+    queue grown over a minute of history), llama-2 loading for 2 minutes, llama-3 stale, the
+    mistral replicas two calm TGI servers."""
+    fleet = demo_fleet()
+    now = fleet.taken_at
+    busy = ServingReading(
+        kind="vllm",
+        state=ServingState("ready"),
+        url="http://172.18.0.3:8000/metrics",
+        model="meta-llama/Llama-3.1-8B-Instruct",
+        requests_running=3,
+        requests_waiting=12,
+        kv_cache_percent=91.0,
+        prompt_tokens_per_s=5012.0,
+        generation_tokens_per_s=1234.4,
+        ttft_p50_s=0.8,
+        ttft_p95_s=2.5,
+        itl_p50_s=0.021,
+        e2e_p95_s=14.0,
+        errors_per_s=0.0,
+        preemptions_per_s=0.25,
+        since=now - 3600,
+    )
+    history = tuple(
+        HistoryPoint(
+            now - 60 + i,
+            900.0 + 300.0 * abs(((i % 20) - 10) / 10),
+            i // 5,
+            60.0 + i / 2,
+            1.0 + i / 40,
+        )
+        for i in range(61)
+    )
+    calm = ServingReading(
+        kind="tgi",
+        state=ServingState("ready"),
+        model="mistralai/Mistral-7B-Instruct-v0.3",
+        requests_running=2,
+        requests_waiting=0,
+        kv_cache_percent=40.0,
+        generation_tokens_per_s=100.0,
+        ttft_p95_s=0.3,
+    )
+    readings = {
+        "aitop-demo-llama-1": (busy, history),
+        "aitop-demo-llama-2": (
+            ServingReading(
+                kind="vllm", state=ServingState("loading", "loading model"), since=now - 125
+            ),
+            (),
+        ),
+        "aitop-demo-llama-3": (
+            ServingReading(
+                kind="vllm",
+                state=ServingState("unreachable", "connection refused"),
+                requests_running=1,
+                requests_waiting=0,
+                kv_cache_percent=10.0,
+                generation_tokens_per_s=40.0,
+                stale=True,
+            ),
+            (),
+        ),
+        "aitop-demo-mistral-1": (calm, ()),
+        "aitop-demo-mistral-2": (dataclasses.replace(calm, generation_tokens_per_s=50.0), ()),
+    }
+    return dataclasses.replace(
+        fleet,
+        containers=tuple(
+            dataclasses.replace(
+                c, serving=readings[c.info.name][0], serving_history=readings[c.info.name][1]
+            )
+            if c.info.name in readings
+            else c
+            for c in fleet.containers
+        ),
+    )
+
+
+def test_fleet_table_with_model_servers(snap_compare):
+    """At 240x30 the serving columns filled: llama-1 "ready" in the ok colour, "3/12" with 12
+    in the warning colour (its queue grew), 1234 tok/s, KV 91.0% and TTFT95 2.50s as warnings;
+    llama-2 "loading" in the warning colour; llama-3 "unreachable stale" with its old figures
+    muted; the mistral replicas ready at 100 and 50 tok/s. The llama header says "1/3 ready",
+    mistral's "2/2 ready" with 4/0 requests and 150 tok/s; the burner's serving cells are blank."""
+    app = replay_app(serving_fleet())
+    assert snap_compare(app, terminal_size=(240, 30))
+
+
+def test_serving_view(snap_compare):
+    """`v` on llama-1: a dialog titled "Model server · aitop-demo-llama-1 · ready" over the
+    dimmed fleet; every field of the reading (kind vllm, state ready, since 1h00m ago, the URL,
+    the model, 3 running, 12 queued "(growing)" and KV 91.0% and TTFT p95 2.50s in the warning
+    colour, token rates, latencies, errors and preemptions, loaded_models "-"), the container's
+    CPU, memory and GPU memory; below, sparklines of a minute of generated tok/s (a saw), queue
+    (a staircase), KV cache and TTFT (rising) with their latest values, and the container's
+    CPU and memory (one point: the view keeps them from when it opened)."""
+    app = replay_app(serving_fleet())
+    keys = ["down", "down", "v"]
+    assert snap_compare(app, terminal_size=(160, 48), press=keys)

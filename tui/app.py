@@ -54,6 +54,7 @@ from tui.fleet_actions import FleetActions
 from tui.fleets import Fleets, is_local_url, unreachable_notes
 from tui.messages import FleetUpdated
 from tui.screens.help import HelpScreen
+from tui.screens.serving import ServingScreen
 from widgets.action_progress import ActionProgress
 from widgets.container_table import ContainerTable, Selection, TableView, host_label
 from widgets.gpu_panel import GpuPanel
@@ -229,6 +230,9 @@ class AitopApp(FleetActions):
             if snapshot.gpu is not None:
                 gpus.update_report(snapshot.gpu, names)
             self._update_status(status, snapshot)
+            for screen in self.screen_stack:
+                if isinstance(screen, ServingScreen):
+                    screen.update_fleet(snapshot)
         if snapshot.sampled and not self._gc_frozen:
             # What exists now (Textual's DOM and styles, the fleet) lives as long as the app:
             # out of the collector's sight, the full collections that a large fleet's churn
@@ -286,6 +290,20 @@ class AitopApp(FleetActions):
     def action_show_help(self) -> None:
         """Show every key of the focused pane and the global ones."""
         self.push_screen(HelpScreen(help_sections(self, self.screen)))
+
+    def action_show_serving(self) -> None:
+        """Open the serving view on the selected container (its model server, live)."""
+        snapshot = self.fleets.snapshot
+        selected = self.query_one(ContainerTable).selection.container_id
+        container = None
+        if snapshot is not None and selected is not None:
+            container = next((c for c in snapshot.containers if c.info.id == selected), None)
+        if snapshot is None or container is None:
+            self.notify(
+                "Select one container to see its model server", severity="warning", markup=False
+            )
+            return
+        self.push_screen(ServingScreen(container, snapshot.taken_at))
 
     def action_switch_host(self) -> None:
         """Jump to the next engine's rows (several engines); else say which engine is watched."""

@@ -119,6 +119,13 @@ APP_COMMANDS: tuple[Command, ...] = (
         description="Logs",
     ),
     Command(
+        "serving",
+        "show_serving",
+        "Show the model server",
+        "The selected container's model server, live: its reading and history",
+        key="v",
+    ),
+    Command(
         "command-palette",
         "command_palette",
         "Command palette",
@@ -282,6 +289,7 @@ SCOPE_TITLES: dict[str, str] = {
     "Input": "Text box",
     "ConfirmScreen": "Confirmation",
     "InspectScreen": "Inspect view",
+    "ServingScreen": "Serving view",
     "ReplicaScreen": "Replica count",
     "SignalScreen": "Signal picker",
     "HelpScreen": "Help",

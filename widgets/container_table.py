@@ -28,8 +28,19 @@ from textual.strip import Strip
 
 from tui.fleet.gpu.types import GpuReport, format_assigned, format_gpu_usage
 from tui.fleet.models import ContainerInfo, ContainerSnapshot, FleetSnapshot
+from tui.fleet.serving.types import ServingReading
 from tui.fleet.units import format_bytes
 from widgets.formatting import human_duration, human_rate, percent
+from widgets.serving_format import (
+    STATE_COLOURS,
+    STATE_ORDER,
+    kv_warns,
+    queue_growing,
+    requests_text,
+    seconds,
+    tokens_rate,
+    ttft_warns,
+)
 
 GROUP_PREFIX = "group:"
 """Key prefix of a group row: `group:<project>/<service>` (`@<engine url>` with several)."""
@@ -89,6 +100,28 @@ def gpu_mem(c: ContainerSnapshot) -> int | None:
     return sum(known) if known else None
 
 
+def _serving_order(c: ContainerSnapshot) -> tuple[int, bool]:
+    s = c.serving
+    return (len(STATE_ORDER), False) if s is None else (STATE_ORDER[s.state.name], s.stale)
+
+
+def _serving_figure(
+    pick: Callable[[ServingReading], float | int | None],
+) -> Callable[[ContainerSnapshot], float]:
+    """A sort key of one serving figure: containers without it sort as -1 (last, descending)."""
+
+    def key(c: ContainerSnapshot) -> float:
+        return -1.0 if c.serving is None else _num(pick(c.serving))
+
+    return key
+
+
+def _requests(s: ServingReading) -> int | None:
+    if s.requests_running is None and s.requests_waiting is None:
+        return None
+    return (s.requests_running or 0) + (s.requests_waiting or 0)
+
+
 def gpu_util(c: ContainerSnapshot) -> float | None:
     """Sum of a container's share of GPU utilisation; None where the driver does not say."""
     known = [g.util_percent for g in c.gpus if g.util_percent is not None]
@@ -117,6 +150,13 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("gpu_mem", "GPU MEM", lambda c: _num(gpu_mem(c))),
     ColumnSpec("gpu_util", "GPU%", lambda c: _num(gpu_util(c)), numeric=True),
     ColumnSpec("gpus", "GPUS", lambda c: c.info.gpus_assigned),
+    ColumnSpec("serving", "SERVING", _serving_order),
+    ColumnSpec("requests", "RUN/Q", _serving_figure(_requests), numeric=True),
+    ColumnSpec(
+        "tok_s", "TOK/S", _serving_figure(lambda s: s.generation_tokens_per_s), numeric=True
+    ),
+    ColumnSpec("kv", "KV%", _serving_figure(lambda s: s.kv_cache_percent), numeric=True),
+    ColumnSpec("ttft", "TTFT95", _serving_figure(lambda s: s.ttft_p95_s), numeric=True),
     ColumnSpec("rx", "NET RX", lambda c: _num(c.stats.net_rx_rate), numeric=True),
     ColumnSpec("tx", "NET TX", lambda c: _num(c.stats.net_tx_rate), numeric=True),
     ColumnSpec("ports", "PORTS", lambda c: c.info.ports),
@@ -130,6 +170,9 @@ _HOST = len(COLUMNS)
 _ONE_ENGINE = tuple(range(len(COLUMNS)))
 _SEVERAL_ENGINES = (0, _HOST, *range(1, len(COLUMNS)))
 _STATE, _CPU, _GPUS = (COLUMN_KEYS.index(k) for k in ("state", "cpu", "gpus"))
+_SERVING, _REQUESTS, _TOK_S, _KV, _TTFT = (
+    COLUMN_KEYS.index(k) for k in ("serving", "requests", "tok_s", "kv", "ttft")
+)
 
 
 def matches(container: ContainerSnapshot, needle: str) -> bool:
@@ -193,6 +236,93 @@ def _state_colour(info: ContainerInfo) -> str:
     if info.oom_killed or info.state == "dead" or info.exit_code not in (0, 137, 143):
         return "bad"
     return "muted"
+
+
+def _serving_plain(reading: ServingReading | None) -> tuple[str, ...]:
+    """The serving columns' text: state, running/queued, generated tok/s, KV %, TTFT p95;
+    blank for a container without a model server."""
+    if reading is None:
+        return ("", "", "", "", "")
+    return (
+        reading.state.name + (" stale" if reading.stale else ""),
+        requests_text(reading.requests_running, reading.requests_waiting),
+        tokens_rate(reading.generation_tokens_per_s),
+        percent(reading.kv_cache_percent),
+        seconds(reading.ttft_p95_s),
+    )
+
+
+def _serving_cells(reading: ServingReading | None, growing: bool) -> tuple[Cell, ...]:
+    """The serving columns coloured: the state by what it is; a growing queue, a KV cache past
+    `KV_WARNING_PERCENT` and a TTFT p95 past `TTFT_P95_WARNING_S` as warnings; the figures of a
+    stale reading muted (they are old)."""
+    plain = _serving_plain(reading)
+    if reading is None:
+        return tuple(((text, ""),) for text in plain)
+    name = reading.state.name
+    state: Cell = ((name, STATE_COLOURS.get(name, "")),)
+    if reading.stale:
+        return (
+            (*state, (" stale", "muted")),
+            *(((text, "muted"),) for text in plain[1:]),
+        )
+    requests: Cell = ((plain[1], ""),)
+    if growing:
+        running, _, queued = plain[1].partition("/")
+        requests = ((running + "/", ""), (queued, "warn"))
+    return (
+        state,
+        requests,
+        ((plain[2], ""),),
+        ((plain[3], "warn" if kv_warns(reading.kv_cache_percent) else ""),),
+        ((plain[4], "warn" if ttft_warns(reading.ttft_p95_s) else ""),),
+    )
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def _group_serving(
+    members: Sequence[ContainerSnapshot],
+) -> tuple[tuple[str, ...], tuple[Cell, ...]]:
+    """A service's serving columns: how many of its servers are ready, running and queued
+    requests and generated tok/s summed, the fullest KV cache and the slowest TTFT p95 (the
+    replica that needs a look); blank when none of its replicas serves."""
+    readings = [c.serving for c in members if c.serving is not None]
+    if not readings:
+        return ("", "", "", "", ""), ((("", ""),),) * 5
+    fresh = [r for r in readings if not r.stale]
+    ready = sum(1 for r in fresh if r.state.name == "ready")
+    running = _sum(r.requests_running for r in fresh)
+    waiting = _sum(r.requests_waiting for r in fresh)
+    kv = _max(r.kv_cache_percent for r in fresh)
+    ttft = _max(r.ttft_p95_s for r in fresh)
+    plain = (
+        f"{ready}/{len(readings)} ready",
+        requests_text(
+            None if running is None else int(running), None if waiting is None else int(waiting)
+        ),
+        tokens_rate(_sum(r.generation_tokens_per_s for r in fresh)),
+        percent(kv),
+        seconds(ttft),
+    )
+    growing = any(
+        c.serving is not None and queue_growing(c.serving, c.serving_history) for c in members
+    )
+    requests: Cell = ((plain[1], ""),)
+    if growing and "/" in plain[1]:
+        head, _, queued = plain[1].partition("/")
+        requests = ((head + "/", ""), (queued, "warn"))
+    cells: tuple[Cell, ...] = (
+        ((plain[0], "ok" if ready == len(readings) else "warn"),),
+        requests,
+        ((plain[2], ""),),
+        ((plain[3], "warn" if kv_warns(kv) else ""),),
+        ((plain[4], "warn" if ttft_warns(ttft) else ""),),
+    )
+    return plain, cells
 
 
 PALETTE = ("ok", "warn", "bad", "muted", "accent", "bold")
@@ -627,6 +757,8 @@ class ContainerTable(ScrollView, can_focus=True):
             stats.net_rx_rate,
             stats.net_tx_rate,
             c.gpus,
+            c.serving,
+            c.serving is not None and queue_growing(c.serving, c.serving_history),
             info.id in self.marked,
             indent,
             idle,
@@ -652,6 +784,7 @@ class ContainerTable(ScrollView, can_focus=True):
         assigned = format_assigned(info.gpus_assigned) if info.gpus_assigned else ""
         if assigned and idle:
             assigned += " idle"
+        growing = c.serving is not None and queue_growing(c.serving, c.serving_history)
         plain = (
             mark + name,
             model,
@@ -664,6 +797,7 @@ class ContainerTable(ScrollView, can_focus=True):
             format_gpu_usage(c.gpus),
             percent(gpu_util(c)) if c.gpus else "",
             assigned,
+            *_serving_plain(c.serving),
             human_rate(stats.net_rx_rate),
             human_rate(stats.net_tx_rate),
             ports,
@@ -683,6 +817,7 @@ class ContainerTable(ScrollView, can_focus=True):
                 styled[_CPU] = ((plain[_CPU], "warn"),)
             if assigned.endswith(" idle"):
                 styled[_GPUS] = ((assigned[:-5], ""), (" idle", "warn"))
+            styled[_SERVING : _TTFT + 1] = _serving_cells(c.serving, growing)
             styled[_HOST - 1] = ((plain[_HOST - 1], "muted"),)
             styled[_HOST] = ((plain[_HOST], "muted"),)
             return tuple(styled)
@@ -713,6 +848,7 @@ class ContainerTable(ScrollView, can_focus=True):
         health = f" {unhealthy} unhealthy" if unhealthy else ""
         label = group_label(group)
         mem = _sum(c.stats.mem_bytes for c in members)
+        serving, serving_cells = _group_serving(members)
         plain = (
             "▾ " + _clip(label, 30),
             _clip(", ".join(sorted({c.info.model for c in members})), 36),
@@ -725,6 +861,7 @@ class ContainerTable(ScrollView, can_focus=True):
             format_bytes(_sum(gpu_mem(c) for c in members), na=""),
             "",
             "",
+            *serving,
             human_rate(_sum(c.stats.net_rx_rate for c in members)),
             human_rate(_sum(c.stats.net_tx_rate for c in members)),
             "",
@@ -739,6 +876,7 @@ class ContainerTable(ScrollView, can_focus=True):
             styled[_STATE] = ((state, "ok" if running == len(everyone) else "warn"),)
             if health:
                 styled[_STATE] += ((health, "bad"),)
+            styled[_SERVING : _TTFT + 1] = serving_cells
             return tuple(styled)
 
         return _Row(group_key(group, host), plain, cells, group, host)
@@ -769,6 +907,11 @@ class ContainerTable(ScrollView, can_focus=True):
             "",
             percent(_sum(c.stats.cpu_percent for c in visible)),
             format_bytes(mem, na="-"),
+            "",
+            "",
+            "",
+            "",
+            "",
             "",
             "",
             "",
