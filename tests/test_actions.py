@@ -106,11 +106,23 @@ def test_results_say_what_happened_and_why_not():
         act.KILL,
         succeeded=(act.Outcome("1", "a"),),
         failed=(act.Outcome("2", "b", "the engine said no"),),
-        detail="with SIGHUP",
+        detail="SIGHUP",
     )
     assert mixed.severity == "warning"
     assert mixed.summary == (
-        "Killed with SIGHUP: a\nKill with SIGHUP failed for 1 of 2:\n• b: the engine said no"
+        "Sent SIGHUP: a\nSending SIGHUP failed for 1 of 2:\n• b: the engine said no"
+    )
+    # What the engine reported instead: said per container, not claimed as done.
+    noted = act.ActionResult(
+        act.START,
+        succeeded=(
+            act.Outcome("1", "a"),
+            act.Outcome("2", "b", note=act.ALREADY_RUNNING),
+            act.Outcome("3", "c", note=act.UNPAUSED),
+        ),
+    )
+    assert noted.summary == (
+        "Started: a\nb: already running, nothing to start\nc: was paused: unpaused"
     )
     refused = act.ActionResult(act.REMOVE, refused="read-only mode: aitop changes nothing")
     assert refused.severity == "error"
@@ -193,7 +205,7 @@ def test_stop_waits_for_a_slow_container_past_the_client_timeout(engine, run_con
 def test_kill_sends_the_chosen_signal(engine, run_container):
     cid = run_container("trap 'exit 42' USR1; while :; do sleep 0.1; done")
     result = act.run_action(engine, act.KILL, targets_of(engine, cid), signal="SIGUSR1")
-    assert result.ok and result.summary.startswith("Killed with SIGUSR1: ")
+    assert result.ok and result.summary.startswith("Sent SIGUSR1: ")
     wait_for(lambda: not inspect(cid)["State"]["Running"])
     assert inspect(cid)["State"]["ExitCode"] == 42
 

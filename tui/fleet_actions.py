@@ -137,6 +137,13 @@ class FleetActions(App[None]):
             return True
         return False
 
+    def key_of(self, action: str, default: str) -> str:
+        """The key the user presses for `action` here (their keymap's), for a hint."""
+        for active in self.screen.active_bindings.values():
+            if active.binding.action == action:
+                return self.get_key_display(active.binding)
+        return default
+
     def _table(self) -> ContainerTable:
         return self.query_one(ContainerTable)
 
@@ -360,9 +367,12 @@ class FleetActions(App[None]):
             self.notify("Select one container to open a shell in", severity="warning", markup=False)
             return
         if info.state != "running":
-            self.notify(
-                f"{info.name} is {info.state}: start it first (u)", severity="warning", markup=False
-            )
+            if info.state == "paused":
+                # The engine refuses to start a paused container: `p` (or `u`) thaws it.
+                hint = f"unpause it first ({self.key_of('pause_container', 'p')})"
+            else:
+                hint = f"start it first ({self.key_of('start_container', 'u')})"
+            self.notify(f"{info.name} is {info.state}: {hint}", severity="warning", markup=False)
             return
         engine = self.fleets.engine_for(info.id)
         if engine is None:

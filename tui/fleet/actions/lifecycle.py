@@ -51,7 +51,7 @@ ACTIONS = MappingProxyType(
         RESTART: ActionSpec(RESTART, "Restart", "restarted", "restarting", confirm=False),
         PAUSE: ActionSpec(PAUSE, "Pause", "paused", "pausing", confirm=False),
         UNPAUSE: ActionSpec(UNPAUSE, "Unpause", "unpaused", "unpausing", confirm=False),
-        KILL: ActionSpec(KILL, "Kill", "killed", "killing", confirm=True),
+        KILL: ActionSpec(KILL, "Kill", "sent", "signalling", confirm=True),
         REMOVE: ActionSpec(REMOVE, "Remove", "removed", "removing", confirm=True),
     }
 )
@@ -173,6 +173,9 @@ class Outcome:
     name: str
     error: str = ""
     """Why it failed, in the engine's own words; "" when it succeeded."""
+    note: str = ""
+    """What the engine reported instead of the action itself ("already running"); "" when
+    the action was done as asked."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class ActionResult:
     refused: str = ""
     """Why nothing was attempted (read-only mode, nothing to act on); "" when it ran."""
     detail: str = ""
-    """A qualifier for the summary, such as the signal sent."""
+    """A qualifier for the summary: the signal sent (KILL)."""
 
     @property
     def ok(self) -> bool:
@@ -203,17 +206,27 @@ class ActionResult:
     def summary(self) -> str:
         """The notification text: what happened, then each failure in the engine's words."""
         spec = ACTIONS[self.action]
+        if self.action == KILL:
+            # A signal is sent, not a kill: SIGUSR2 or SIGHUP leave the container running.
+            signal = self.detail or "SIGKILL"
+            done, verb = f"Sent {signal}", f"Sending {signal}"
+        else:
+            done, verb = spec.past.capitalize(), spec.verb
         if self.refused:
-            return f"{spec.verb}: {self.refused}"
-        detail = f" {self.detail}" if self.detail else ""
+            return f"{verb}: {self.refused}"
         lines: list[str] = []
-        if self.succeeded:
-            names = ", ".join(o.name for o in self.succeeded)
-            lines.append(f"{spec.past.capitalize()}{detail}: {names}")
+        plain = [o.name for o in self.succeeded if not o.note]
+        if plain:
+            lines.append(f"{done}: {', '.join(plain)}")
+        notes: dict[str, list[str]] = {}
+        for outcome in self.succeeded:
+            if outcome.note:
+                notes.setdefault(outcome.note, []).append(outcome.name)
+        lines.extend(f"{', '.join(names)}: {note}" for note, names in notes.items())
         if self.failed:
             total = len(self.failed) + len(self.succeeded)
-            lines.append(f"{spec.verb}{detail} failed for {len(self.failed)} of {total}:")
-            lines.extend(f"• {o.name}: {o.error}" for o in self.failed)
+            lines.append(f"{verb} failed for {len(self.failed)} of {total}:")
+            lines.extend(f"\u2022 {o.name}: {o.error}" for o in self.failed)
         return "\n".join(lines)
 
 
@@ -221,10 +234,33 @@ Progress = Callable[[int, int, str], None]
 """Called as (done, total, text) while an action runs; from worker threads."""
 
 
-def _call(engine: Engine, action: str, cid: str, signal: str, volumes: bool) -> None:
+ALREADY_RUNNING = "already running, nothing to start"
+UNPAUSED = "was paused: unpaused"
+NOT_RUNNING = "not running, nothing to stop"
+
+
+def _status(engine: Engine, cid: str) -> str:
+    """The container's state as the engine reports it now ("running", "paused", ...)."""
+    state = engine.inspect(cid).get("State") or {}
+    return str(state.get("Status") or "")
+
+
+def _call(engine: Engine, action: str, cid: str, signal: str, volumes: bool) -> str:
+    """Do `action` on one container; returns a note when the engine's state made it do
+    something else (see `Outcome.note`). The engine answers a start of a running container
+    and a stop of a stopped one with "not modified", and refuses to start a paused one: it
+    is asked first, so that the result says what happened."""
     if action == START:
+        status = _status(engine, cid)
+        if status == "running":
+            return ALREADY_RUNNING
+        if status == "paused":
+            engine.unpause_container(cid)
+            return UNPAUSED
         engine.start_container(cid)
     elif action == STOP:
+        if _status(engine, cid) not in ("running", "paused", "restarting"):
+            return NOT_RUNNING
         engine.stop_container(cid)
     elif action == RESTART:
         engine.restart_container(cid)
@@ -238,6 +274,7 @@ def _call(engine: Engine, action: str, cid: str, signal: str, volumes: bool) -> 
         engine.remove_container(cid, volumes=volumes, force=True)
     else:  # pragma: no cover - guarded by run_action
         raise ValueError(action)
+    return ""
 
 
 def run_action(
@@ -257,7 +294,7 @@ def run_action(
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
-    detail = f"with {signal or 'SIGKILL'}" if action == KILL else ""
+    detail = (signal or "SIGKILL") if action == KILL else ""
     if engine.read_only:
         return ActionResult(action, refused="read-only mode: aitop changes nothing", detail=detail)
     if not targets:
@@ -268,12 +305,12 @@ def run_action(
 
     def one(info: ContainerInfo) -> Outcome:
         try:
-            _call(engine, action, info.id, signal, volumes)
+            note = _call(engine, action, info.id, signal, volumes)
         except ContainerGone:
             return Outcome(info.id, info.name, "it no longer exists")
         except EngineError as exc:
             return Outcome(info.id, info.name, str(exc))
-        return Outcome(info.id, info.name)
+        return Outcome(info.id, info.name, note=note)
 
     if on_progress is not None:
         on_progress(0, total, f"{spec.progressive} {describe(targets)}")
