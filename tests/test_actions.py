@@ -356,3 +356,35 @@ def test_a_container_name_no_one_uses_is_gone_in_the_engines_words(engine):
     name = f"aitop-test-nothing-{uuid.uuid4().hex[:6]}"
     result = act.run_action(engine, act.START, (info(name, name, "exited"),))
     assert result.failed and result.failed[0].error == "it no longer exists"
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent"),
+    [
+        ("usr2", "SIGUSR2"),
+        ("SIGHUP", "SIGHUP"),
+        (" term ", "SIGTERM"),
+        ("9", "9"),
+        ("64", "64"),
+        ("rtmin+3", "SIGRTMIN+3"),
+        ("SIGRTMAX-1", "SIGRTMAX-1"),
+    ],
+)
+def test_a_typed_signal_is_sent_as_the_engine_names_it(typed: str, sent: str):
+    assert act.parse_signal(typed) == sent
+
+
+@pytest.mark.parametrize(
+    ("typed", "word"),
+    [
+        ("", "type a signal"),
+        ("0", "1 to 64"),
+        ("65", "1 to 64"),
+        ("SIGFOO", "unknown signal"),
+        ("RTMIN+16", "unknown signal"),
+        ("-9", "unknown signal"),
+    ],
+)
+def test_an_unknown_signal_is_refused_in_a_clear_word(typed: str, word: str):
+    with pytest.raises(act.BadSignal, match=word):
+        act.parse_signal(typed)

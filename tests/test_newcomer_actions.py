@@ -93,3 +93,37 @@ async def test_start_of_a_running_container_and_a_harmless_signal_say_what_happe
         assert "Killed" not in sent
         # busybox sleep as PID 1 has no handler for it: the container goes on running.
         assert status(cid) == "running"
+
+
+async def test_any_signal_can_be_typed_and_an_unknown_one_is_refused(
+    engine, run_container, session_tag
+):
+    """README: "kill (any signal)": the picker takes any name or number 1-64 (issue 16, 9)."""
+    cid = run_container(
+        "trap 'exit 42' USR2; while :; do usleep 100000; done", labels={"aitop.model": "x"}
+    )
+    app = live_app(Engine(engine.url))
+    async with app.run_test(size=(200, 50), notifications=True) as pilot:
+        await open_on(pilot, app, session_tag, cid)
+        await pilot.press("K")
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, SignalScreen))
+        screen = app.screen
+
+        def said() -> str:
+            return str(screen.query_one("#signal-error").render())
+
+        for typed in ("SIGFOO", "65", "0"):
+            await pilot.press(*typed, "enter")
+            await pilot_wait_for(pilot, said, what=f"a word on {typed!r}")
+            assert app.screen is screen  # refused: still asking
+            await pilot.press(*["backspace"] * len(typed))
+        await pilot.press(*"SIGFOO", "enter")
+        await pilot_wait_for(pilot, lambda: "unknown signal 'SIGFOO'" in said())
+        await pilot.press(*["backspace"] * 6)
+        assert said() == ""  # typing again clears the word
+        await pilot.press(*"usr2", "enter")
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Send SIGUSR2 to" in str(app.screen.query_one("#title").render())
+        await pilot.press("y")
+        await toast_saying(pilot, app, "Sent SIGUSR2")
+        await pilot_wait_for(pilot, lambda: status(cid) == "exited", what="the trap ran")

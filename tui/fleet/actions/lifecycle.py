@@ -66,7 +66,78 @@ SIGNALS: tuple[tuple[str, str], ...] = (
     ("SIGUSR1", "user signal 1"),
     ("SIGUSR2", "user signal 2"),
 )
-"""The signals `K` offers, with what each usually means."""
+"""The signals `K` offers, with what each usually means (any other may be typed)."""
+
+SIGNAL_NAMES: frozenset[str] = frozenset(
+    [
+        "ABRT",
+        "ALRM",
+        "BUS",
+        "CHLD",
+        "CLD",
+        "CONT",
+        "FPE",
+        "HUP",
+        "ILL",
+        "INT",
+        "IO",
+        "IOT",
+        "KILL",
+        "PIPE",
+        "POLL",
+        "PROF",
+        "PWR",
+        "QUIT",
+        "SEGV",
+        "STKFLT",
+        "STOP",
+        "SYS",
+        "TERM",
+        "TRAP",
+        "TSTP",
+        "TTIN",
+        "TTOU",
+        "URG",
+        "USR1",
+        "USR2",
+        "VTALRM",
+        "WINCH",
+        "XCPU",
+        "XFSZ",
+        "RTMIN",
+        "RTMAX",
+    ]
+    + [f"RTMIN+{n}" for n in range(1, 16)]
+    + [f"RTMAX-{n}" for n in range(1, 15)]
+)
+"""The signal names the engine knows, without "SIG" (Linux's table, as Docker's: the
+container runs on Linux whatever this machine runs, so Python's own `signal` is no guide)."""
+MAX_SIGNAL = 64
+"""The highest signal number (Linux)."""
+
+
+class BadSignal(ValueError):
+    """A typed signal the engine would not know; `str()` says why in a line."""
+
+
+def parse_signal(text: str) -> str:
+    """A typed signal ("usr2", "SIGHUP", "9", "RTMIN+3") as the engine takes it: "SIGUSR2",
+    "SIGHUP", "9", "SIGRTMIN+3". Raises `BadSignal` for anything else."""
+    typed = text.strip()
+    if not typed:
+        raise BadSignal("type a signal's name (SIGUSR2, HUP) or number (1-64)")
+    if typed.isdigit():
+        number = int(typed)
+        if not 1 <= number <= MAX_SIGNAL:
+            raise BadSignal(f"no signal {typed}: signal numbers go from 1 to {MAX_SIGNAL}")
+        return str(number)
+    name = typed.upper()
+    name = name.removeprefix("SIG")
+    if name not in SIGNAL_NAMES:
+        shown = typed if len(typed) <= 20 else typed[:20] + "…"
+        raise BadSignal(f"unknown signal {shown!r}: try a name such as SIGUSR2 or a number 1-64")
+    return f"SIG{name}"
+
 
 MAX_WORKERS = 8
 """Containers acted on at once in a bulk action."""
