@@ -1,5 +1,5 @@
-"""The `aitop` command line: the TUI, `aitop snapshot --json`, `aitop demo up|down` and
-`aitop config`."""
+"""The `aitop` command line: the TUI, `aitop snapshot --json`, `aitop demo up|down|replay`
+and `aitop config`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ LOW_BANDWIDTH_INTERVAL = 2.0
 """Seconds between fleet samples with `--low-bandwidth`, unless set otherwise."""
 FIRST_SAMPLE_WAIT = 0.6
 """Longest the CLI waits for the first sample before loading the UI."""
+NO_ENGINE_HINT = "; `aitop demo replay` shows a recorded fleet without one"
+"""Added to the one line that says the engine cannot be used, where aitop would show a fleet."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,8 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument(
         "--all", action="store_true", default=argparse.SUPPRESS, help="include non-model containers"
     )
-    demo = sub.add_parser("demo", parents=[common], help="start or remove a demo fleet")
-    demo.add_argument("action", choices=["up", "down"])
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="start or remove a demo fleet, or replay a recorded one (no engine needed)",
+        description="up: start a demo fleet of stand-in model servers on the engine (it is left "
+        "alone when one is up already); down: remove it; replay: show the demo fleet as "
+        "recorded, GPUs included, with no engine (nothing can be changed)",
+    )
+    demo.add_argument("action", choices=["up", "down", "replay"])
     config = sub.add_parser(
         "config", parents=[common], help="show, check or print the configuration file"
     )
@@ -210,7 +219,10 @@ def _snapshot_command(
 def _demo_command(
     args: argparse.Namespace, loaded: LoadedConfig, config: Config, engines: Sequence[Engine]
 ) -> int:
-    """`aitop demo up|down`: start or remove the demo fleet on one engine."""
+    """`aitop demo up|down|replay`: start or remove the demo fleet on one engine, or show the
+    recorded one without any."""
+    if args.action == "replay":
+        return _replay_command(args, loaded, config)
     if len(engines) > 1:
         print(
             "aitop: `aitop demo` works on one engine: give one --host or --context",
@@ -224,13 +236,45 @@ def _demo_command(
             file=sys.stderr,
         )
         return EXIT_ENGINE
-    from tui.fleet.demo import demo_down, demo_up
+    from tui.fleet.demo import demo_down, demo_ids, demo_up
 
-    if args.action == "up":
-        demo_up(engine)
-        print("demo fleet is up: run `aitop` to see it, `aitop demo down` to remove it")
-    else:
+    if args.action == "down":
         demo_down(engine)
+        return 0
+    try:
+        existing = demo_ids(engine)
+    except EngineError as exc:
+        raise EngineError(f"{exc}{NO_ENGINE_HINT}") from exc
+    if existing:
+        # A second `up` must not wipe a fleet someone is looking at: say so, and leave it.
+        print(
+            f"the demo fleet is already up ({len(existing)} containers): run `aitop` to see "
+            "it; `aitop demo down` removes it (then `aitop demo up` starts it afresh)"
+        )
+        return 0
+    demo_up(engine)
+    print("demo fleet is up: run `aitop` to see it, `aitop demo down` to remove it")
+    return 0
+
+
+def _replay_command(args: argparse.Namespace, loaded: LoadedConfig, config: Config) -> int:
+    """`aitop demo replay`: the interactive view on the recorded demo fleet; no engine."""
+    if not sys.stdout.isatty():
+        print("aitop: `aitop demo replay` needs a terminal", file=sys.stderr)
+        return EXIT_ENGINE
+    from tui.app import AitopApp
+    from tui.commands import check_settings
+    from tui.fleet.demo import RecordedFleet, recorded_fleet
+
+    config, more = check_settings(replace(loaded, config=config))
+    _warn(more)
+    problems = [*loaded.problems, *more]
+    AitopApp(
+        [RecordedFleet(recorded_fleet())],
+        config=config,
+        config_problems=[str(p) for p in problems],
+        show_all=getattr(args, "all", False),
+    ).run()
     return 0
 
 
@@ -257,7 +301,10 @@ def _tui_command(
     # Fail fast, before the screen switches, with one readable line. With several engines
     # one that is down is shown as such and retried, like an engine that goes away later.
     if len(engines) == 1:
-        engines[0].version()
+        try:
+            engines[0].version()
+        except EngineError as exc:
+            raise EngineError(f"{exc}{NO_ENGINE_HINT}") from exc
     from tui.watch import monitors_for
 
     # Start watching now: the engines are listed and sampled while Textual loads.
