@@ -116,6 +116,8 @@ class DiskScreen(ModalScreen[None]):
         self.read_only = read_only
         self.state = state
         self._targets: dict[str, Target] = {}
+        self._ready = False
+        """True once mounted: a state handed in before is drawn by on_mount."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="body"):
@@ -137,6 +139,7 @@ class DiskScreen(ModalScreen[None]):
             ("WHAT", "what"),
         ):
             table.add_column(label, key=key)
+        self._ready = True
         self.show(self.state)
         self.set_interval(1.0, self._tick)
         self.set_interval(REFRESH_S, self.action_refresh)
@@ -150,7 +153,7 @@ class DiskScreen(ModalScreen[None]):
     def show(self, state: DiskState) -> None:
         """Show a new state (a survey began, ended or failed)."""
         self.state = state
-        if not self.query("#disk-table"):
+        if not self._ready:
             return
         self._heading()
         report = state.report
@@ -239,7 +242,7 @@ class DiskScreen(ModalScreen[None]):
     @property
     def selected(self) -> Target | None:
         """The image, volume or build cache under the cursor."""
-        if not self.query("#disk-table"):
+        if not self._ready:
             return None
         table = self.query_one(DataTable)
         if table.row_count == 0:
@@ -249,8 +252,8 @@ class DiskScreen(ModalScreen[None]):
 
     @property
     def row_names(self) -> list[str]:
-        """The NAME column, top to bottom (for tests); empty before the screen is composed."""
-        if not self.query("#disk-table"):
+        """The NAME column, top to bottom (for tests); empty before the screen is mounted."""
+        if not self._ready:
             return []
         table = self.query_one(DataTable)
         return [str(table.get_row_at(n)[1]) for n in range(table.row_count)]

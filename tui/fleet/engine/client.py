@@ -578,3 +578,16 @@ class Engine:
         with Translate(self.url):
             answer = self._actions_api().prune_builds()
         return int((answer or {}).get("SpaceReclaimed") or 0)
+
+    # --- processes ------------------------------------------------------------------------
+
+    TOP_COLUMNS = "pid,ppid,pcpu,rss,etimes,args"
+    """What `top` asks the engine's `ps` for: host PID, parent, CPU % (over the process's
+    life, as ps counts it), resident KiB, seconds since it started, command line."""
+
+    def top(self, container_id: str) -> dict[str, Any]:
+        """The container's processes as the engine's host sees them (`docker top`, with
+        `TOP_COLUMNS`): {"Titles": [...], "Processes": [[...], ...]}."""
+        with Translate(self.url, container_id):
+            answer = self._api().top(container_id, ps_args=f"-o {self.TOP_COLUMNS}")
+            return {"Titles": answer["Titles"], "Processes": answer["Processes"]}
