@@ -18,7 +18,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from textual import work
+from textual import events, work
 from textual.app import App, SuspendNotSupported
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
@@ -48,6 +48,7 @@ from tui.screens.replica import ReplicaScreen
 from tui.screens.signal import SignalScreen
 from widgets.action_progress import ActionProgress
 from widgets.container_table import ContainerTable, Selection
+from widgets.status_line import StatusLine
 
 ACTIONS_GROUP = "actions"
 """Worker group of every action."""
@@ -127,6 +128,31 @@ class FleetActions(App[None]):
         if action in MUTATING_ACTIONS and self.read_only:
             return False
         return super().check_action(action, parameters)
+
+    def on_mount(self) -> None:
+        """Say read-only mode in the status line, from the start."""
+        for status in self.query(StatusLine):
+            status.read_only = self.read_only
+
+    def on_key(self, event: events.Key) -> None:
+        """A changing key in read-only mode: its binding is hidden (`check_action`), so the
+        key reaches the app unhandled; say why nothing happens instead of ignoring it."""
+        if not self.read_only:
+            return
+        bindings = self._bindings.copy()
+        if self._keymap:
+            bindings.apply_keymap(self._keymap)
+        for binding in bindings.key_to_bindings.get(event.key, ()):
+            if binding.action in MUTATING_ACTIONS:
+                event.stop()
+                what = (binding.description or binding.action.replace("_", " ")).lower()
+                self.notify(
+                    f"read-only mode: {what} refused (aitop --read-only changes nothing)",
+                    severity="warning",
+                    timeout=4,
+                    markup=False,
+                )
+                return
 
     def _refuse(self, what: str) -> bool:
         if self.read_only:

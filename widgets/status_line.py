@@ -38,6 +38,8 @@ class StatusLine(Static):
     """What the table shows (e.g. "5 of 12 containers · model containers · filter: llama")."""
     alert: reactive[str] = reactive("")
     """A warning that must be seen (GPU memory pressure), shown first; "" for none."""
+    read_only: reactive[bool] = reactive(False)
+    """Whether aitop changes nothing (`--read-only`): said first, never left out."""
 
     def __init__(
         self,
@@ -63,14 +65,18 @@ class StatusLine(Static):
     def watch_alert(self) -> None:
         self._redraw()
 
+    def watch_read_only(self) -> None:
+        self._redraw()
+
     def on_resize(self) -> None:
         # What fits depends on the width: re-choose the parts when it changes.
         self._redraw()
 
     def _redraw(self) -> None:
         engine = self._engine
+        mode = [Part(Text("read-only · ", "bold"))] if self.read_only else []
         if engine is None:
-            set_text(self, Text("connecting…"))
+            set_text(self, fit([*mode, Part(Text("connecting…"))], self.content_size.width))
             return
         width = self.content_size.width
         self.set_class(not engine.reachable, "-unreachable")
@@ -78,6 +84,7 @@ class StatusLine(Static):
             # The retry goes first: on a narrow line the engine's error is what is shortened.
             retry = f" (retrying in {engine.retry_in:.0f}s)" if engine.retry_in else ""
             parts = [
+                *mode,
                 Part(Text(f"✖ engine unreachable{retry}: ")),
                 Part(Text(engine.error), shrink=True),
             ]
@@ -85,7 +92,9 @@ class StatusLine(Static):
             return
         clock = time.strftime("%H:%M:%S", time.localtime(self._updated)) if self._updated else "-"
         self.set_class(bool(self.alert), "-alert")
-        parts = [Part(Text(f"⚠ {self.alert}", "bold"), shrink=True)] if self.alert else []
+        parts = [*mode]
+        if self.alert:
+            parts.append(Part(Text(f"⚠ {self.alert}", "bold"), shrink=True))
         parts += [
             Part(
                 Text.assemble(
