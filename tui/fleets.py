@@ -9,8 +9,10 @@ changes one in place, so a reader on another thread sees either the old picture 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from tui.fleet.engine.client import Engine
+from tui.fleet.gpu.types import GpuReport
 from tui.fleet.models import ContainerInfo, EngineStatus, FleetSnapshot
 from tui.fleet.source import FleetSource
 from widgets.container_table import host_label
@@ -51,6 +53,20 @@ def unreachable_notes(fleets: Sequence[FleetSnapshot]) -> list[str]:
             retry = f" in {engine.retry_in:.0f}s" if engine.retry_in else ""
             notes.append(f"{host_label(engine.url)}: unreachable, retrying{retry}")
     return notes
+
+
+def own_gpus(url: str, snapshot: FleetSnapshot) -> GpuReport | None:
+    """The report of the GPUs of the machine an engine runs on, named as the table names its
+    host; None where that machine's GPUs are out of reach.
+
+    A local engine's report is this machine's. A remote engine's is its own only when it was
+    read there (an ssh:// engine: nvidia-smi over ssh, `host` set); a report of this
+    machine's NVML says nothing of another machine's containers, and is dropped.
+    """
+    gpu = snapshot.gpu
+    if gpu is None or is_local_url(url):
+        return gpu
+    return replace(gpu, host=host_label(url)) if gpu.host else None
 
 
 class Fleets:
@@ -142,6 +158,11 @@ class Fleets:
         latest[index] = snapshot
         self._latest = tuple(latest)
         if not self.several:
+            url, gpu = self.urls[index], snapshot.gpu
+            if gpu is not None and gpu.host and not is_local_url(url):
+                # Its own machine's GPUs, named as the table names the host. (A report of
+                # this machine's NVML stays, for the one engine watched: its pane says whose.)
+                snapshot = replace(snapshot, gpu=own_gpus(url, snapshot))
             self._shown = (snapshot,)
             self._snapshot = snapshot
             return snapshot
@@ -153,28 +174,29 @@ class Fleets:
 
     def _combine(self) -> tuple[FleetSnapshot, tuple[FleetSnapshot, ...]]:
         """Several engines' latest fleets as one snapshot (all containers, this machine's
-        host and GPU figures, a combined engine status), and each engine's fleet to show."""
+        host figures, a combined engine status, every machine's GPUs), and each engine's
+        fleet to show (with the GPUs of its own machine only, `own_gpus`).
+
+        The combined GPU report is this machine's, the other machines' in its `others`
+        (in the engines' order); with no local engine, the first remote one's leads."""
         fleets = []
         for url, fleet in zip(self.urls, self._latest, strict=True):
             if fleet is None:
                 fleet = FleetSnapshot(engine=EngineStatus(url=url))
             elif not is_local_url(url):
-                # This machine's NVML says nothing of another machine's containers.
-                fleet = FleetSnapshot(
-                    engine=fleet.engine,
-                    host=fleet.host,
-                    containers=fleet.containers,
-                    taken_at=fleet.taken_at,
-                    sampled=fleet.sampled,
-                )
+                fleet = replace(fleet, gpu=own_gpus(url, fleet))
             fleets.append(fleet)
         local = [f for f in fleets if is_local_url(f.engine.url)] or fleets
+        here = next((f.gpu for f in fleets if is_local_url(f.engine.url) and f.gpu), None)
+        elsewhere = [f.gpu for f in fleets if not is_local_url(f.engine.url) and f.gpu]
+        if here is None and elsewhere:
+            here = elsewhere.pop(0)
         combined = FleetSnapshot(
             engine=combined_status(fleets),
             host=local[0].host,
             containers=tuple(c for f in fleets for c in f.containers),
             taken_at=max(f.taken_at for f in fleets),
             sampled=all(f.sampled for f in fleets if f.engine.reachable),
-            gpu=next((f.gpu for f in local if f.gpu is not None), None),
+            gpu=replace(here, others=tuple(elsewhere)) if here is not None else None,
         )
         return combined, tuple(fleets)

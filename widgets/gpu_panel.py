@@ -1,9 +1,10 @@
-"""GPU pane: one block per device with gauges, sparklines and who holds its memory."""
+"""GPU pane: one block per device with gauges, sparklines and who holds its memory, this
+machine's first, then each other machine's (an ssh:// engine's) under a line of its own."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -62,7 +63,9 @@ class GpuPanel(Widget):
     A block shows the device's name and index, SM utilisation and memory with short
     histories, temperature against the driver's slowdown threshold, power against its limit,
     fan and clocks, and who holds the memory. A figure NVML cannot give reads N/A. When NVML
-    cannot be used at all, a labelled state line says why instead.
+    cannot be used at all, a labelled state line says why instead. Other machines' reports
+    (`GpuReport.others`, or a report whose `host` is set) get the same blocks, each machine
+    under a state line that names it.
     """
 
     DEFAULT_CSS = """
@@ -87,6 +90,14 @@ class GpuPanel(Widget):
     }
     GpuPanel .gpu-block {
         height: auto;
+    }
+    GpuPanel .gpu-host {
+        height: auto;
+        color: $text-muted;
+        text-style: bold;
+    }
+    GpuPanel .gpu-host.-problem {
+        color: $warning;
     }
     GpuPanel .gpu-title {
         width: 34;
@@ -148,8 +159,8 @@ class GpuPanel(Widget):
     report: reactive[GpuReport | None] = reactive(None)
     """The GPU report on show; None until the first one arrives."""
     remote_hosts: reactive[tuple[str, ...]] = reactive(())
-    """Engines watched on other machines: NVML here cannot see their GPUs, and the state line
-    says so (their GPU data needs aitop running on that host)."""
+    """Engines watched on other machines. Those whose GPUs no report covers (not reached
+    over ssh) are named in the state line: their GPU data needs aitop running on that host."""
 
     def __init__(
         self,
@@ -164,7 +175,11 @@ class GpuPanel(Widget):
         self.thresholds = thresholds
         """When memory and temperature are drawn as warnings (from the configuration)."""
         self._names: Mapping[str, str] = {}
-        self._blocks: dict[int, _Block] = {}
+        self._blocks: dict[tuple[str, int], _Block] = {}
+        """Each device's block, by (host, index); host "" is this machine."""
+        self._headers: dict[str, Static] = {}
+        """The state line of each other machine shown below the first, by host."""
+        self._layout: tuple[tuple[str, int | None], ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static("GPUs: waiting for the first reading", id="gpu-state", markup=False)
@@ -194,23 +209,36 @@ class GpuPanel(Widget):
     def _show(self, report: GpuReport | None) -> None:
         state = self.query_one("#gpu-state", Static)
         set_text(state, self._state_line(report))
-        state.set_class(
-            report is not None and (not report.ok or not report.attribution_possible), "-problem"
-        )
-        devices = report.devices if report is not None and report.ok else ()
-        if tuple(d.index for d in devices) != tuple(self._blocks):
-            self._rebuild(devices)
-        if report is None:
-            return
-        warnings = pressure_warnings(report, self._names, self.thresholds)
-        for device in devices:
-            self._fill(self._blocks[device.index], device, report, warnings)
+        state.set_class(report is not None and _problem(report), "-problem")
+        machines = (report, *report.others) if report is not None else ()
+        layout: list[tuple[str, int | None]] = []
+        for position, machine in enumerate(machines):
+            if position:
+                layout.append((machine.host, None))
+            layout.extend((machine.host, d.index) for d in _devices(machine))
+        if tuple(layout) != self._layout:
+            self._rebuild(tuple(layout))
+        for position, machine in enumerate(machines):
+            if position:
+                header = self._headers[machine.host]
+                set_text(header, f"{machine.host}: {self._report_line(machine)}")
+                header.set_class(_problem(machine), "-problem")
+            alone = replace(machine, others=()) if machine.others else machine
+            warnings = pressure_warnings(alone, self._names, self.thresholds)
+            for device in _devices(machine):
+                self._fill(self._blocks[(machine.host, device.index)], device, machine, warnings)
 
     def _state_line(self, report: GpuReport | None) -> str:
         line = self._report_line(report)
-        if self.remote_hosts:
-            hosts = ", ".join(self.remote_hosts)
-            line = f"this machine: {line}\n{hosts}: no GPU data here; it needs aitop on that host"
+        covered = {m.host for m in (report, *report.others)} if report is not None else set()
+        if report is not None and report.host:
+            line = f"{report.host}: {line}"
+        elif self.remote_hosts or (report is not None and report.others):
+            line = f"this machine: {line}"
+        missing = [h for h in self.remote_hosts if h not in covered]
+        if missing:
+            hosts = ", ".join(missing)
+            line = f"{line}\n{hosts}: no GPU data here; it needs aitop on that host"
         return line
 
     def _report_line(self, report: GpuReport | None) -> str:
@@ -222,17 +250,31 @@ class GpuPanel(Widget):
         parts = [f"{count} GPU{'s' if count != 1 else ''}"]
         if report.driver_version:
             parts.append(f"driver {report.driver_version}")
-        parts.append(f"NVML {report.nvml_seconds * 1000:.1f} ms")
+        if report.host:
+            parts.append(f"nvidia-smi over ssh {report.nvml_seconds * 1000:.0f} ms")
+        else:
+            parts.append(f"NVML {report.nvml_seconds * 1000:.1f} ms")
         if not report.attribution_possible:
             parts.append(f"no per-container figures: {report.attribution_reason}")
         return " · ".join(parts)
 
-    def _rebuild(self, devices: tuple[GpuDevice, ...]) -> None:
+    def _rebuild(self, layout: tuple[tuple[str, int | None], ...]) -> None:
         holder = self.query_one("#gpu-devices", Vertical)
         holder.remove_children()
-        self._blocks = {d.index: self._new_block() for d in devices}
-        if self._blocks:
-            holder.mount_all(block.root for block in self._blocks.values())
+        self._layout = layout
+        self._blocks, self._headers = {}, {}
+        widgets: list[Widget] = []
+        for host, index in layout:
+            if index is None:
+                header = Static("", classes="gpu-host", markup=False)
+                self._headers[host] = header
+                widgets.append(header)
+            else:
+                block = self._new_block()
+                self._blocks[(host, index)] = block
+                widgets.append(block.root)
+        if widgets:
+            holder.mount_all(widgets)
 
     @staticmethod
     def _new_block() -> _Block:
@@ -295,7 +337,11 @@ class GpuPanel(Widget):
         set_text(block.power, f"POWER {_pair(device.power_w, device.power_limit_w, '{:.0f}', 'W')}")
         _level(block.power, device.power_level)
         set_text(block.fan, f"FAN {_na(device.fan_percent, '{}%')}")
-        clocks = _pair(device.clock_sm_mhz, device.clock_mem_mhz, "{}", " MHz")
+        if device.clock_mem_mhz is None and device.clock_sm_max_mhz is not None:
+            # nvidia-smi's reading: the SM clock against its maximum (no memory clock).
+            clocks = f"{_na(device.clock_sm_mhz, '{}')}/{device.clock_sm_max_mhz} MHz max"
+        else:
+            clocks = _pair(device.clock_sm_mhz, device.clock_mem_mhz, "{}", " MHz")
         set_text(block.clocks, f"CLK {clocks}")
 
         prefix = f"{device.label} "
@@ -335,6 +381,16 @@ class GpuPanel(Widget):
             return self._names.get(proc.container_id) or proc.container_id[:12]
         command = proc.command.split(" ", 1)[0].rsplit("/", 1)[-1] or str(proc.pid)
         return f"host:{command}" if proc.origin == "host" else f"pid {proc.pid}"
+
+
+def _devices(report: GpuReport) -> tuple[GpuDevice, ...]:
+    """The devices to draw a block for: none unless the report's state is "ok"."""
+    return report.devices if report.ok else ()
+
+
+def _problem(report: GpuReport) -> bool:
+    """True when a report's line is drawn as a problem (no GPUs read, or no attribution)."""
+    return not report.ok or not report.attribution_possible
 
 
 def _history(spark: Sparkline, history: tuple[float, ...]) -> None:

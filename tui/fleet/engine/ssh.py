@@ -1,4 +1,5 @@
-"""ssh:// engines: one `ssh -L` forward of the remote engine's socket, which ends with aitop."""
+"""ssh:// engines: one `ssh -L` forward of the remote engine's socket, which ends with aitop, and
+short commands run as sessions on that same connection (`SshTunnel.run`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -17,10 +19,33 @@ import urllib.parse
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import IO
 
 from tui.fleet.engine.errors import EngineError
+
+
+@dataclass(frozen=True)
+class RemoteOutput:
+    """What one command run over an ssh connection gave back (`SshTunnel.run`)."""
+
+    returncode: int | None
+    """Its exit status (ssh's own 255 when the connection failed); None when it was killed
+    at its deadline."""
+    stdout: bytes
+    """At most `limit` bytes of what it printed."""
+    stderr: bytes
+    """At most `limit` bytes of its (and ssh's) error output."""
+    seconds: float
+    """How long the round trip took."""
+    truncated: bool = False
+    """True when it printed more than `limit` bytes and was cut off."""
+
+    @property
+    def timed_out(self) -> bool:
+        """True when the command did not finish within its deadline."""
+        return self.returncode is None
 
 
 class SshTunnel:
@@ -32,6 +57,10 @@ class SshTunnel:
     single ssh connection, which MaxSessions does not count. The system `ssh` is used, so
     ~/.ssh/config, agents and known hosts apply; the remote socket is the URL's path, else
     /var/run/docker.sock (ssh://me@box/run/user/1000/docker.sock for a rootless engine).
+
+    The forward is also the connection's master (`ControlMaster`, its control socket beside
+    the forwarded one), so `run` adds one session to that connection instead of a second
+    login; sessions are counted by MaxSessions, so they run one at a time per tunnel.
     """
 
     REMOTE_SOCKET = "/var/run/docker.sock"
@@ -49,16 +78,85 @@ class SshTunnel:
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
         self._lock = threading.Lock()
+        self._session = threading.Lock()
 
     def argv(self, local: str) -> list[str]:
         """The ssh command line that forwards `local` to the remote engine's socket."""
         argv = ["ssh", "-nNT", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes"]
         argv += ["-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3"]
+        # The master of its connection: `run` reaches it through this socket. ControlPersist
+        # off: the connection ends with this process, as it always did.
+        control = os.path.join(os.path.dirname(local), CONTROL_SOCKET)
+        argv += ["-o", "ControlMaster=yes", "-o", f"ControlPath={control}"]
+        argv += ["-o", "ControlPersist=no"]
+        return [*argv, *self._destination(), "-L", f"{local}:{self.remote}", "--", self.host]
+
+    def _destination(self) -> list[str]:
+        argv = []
         if self.user:
             argv += ["-l", self.user]
         if self.port:
             argv += ["-p", str(self.port)]
-        return [*argv, "-L", f"{local}:{self.remote}", "--", self.host]
+        return argv
+
+    def session_argv(self, control: str, command: str) -> list[str]:
+        """The ssh command line that runs `command` as one more session on the connection
+        whose control socket is `control`.
+
+        It never logs in by itself: should the master be gone, ssh's fallback to a
+        connection of its own goes through `ProxyCommand=false` and fails at once.
+        """
+        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ControlMaster=no"]
+        argv += ["-o", f"ControlPath={control}", "-o", "ProxyCommand=false"]
+        return [*argv, *self._destination(), "--", self.host, command]
+
+    @classmethod
+    def holding(cls, url: str) -> SshTunnel | None:
+        """A forward of `url` that is running now (its connection can take a session), or
+        None when none is."""
+        for tunnel in list(cls._open):
+            if tunnel.url == url and tunnel.control_path() is not None:
+                return tunnel
+        return None
+
+    def control_path(self) -> str | None:
+        """The control socket of the running forward's connection; None when it is down."""
+        proc, folder = self._proc, self._dir
+        if proc is None or proc.poll() is not None or folder is None:
+            return None
+        path = os.path.join(folder, CONTROL_SOCKET)
+        return path if os.path.exists(path) else None
+
+    def run(
+        self, command: str, *, timeout: float, stdin: bytes = b"", limit: int = 1 << 20
+    ) -> RemoteOutput:
+        """Run `command` (a command line for the remote login shell) as one session on this
+        forward's connection, `stdin` its input; never raises, never waits past `timeout`.
+
+        A connection that is down reads as ssh's own failure (exit status 255). Output past
+        `limit` bytes is cut off and the command ended: a host cannot make aitop hold more.
+        """
+        start = time.monotonic()
+        control = self.control_path()
+        if control is None:
+            return RemoteOutput(255, b"", b"the ssh connection is down", 0.0)
+        with self._session:
+            try:
+                proc = spawn_child(
+                    self.session_argv(control, command),
+                    stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            except OSError as exc:
+                return RemoteOutput(255, b"", str(exc).encode(), time.monotonic() - start)
+            if proc.stdin is not None:
+                # A few kB: the pipe takes it whole, before anything is read back.
+                with contextlib.suppress(OSError):
+                    proc.stdin.write(stdin)
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+            return _collect(proc, start + timeout, limit, start)
 
     def local_url(self) -> str:
         """unix:// URL of the local end, starting the forward if it is not running."""
@@ -126,6 +224,58 @@ class SshTunnel:
 
 atexit.register(SshTunnel.close_all)
 
+CONTROL_SOCKET = "control"
+"""Name of a forward's control socket, in its temporary directory."""
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], deadline: float, limit: int, start: float
+) -> RemoteOutput:
+    """Read a child's output until it ends, its deadline passes or it says too much; a child
+    still running then is killed."""
+    streams = [s for s in (proc.stdout, proc.stderr) if s is not None]
+    chunks: dict[int, list[bytes]] = {s.fileno(): [] for s in streams}
+    sizes = dict.fromkeys(chunks, 0)
+    truncated = False
+    with selectors.DefaultSelector() as selector:
+        for stream in streams:
+            os.set_blocking(stream.fileno(), False)
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map() and not truncated:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for key, _ in selector.select(left):
+                try:
+                    data = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    selector.unregister(key.fileobj)
+                    continue
+                keep = data[: max(0, limit - sizes[key.fd])]
+                chunks[key.fd].append(keep)
+                sizes[key.fd] += len(keep)
+                truncated = truncated or len(keep) < len(data)
+    returncode: int | None = None
+    if truncated:
+        proc.kill()
+        returncode = proc.wait()
+    else:
+        # Both pipes closed: it is ending (or handed them on to a child that outlives it).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            returncode = proc.wait(max(0.0, min(0.5, deadline - time.monotonic())))
+        if returncode is None:
+            proc.kill()
+            proc.wait()
+    out, err = (
+        b"".join(chunks[s.fileno()]) if s is not None else b"" for s in (proc.stdout, proc.stderr)
+    )
+    for stream in streams:
+        stream.close()
+    return RemoteOutput(returncode, out, err, time.monotonic() - start, truncated)
+
+
 _FORWARD_PREFIX = "aitop-ssh-"
 """Start of a forward's temporary directory's name; the owner's PID follows."""
 _PR_SET_PDEATHSIG = 1
@@ -150,10 +300,14 @@ its worker lives as long as aitop, so the children's parent thread does too."""
 
 
 def spawn_child(
-    argv: Sequence[str], *, stdout: IO[bytes] | None = None, stderr: IO[bytes] | None = None
+    argv: Sequence[str],
+    *,
+    stdin: int = subprocess.DEVNULL,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` (stdin from /dev/null) so that it ends when aitop ends, SIGKILL included
-    (on Linux: `PR_SET_PDEATHSIG`; elsewhere it ends with aitop's normal exit only)."""
+    """Start `argv` (stdin from /dev/null unless told) so that it ends when aitop ends,
+    SIGKILL included (on Linux: `PR_SET_PDEATHSIG`; elsewhere with aitop's normal exit only)."""
     global _libc
     if _libc is None and sys.platform.startswith("linux"):
         _libc = ctypes.CDLL(None, use_errno=True)
@@ -162,7 +316,7 @@ def spawn_child(
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             # Runs in the forked child before exec: one prctl call, no lock taken.

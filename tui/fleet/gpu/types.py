@@ -1,14 +1,16 @@
 """Plain data of the GPU layer: the snapshots `tui.fleet.gpu` publishes, and pure functions.
 
 Nothing here does I/O or imports NVML, so widgets may import it. A value NVML cannot give is
-None everywhere: it reads "N/A" and serialises as null, never as 0.
+None everywhere: it reads "N/A" and serialises as null, never as 0. A report is this
+machine's (NVML, `gpu.sampler`) or another's (`host` set: nvidia-smi over ssh, `gpu.remote`);
+`GpuSource` is what a fleet monitor reads either through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tui.fleet.units import format_bytes
 
@@ -27,6 +29,13 @@ STATE_NO_DRIVER = "no-driver"
 STATE_NO_GPU = "no-gpu"
 STATE_PERMISSION_DENIED = "permission-denied"
 STATE_ERROR = "error"
+STATE_NO_SMI = "no-nvidia-smi"
+"""Another machine: no `nvidia-smi` on its PATH (no NVIDIA driver installed there)."""
+STATE_TIMEOUT = "timeout"
+"""Another machine: its reading did not come back within the deadline."""
+STATE_UNREACHABLE = "unreachable"
+"""Another machine: ssh could not run the reading (the connection is down, or its sshd
+refused one more session)."""
 
 STATE_LABELS: Mapping[str, str] = {
     STATE_OK: "GPUs",
@@ -35,6 +44,9 @@ STATE_LABELS: Mapping[str, str] = {
     STATE_NO_GPU: "no GPU",
     STATE_PERMISSION_DENIED: "permission denied",
     STATE_ERROR: "NVML error",
+    STATE_NO_SMI: "no nvidia-smi",
+    STATE_TIMEOUT: "no answer in time",
+    STATE_UNREACHABLE: "ssh failed",
 }
 """A short label for each report state, for a status line."""
 
@@ -82,6 +94,8 @@ class GpuDevice:
     fan_percent: int | None = None
     clock_sm_mhz: int | None = None
     clock_mem_mhz: int | None = None
+    clock_sm_max_mhz: int | None = None
+    """The SM clock's maximum (nvidia-smi's `clocks.max.sm`; NVML readings leave it None)."""
     mig_enabled: bool = False
     lost: bool = False
     """True when the GPU has fallen off the bus (NVML: GPU is lost)."""
@@ -169,7 +183,8 @@ class GpuReport:
     """Everything one NVML tick found: a state, the devices and their processes."""
 
     state: str
-    """One of "ok", "no-library", "no-driver", "no-gpu", "permission-denied", "error"."""
+    """One of "ok", "no-library", "no-driver", "no-gpu", "permission-denied", "error"; for
+    another machine's GPUs also "no-nvidia-smi", "timeout", "unreachable"."""
     message: str = ""
     """What the state means and what to do, in words for the user; "" when all is well."""
     devices: tuple[GpuDevice, ...] = ()
@@ -183,6 +198,12 @@ class GpuReport:
     """Time spent inside NVML in this tick, all devices together."""
     taken_at: float = 0.0
     """Wall-clock time of the reading, seconds since the epoch."""
+    host: str = ""
+    """Whose GPUs: "" for this machine's (NVML here), else the other machine's name (read
+    with nvidia-smi over ssh; `nvml_seconds` is then that whole round trip)."""
+    others: tuple[GpuReport, ...] = field(default=(), compare=False)
+    """Other machines' reports shown beside this one: set only on the combined picture of
+    several engines (`tui.fleets`), never by a sampler, so a recording never holds any."""
 
     @property
     def ok(self) -> bool:
@@ -201,6 +222,25 @@ class GpuReport:
     def processes_on(self, index: int) -> tuple[GpuProcess, ...]:
         """The processes NVML lists on GPU `index`."""
         return tuple(p for p in self.processes if p.gpu_index == index)
+
+
+class GpuSource(Protocol):
+    """What a fleet monitor reads GPUs through: this machine's NVML (`gpu.sampler.GpuSampler`)
+    or another machine's nvidia-smi over ssh (`gpu.remote.RemoteGpuSampler`)."""
+
+    def warm_up(self) -> None:
+        """Start the first reading off the caller's thread, so the first figures need not
+        wait for it."""
+        ...
+
+    def sample_unless_busy(self) -> GpuReport | None:
+        """The latest report without waiting on a reading another thread is taking (None
+        before the first)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the source holds (NVML, a thread); a monitor calls it as it stops."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -338,6 +378,7 @@ def pressure_warnings(
 
     Each names the GPU and the biggest holder of its memory: a container (by name from
     `container_names`, else its short id) or a host process; or says why it cannot tell.
+    The other machines' GPUs (`report.others`) follow, each line led by its host.
     """
     lines: list[str] = []
     for device in report.devices:
@@ -349,6 +390,10 @@ def pressure_warnings(
             f"({format_bytes(device.mem_used_bytes)} of {format_bytes(device.mem_total_bytes)})"
         )
         lines.append(f"{head}: {_biggest_holder(report, device, container_names)}")
+    for other in report.others:
+        lines += [
+            f"{other.host}: {w}" for w in pressure_warnings(other, container_names, thresholds)
+        ]
     return lines
 
 
