@@ -26,6 +26,7 @@ SCOPE_ORDER = (
     "Signal picker",
     "Inspect view",
     "Serving view",
+    "Disk view",
     "Help",
 )
 """Where each scope's table goes; a scope not named here comes last, in catalog order."""

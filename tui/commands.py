@@ -290,6 +290,7 @@ SCOPE_TITLES: dict[str, str] = {
     "ConfirmScreen": "Confirmation",
     "InspectScreen": "Inspect view",
     "ServingScreen": "Serving view",
+    "DiskScreen": "Disk view",
     "ReplicaScreen": "Replica count",
     "SignalScreen": "Signal picker",
     "HelpScreen": "Help",

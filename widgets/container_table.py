@@ -27,7 +27,13 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.fleet.gpu.types import GpuReport, format_assigned, format_gpu_usage
-from tui.fleet.models import ContainerInfo, ContainerSnapshot, FleetSnapshot
+from tui.fleet.logs.types import LineKind
+from tui.fleet.models import (
+    ContainerInfo,
+    ContainerSnapshot,
+    FleetSnapshot,
+    LogEventCounts,
+)
 from tui.fleet.serving.types import ServingReading
 from tui.fleet.units import format_bytes
 from widgets.formatting import human_duration, human_rate, percent
@@ -122,6 +128,15 @@ def _requests(s: ServingReading) -> int | None:
     return (s.requests_running or 0) + (s.requests_waiting or 0)
 
 
+def _events_order(events: LogEventCounts) -> tuple[int, int]:
+    return (events.alarming, events.total) if events.read else (-1, -1)
+
+
+def _exit_order(info: ContainerInfo) -> tuple[int, float]:
+    last = info.last_exit
+    return (info.restarts_recent, -1.0 if last is None else (last.at or 0.0))
+
+
 def gpu_util(c: ContainerSnapshot) -> float | None:
     """Sum of a container's share of GPU utilisation; None where the driver does not say."""
     known = [g.util_percent for g in c.gpus if g.util_percent is not None]
@@ -157,6 +172,8 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ),
     ColumnSpec("kv", "KV%", _serving_figure(lambda s: s.kv_cache_percent), numeric=True),
     ColumnSpec("ttft", "TTFT95", _serving_figure(lambda s: s.ttft_p95_s), numeric=True),
+    ColumnSpec("events", "EVENTS", lambda c: _events_order(c.log_events)),
+    ColumnSpec("exit", "LAST EXIT", lambda c: _exit_order(c.info)),
     ColumnSpec("rx", "NET RX", lambda c: _num(c.stats.net_rx_rate), numeric=True),
     ColumnSpec("tx", "NET TX", lambda c: _num(c.stats.net_tx_rate), numeric=True),
     ColumnSpec("ports", "PORTS", lambda c: c.info.ports),
@@ -170,8 +187,8 @@ _HOST = len(COLUMNS)
 _ONE_ENGINE = tuple(range(len(COLUMNS)))
 _SEVERAL_ENGINES = (0, _HOST, *range(1, len(COLUMNS)))
 _STATE, _CPU, _GPUS = (COLUMN_KEYS.index(k) for k in ("state", "cpu", "gpus"))
-_SERVING, _REQUESTS, _TOK_S, _KV, _TTFT = (
-    COLUMN_KEYS.index(k) for k in ("serving", "requests", "tok_s", "kv", "ttft")
+_SERVING, _REQUESTS, _TOK_S, _KV, _TTFT, _EVENTS, _EXIT = (
+    COLUMN_KEYS.index(k) for k in ("serving", "requests", "tok_s", "kv", "ttft", "events", "exit")
 )
 
 
@@ -279,9 +296,65 @@ def _serving_cells(reading: ServingReading | None, growing: bool) -> tuple[Cell,
     )
 
 
+def events_cell(events: LogEventCounts) -> Cell:
+    """A row's log events since its start: out-of-memory (CUDA's and the kernel's) and NCCL
+    failures named, in the warning colour (`2 OOM 1 NCCL`, then `+3` more events), else a plain
+    count; `≥` in front when some lines went unread (at least that many); blank while its log
+    was not read."""
+    if not events.read:
+        return (("", ""),)
+    least = "≥" if events.partial else ""
+    oom = events.get(LineKind.CUDA_OOM) + events.get(LineKind.OOM_KILLED)
+    nccl = events.get(LineKind.NCCL)
+    if not oom and not nccl:
+        return ((f"{least}{events.total}", ""),)
+    alarm = " ".join(f"{n} {word}" for n, word in ((oom, "OOM"), (nccl, "NCCL")) if n)
+    rest = events.total - events.alarming
+    return ((least, ""), (alarm, "warn"), (f" +{rest}" if rest else "", ""))
+
+
+def exit_cell(info: ContainerInfo, now: float) -> Cell:
+    """How the last run ended: its exit code (`?` when not known), `OOM` when the OOM killer
+    ended it, how long ago (`137 OOM 2m`), and `↻3` for 3 restarts in the last
+    `RESTART_WINDOW_S` (10 minutes). A kill by OOM is drawn as bad, any other failure (not
+    0, 137 or 143: a stop) as a warning, as are recent restarts; blank for a first run."""
+    last = info.last_exit
+    if last is None:
+        return (("", ""),)
+    code = "?" if last.code is None else str(last.code)
+    colour = "muted" if last.code == 0 else ""
+    if last.code is not None and last.code not in (0, 137, 143):
+        colour = "warn"
+    cell: list[Piece] = [(code, colour)]
+    if last.oom_killed:
+        cell.append((" OOM", "bad"))
+    if last.at is not None:
+        cell.append((f" {human_duration(now - last.at)}", "muted"))
+    if info.restarts_recent:
+        cell.append((f" ↻{info.restarts_recent}", "warn"))
+    return tuple(cell)
+
+
+def _plain(cell: Cell) -> str:
+    return "".join(text for text, _ in cell)
+
+
 def _max(values: Iterable[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return max(known) if known else None
+
+
+def _group_events(members: Sequence[ContainerSnapshot]) -> Cell:
+    """A service's log events: its replicas' counts added up, drawn as one replica's are."""
+    read = [c.log_events for c in members if c.log_events.read]
+    if not read:
+        return (("", ""),)
+    totals: dict[LineKind, int] = {}
+    for counted in read:
+        for kind, n in counted.counts:
+            totals[kind] = totals.get(kind, 0) + n
+    summed = LogEventCounts.of(totals, read=True, partial=any(e.partial for e in read))
+    return events_cell(summed)
 
 
 def _group_serving(
@@ -747,6 +820,8 @@ class ContainerTable(ScrollView, can_focus=True):
         uptime = now - info.started_at if info.running and info.started_at else None
         uptime_text = human_duration(uptime)
         idle = gpu and bool(info.gpus_assigned) and self._sits_idle(c)
+        last = info.last_exit
+        exit_age = human_duration(now - last.at) if last is not None and last.at else ""
         # Most of a large fleet idles: the same figures as a tick ago, nothing to format.
         key = (
             info,
@@ -759,6 +834,8 @@ class ContainerTable(ScrollView, can_focus=True):
             c.gpus,
             c.serving,
             c.serving is not None and queue_growing(c.serving, c.serving_history),
+            c.log_events,
+            exit_age,
             info.id in self.marked,
             indent,
             idle,
@@ -767,12 +844,12 @@ class ContainerTable(ScrollView, can_focus=True):
         cached = self._row_cache.get(info.id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        row = self._format_row(c, uptime_text, indent, idle, host)
+        row = self._format_row(c, uptime_text, indent, idle, host, now)
         self._row_cache[info.id] = (key, row)
         return row
 
     def _format_row(
-        self, c: ContainerSnapshot, uptime: str, indent: bool, idle: bool, host: str
+        self, c: ContainerSnapshot, uptime: str, indent: bool, idle: bool, host: str, now: float
     ) -> _Row:
         info, stats = c.info, c.stats
         name, model, image, state, restarts, ports, group = self._info_columns(info)
@@ -785,6 +862,7 @@ class ContainerTable(ScrollView, can_focus=True):
         if assigned and idle:
             assigned += " idle"
         growing = c.serving is not None and queue_growing(c.serving, c.serving_history)
+        logged, exited = events_cell(c.log_events), exit_cell(info, now)
         plain = (
             mark + name,
             model,
@@ -798,6 +876,8 @@ class ContainerTable(ScrollView, can_focus=True):
             percent(gpu_util(c)) if c.gpus else "",
             assigned,
             *_serving_plain(c.serving),
+            _plain(logged),
+            _plain(exited),
             human_rate(stats.net_rx_rate),
             human_rate(stats.net_tx_rate),
             ports,
@@ -818,6 +898,8 @@ class ContainerTable(ScrollView, can_focus=True):
             if assigned.endswith(" idle"):
                 styled[_GPUS] = ((assigned[:-5], ""), (" idle", "warn"))
             styled[_SERVING : _TTFT + 1] = _serving_cells(c.serving, growing)
+            styled[_EVENTS] = logged
+            styled[_EXIT] = exited
             styled[_HOST - 1] = ((plain[_HOST - 1], "muted"),)
             styled[_HOST] = ((plain[_HOST], "muted"),)
             return tuple(styled)
@@ -849,6 +931,7 @@ class ContainerTable(ScrollView, can_focus=True):
         label = group_label(group)
         mem = _sum(c.stats.mem_bytes for c in members)
         serving, serving_cells = _group_serving(members)
+        group_events = _group_events(members)
         plain = (
             "▾ " + _clip(label, 30),
             _clip(", ".join(sorted({c.info.model for c in members})), 36),
@@ -862,6 +945,8 @@ class ContainerTable(ScrollView, can_focus=True):
             "",
             "",
             *serving,
+            _plain(group_events),
+            "",
             human_rate(_sum(c.stats.net_rx_rate for c in members)),
             human_rate(_sum(c.stats.net_tx_rate for c in members)),
             "",
@@ -877,6 +962,7 @@ class ContainerTable(ScrollView, can_focus=True):
             if health:
                 styled[_STATE] += ((health, "bad"),)
             styled[_SERVING : _TTFT + 1] = serving_cells
+            styled[_EVENTS] = group_events
             return tuple(styled)
 
         return _Row(group_key(group, host), plain, cells, group, host)
@@ -907,6 +993,8 @@ class ContainerTable(ScrollView, can_focus=True):
             "",
             percent(_sum(c.stats.cpu_percent for c in visible)),
             format_bytes(mem, na="-"),
+            "",
+            "",
             "",
             "",
             "",
