@@ -15,8 +15,8 @@ from tui.fleet.demo import (
     DEMO_LABEL,
     LLAMA,
     MISTRAL,
+    RECORDED,
     RECORDING,
-    REPLAY_URL,
     RecordedFleet,
     demo_down,
     demo_fleet,
@@ -168,7 +168,7 @@ def test_the_recording_ships_as_package_data_with_gpus_and_serving():
 
     assert resources.files("tui.fleet").joinpath(RECORDING).is_file()
     snap = recorded_fleet()
-    assert snap.engine.url == REPLAY_URL
+    assert snap.engine.version.endswith(RECORDED)
     names = {c.info.name for c in snap.containers}
     assert {"aitop-demo-llama-1", "aitop-demo-mistral-1", "aitop-demo-ollama"} <= names
     assert snap.gpu is not None and len(snap.gpu.devices) == 2
@@ -202,7 +202,9 @@ def test_demo_replay_shows_the_fleet_refuses_changes_and_quits(tmux):
     )
     screen = term.wait_for("aitop-demo-llama-1", timeout=60)
     assert "aitop-demo-mistral-1" in screen and "Traceback" not in screen
-    term.wait_for("a recording")
+    screen = term.wait_for("(recorded)")
+    # The recorded GPUs are the recording machine's, shown as this one's.
+    assert "GPU 1" in screen and "no GPU data here" not in screen
     term.keys("s")
     screen = term.wait_for("no engine to stop (a recorded fleet)")
     term.keys("q")

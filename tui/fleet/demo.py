@@ -650,16 +650,19 @@ def demo_down(engine: Engine, say: Callable[[str], None] = print) -> int:
 
 RECORDING = "demo_fleet.json"
 """The recorded demo fleet, package data of `tui.fleet` (written by tests/record_fleet.py)."""
-REPLAY_URL = "a recording (aitop demo replay)"
-"""What the replayed fleet's engine is called on screen: it is no engine aitop can reach."""
+RECORDED = " (recorded)"
+"""Put after the recorded engine's version, which the status line keeps longest: it is no
+engine aitop can reach. The URL is kept, so that the recorded GPUs stay the (recording's)
+machine's own."""
 
 
 def recorded_fleet() -> FleetSnapshot:
     """The demo fleet as recorded on a real engine, GPUs included, named as a recording."""
     text = resources.files("tui.fleet").joinpath(RECORDING).read_text(encoding="utf-8")
     snapshot = load(json.loads(text))
+    engine = snapshot.engine
     return dataclasses.replace(
-        snapshot, engine=dataclasses.replace(snapshot.engine, url=REPLAY_URL)
+        snapshot, engine=dataclasses.replace(engine, version=engine.version + RECORDED)
     )
 
 
