@@ -443,3 +443,47 @@ def test_an_unreadable_file_is_reported_and_an_unreachable_default_is_not(tmp_pa
     not_a_dir.write_text("", encoding="utf-8")
     loaded = load_config(environ={"XDG_CONFIG_HOME": str(not_a_dir)})
     assert (loaded.config, loaded.problems) == (Config(), ())
+
+
+def test_the_apps_notice_is_one_short_line_per_problem_in_line_order(tmp_path):
+    """Issue 16, item 13: what the popup says (the app shows `config_notice`)."""
+    from tui.config import NOTICE_LINES, NOTICE_SECONDS, NOTICE_WIDTH, config_notice
+
+    path = write(
+        tmp_path,
+        """
+        read_only = "yes"
+        [refresh]
+        gpu = -1
+        fleett = 3
+        [keymap]
+        toggle-al = "A"
+        """,
+    )
+    loaded = load_config(str(path))
+    _, more = check_settings(loaded)
+    # The keymap's problems come after the file's: the notice puts them in line order.
+    notice = config_notice([*more, *loaded.problems])
+    assert notice.title == "configuration: 4 problems, those settings keep their defaults"
+    assert notice.message.split("\n") == [
+        "line 1: read_only: expected true or false, got a string ('yes')",
+        "line 3: refresh.gpu: expected a number of seconds from 0.05 to 3600, go\u2026",
+        "line 4: unknown setting 'refresh.fleett', ignored",
+        "line 6: keymap: unknown binding id 'toggle-al', ignored",
+        "`aitop config --check` lists them in full",
+    ]
+    assert all(len(line) <= NOTICE_WIDTH for line in notice.message.split("\n"))
+    assert notice.timeout == NOTICE_SECONDS <= 10
+    (one,) = loaded.problems[:1]
+    assert config_notice([one]).title == "configuration: 1 problem, that setting keeps its default"
+    many = config_notice(loaded.problems * 3)
+    assert many.message.split("\n")[NOTICE_LINES] == f"\u2026 and {3 * 3 - NOTICE_LINES} more"
+
+
+def test_the_notice_of_an_ignored_file_says_the_defaults_apply(tmp_path):
+    from tui.config import config_notice
+
+    path = write(tmp_path, "[refresh\n")
+    notice = config_notice(load_config(str(path)).problems)
+    assert notice.title == "configuration: 1 problem, the file is ignored: defaults apply"
+    assert notice.message.startswith("line 1: not valid TOML")

@@ -231,6 +231,54 @@ class ConfigProblem:
         return safe_text(f"{where}: {self.message}")
 
 
+NOTICE_SECONDS = 8
+"""How long the app shows its configuration notice: long enough to read its lines, short
+enough not to stand over the table (`aitop config --check` has them all, in full)."""
+NOTICE_LINES = 5
+"""Problems the notice names; the rest are counted."""
+NOTICE_WIDTH = 72
+"""Most characters of one problem's line in the notice."""
+
+
+@dataclass(frozen=True)
+class ConfigNotice:
+    """The popup the app shows for a configuration with mistakes (`config_notice`)."""
+
+    title: str
+    message: str
+    """One short line per problem, in line order, then where to see them all."""
+    timeout: float = NOTICE_SECONDS
+
+
+def config_notice(problems: Sequence[ConfigProblem]) -> ConfigNotice:
+    """The app's popup for these problems: one short line each, in line order (those of the
+    whole file first), at most `NOTICE_LINES`, naming `aitop config --check` for the full
+    text. Its title says that only the mistaken settings kept their defaults, unless the
+    whole file was ignored."""
+    ordered = sorted(problems, key=lambda p: (p.line is not None, p.line or 0))
+    lines: list[str] = []
+    for problem in ordered[:NOTICE_LINES]:
+        where = f"line {problem.line}: " if problem.line else ""
+        # The first clause says what is wrong; what was done about it is the title's.
+        what = problem.message.split("; ", 1)[0]
+        line = safe_text(f"{where}{what}")
+        if len(line) > NOTICE_WIDTH:
+            line = line[: NOTICE_WIDTH - 1].rstrip() + "\u2026"
+        lines.append(line)
+    if len(ordered) > NOTICE_LINES:
+        lines.append(f"\u2026 and {len(ordered) - NOTICE_LINES} more")
+    lines.append("`aitop config --check` lists them in full")
+    count = len(ordered)
+    title = f"configuration: {count} problem{'s' if count != 1 else ''}"
+    if any("whole file is ignored" in p.message for p in ordered):
+        title += ", the file is ignored: defaults apply"
+    elif count == 1:
+        title += ", that setting keeps its default"
+    else:
+        title += ", those settings keep their defaults"
+    return ConfigNotice(title, "\n".join(lines))
+
+
 @dataclass(frozen=True)
 class LoadedConfig:
     """A configuration as read: the settings to use and what was wrong with the file."""
