@@ -37,7 +37,7 @@ from tui.fleet.gpu.remote import (
     remote_gpu_source,
     script,
 )
-from tui.fleet.gpu.sampler import GpuSampler
+from tui.fleet.gpu.sampler import INIT_RETRY, GpuSampler
 from tui.fleet.gpu.types import (
     ORIGIN_CONTAINER,
     ORIGIN_HOST,
@@ -394,6 +394,36 @@ def test_no_connection_waits_then_says_it_is_gone():
     assert gone is not None and gone.state == STATE_UNREACHABLE and "box" in gone.message
 
 
+def test_lasting_states_and_timeouts_are_read_again_later_not_every_interval():
+    now = [100.0]
+    answers = [
+        RemoteOutput(0, f"{MARK} no-nvidia-smi\n".encode(), b"", 0.01),
+        RemoteOutput(None, b"", b"", 5.0),
+        reading(fixture("query_gpu_h100x2_550.csv")),
+        reading(fixture("query_gpu_h100x2_550.csv")),
+    ]
+    sampler = RemoteGpuSampler(
+        URL, run=lambda command, timeout: answers.pop(0), min_interval=1.0, clock=lambda: now[0]
+    )
+
+    def at(t: float) -> str | None:
+        now[0] = t
+        report = sampler.sample_unless_busy()
+        return report.state if report is not None else None
+
+    assert at(100.0) == STATE_NO_SMI
+    assert at(102.0) == STATE_NO_SMI and len(answers) == 3  # not asked again yet
+    assert at(100.0 + INIT_RETRY) == STATE_TIMEOUT  # our deadline cut it off
+    assert at(100.0 + INIT_RETRY + 10.0) == STATE_TIMEOUT and len(answers) == 2
+    assert at(100.0 + INIT_RETRY + 15.0) == STATE_OK
+    assert at(100.0 + INIT_RETRY + 16.0) == STATE_OK and answers == []
+    refused = sampler.report_from(
+        RemoteOutput(255, b"", b"session request failed: Session open refused by peer\n", 0.01)
+    )
+    assert refused.state == STATE_UNREACHABLE and "MaxSessions" in refused.message
+    assert refused.label == "ssh failed"
+
+
 def test_only_ssh_engines_get_a_remote_source():
     assert isinstance(remote_gpu_source("ssh://me@box"), RemoteGpuSampler)
     assert remote_gpu_source("unix:///var/run/docker.sock") is None
@@ -643,15 +673,17 @@ def test_an_ssh_engine_s_gpus_and_container_memory_over_its_one_connection(
             return report if time.monotonic() - start < within else pytest.fail("late")
 
         bound = config.refresh.gpu + 5.0 + 2.0  # one interval, the deadline, the tick
-        (remote_bin / "mode").write_text("nodriver")
-        assert "NVIDIA kernel driver" in reaches(STATE_NO_DRIVER, bound).message
         (remote_bin / "mode").write_text("garbage")
         assert "\x1b" not in reaches(STATE_ERROR, bound).message
         (remote_bin / "mode").write_text("hang")
         hung = reaches(STATE_TIMEOUT, bound)
         assert hung.nvml_seconds < 5.0 and "stopped there" in hung.message
+        (remote_bin / "mode").write_text("nodriver")
+        assert "NVIDIA kernel driver" in reaches(STATE_NO_DRIVER, bound).message
+        # A machine without a driver (or nvidia-smi) is asked again every INIT_RETRY s only.
+        lasting = INIT_RETRY + 5.0 + 2.0
         (remote_bin / "mode").write_text("")
-        reaches(STATE_OK, bound)
+        reaches(STATE_OK, lasting)
         (remote_bin / "nvidia-smi").rename(remote_bin / "gone")
         reaches(STATE_NO_SMI, bound)
         (remote_bin / "gone").rename(remote_bin / "nvidia-smi")
@@ -659,7 +691,7 @@ def test_an_ssh_engine_s_gpus_and_container_memory_over_its_one_connection(
         # deadline ends that reading, and the session it held ends with the child.
         # The next reading waits (TIMEOUT_PAUSE deadlines): the state stands meanwhile.
         (remote_bin / "mode").write_text("wedged")
-        wedged = reaches(STATE_TIMEOUT, bound + 1.0)
+        wedged = reaches(STATE_TIMEOUT, lasting + 1.0)
         assert "within 5 s" in wedged.message and wedged.nvml_seconds < 5.5
         time.sleep(2 * config.refresh.gpu)
         assert monitor.snapshot().gpu == wedged

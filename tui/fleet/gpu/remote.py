@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from tui.fleet.engine.ssh import RemoteOutput, SshTunnel
 from tui.fleet.gpu.attribution import INIT_PID_NAMESPACE, container_id_from_cgroup
+from tui.fleet.gpu.sampler import INIT_RETRY
 from tui.fleet.gpu.types import (
     ORIGIN_CONTAINER,
     ORIGIN_HOST,
@@ -78,6 +79,8 @@ MAX_PIDS = 512
 TIMEOUT_PAUSE = 3.0
 """After a reading timed out, the next waits this many deadlines: a hung nvidia-smi there may
 still hold its session (and its sshd's MaxSessions), and readings should not pile up."""
+_LASTING = frozenset({STATE_NO_SMI, STATE_NO_DRIVER, STATE_NO_GPU, STATE_PERMISSION_DENIED})
+"""States that do not change from one second to the next: read again every INIT_RETRY s."""
 MARK = "::aitop-gpu::"
 """Start of the script's marker lines; nothing nvidia-smi or /proc print starts with it."""
 MIB = 1024 * 1024
@@ -417,13 +420,17 @@ class RemoteGpuSampler:
             )
         if report is not None:
             self._last, self._last_at = report, now
-            # Cut off at our deadline, the command may still run there and hold its session.
-            late = output is not None and output.timed_out
-            self._gap = (
-                max(self.min_interval, self.timeout * TIMEOUT_PAUSE)
-                if late
-                else (self.min_interval)
-            )
+            self._gap = self._gap_after(report, output)
+
+    def _gap_after(self, report: GpuReport, output: RemoteOutput | None) -> float:
+        if output is not None and output.timed_out:
+            # Cut off at our deadline, the command may still run there, holding its session.
+            return max(self.min_interval, self.timeout * TIMEOUT_PAUSE)
+        if report.state in _LASTING:
+            # No nvidia-smi, driver or GPU there: asked again now and then, as the local
+            # sampler retries NVML, not every interval.
+            return max(self.min_interval, INIT_RETRY)
+        return self.min_interval
 
     def _over_ssh(self, command: str, timeout: float) -> RemoteOutput | None:
         tunnel = SshTunnel.holding(self.url)
