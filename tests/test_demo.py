@@ -41,6 +41,7 @@ def demo(engine: Engine) -> Iterator[Engine]:
         yield engine
     finally:
         demo_down(engine, say=lambda _msg: None)
+    assert engine.ids_with_label(DEMO_LABEL) == [], "demo down left containers"
 
 
 def _serving_by_name(monitor: FleetMonitor) -> dict[str, ServingReading | None]:
