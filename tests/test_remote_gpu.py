@@ -156,7 +156,8 @@ def test_mig_process_memory_is_na_and_the_sum_is_not_partial():
         procs={34965: (f"0::/docker/{CID_A}", "python"), 56597: (f"0::/docker/{CID_A}", "py")},
     )
     report = RemoteGpuSampler(URL).report_from(out)
-    assert report.devices[0].util_percent is None
+    assert report.devices[0].util_percent is None and report.devices[0].mig_enabled
+    # nvidia-smi gives a MIG instance's figure; per GPU it is N/A, as the NVML sampler says.
     assert [p.mem_bytes for p in report.processes] == [None, None]
     assert [u.mem_bytes for u in container_gpu_usage(report)[CID_A]] == [None]
 
@@ -207,11 +208,11 @@ def test_no_nvidia_smi_a_timeout_a_cut_and_a_dead_connection_are_states():
 def test_hostile_output_is_made_safe_and_bounded():
     name = "\x1b]52;c;aGVsbG8=\x07NVIDIA \x1b[2JH100\u202e"
     lines = [
-        f"0, GPU-1, {name}, 50, 1, 2, 3, 4, 5, 6, 7, 550\x1b[31m",
+        f"0, GPU-1, {name}, 50, 1, 2, 3, 4, 5, 6, 7, 550\x1b[31m, Disabled",
         "1, GPU-2, too, few, fields",
-        "x, GPU-3, NaN-index, 1, 1, 1, 1, 1, 1, 1, 1, 1",
-        "2, GPU-4, weird, nan, inf, -5, 1e400, 1, 1, 1, 1, 1",
-        "0, GPU-dup, second line for index 0, 1, 1, 1, 1, 1, 1, 1, 1, 1",
+        "x, GPU-3, NaN-index, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1",
+        "2, GPU-4, weird, nan, inf, -5, 1e400, 1, 1, 1, 1, 1, 1",
+        "0, GPU-dup, second line for index 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1",
         f"{MARK} nonsense marker",
         "A" * 100_000,
     ]
@@ -247,6 +248,7 @@ def test_a_login_in_a_pid_namespace_of_its_own_attributes_nothing():
 
 
 def test_the_query_is_the_stable_one():
+    assert GPU_FIELDS[11:] == ("driver_version", "mig.mode.current")
     assert ",".join(GPU_FIELDS[:11]) == (
         "index,uuid,name,utilization.gpu,memory.used,memory.total,temperature.gpu,"
         "power.draw,power.limit,clocks.sm,clocks.max.sm"

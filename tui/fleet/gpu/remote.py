@@ -60,8 +60,10 @@ GPU_FIELDS = (
     "clocks.sm",
     "clocks.max.sm",
     "driver_version",
+    "mig.mode.current",
 )
-"""What `nvidia-smi --query-gpu` is asked for, in this order."""
+"""What `nvidia-smi --query-gpu` is asked for, in this order: the issue's stable fields, then
+the driver's version and the MIG mode (per-process memory means nothing under MIG)."""
 APP_FIELDS = ("gpu_uuid", "pid", "used_memory")
 """What `nvidia-smi --query-compute-apps` is asked for, in this order."""
 TIMEOUT = 5.0
@@ -189,8 +191,9 @@ def split_sections(text: str) -> Sections:
     return out
 
 
-def _value(text: str) -> str | None:
-    """A CSV field, or None for nvidia-smi's ways of saying it has none."""
+def smi_value(text: str) -> str | None:
+    """One cell of nvidia-smi's CSV, or None for its ways of saying it has none ("[N/A]",
+    "[Not Supported]", "[Unknown Error]", a bare "N/A" from older drivers)."""
     text = text.strip()
     if not text or text.startswith("[") or text in ("N/A", "Not Supported"):
         return None
@@ -228,6 +231,7 @@ class DeviceRow:
     clock: int | None
     clock_max: int | None
     driver: str | None
+    mig: bool
 
 
 def parse_gpu_line(line: str) -> DeviceRow | None:
@@ -236,7 +240,7 @@ def parse_gpu_line(line: str) -> DeviceRow | None:
     parts = line.split(",")
     if len(parts) != len(GPU_FIELDS):
         return None
-    values = [_value(p) for p in parts]
+    values = [smi_value(p) for p in parts]
     index = _int(values[0])
     if index is None or index >= 1024 or values[0] is None or not values[0].isdigit():
         return None
@@ -255,6 +259,7 @@ def parse_gpu_line(line: str) -> DeviceRow | None:
         clock=_int(values[9]),
         clock_max=_int(values[10]),
         driver=safe_text(driver, limit=32) if driver is not None else None,
+        mig=values[12] == "Enabled",
     )
 
 
@@ -268,7 +273,7 @@ def parse_app_line(line: str) -> tuple[str, int, int | None] | None:
     parts = [p.strip() for p in line.split(",")]
     if len(parts) != len(APP_FIELDS) or not parts[1].isdigit() or not parts[0]:
         return None
-    mem = _float(_value(parts[2]))
+    mem = _float(smi_value(parts[2]))
     return parts[0], int(parts[1]), int(mem * MIB) if mem is not None else None
 
 
@@ -507,7 +512,9 @@ class RemoteGpuSampler:
                 continue
             uuid, pid, mem = app
             if uuid in by_uuid and len(raw) < MAX_PROCESSES:
-                raw.append((by_uuid[uuid], pid, mem))
+                index = by_uuid[uuid]
+                # Under MIG a process's figure is its instance's, not the GPU's: N/A, as NVML's.
+                raw.append((index, pid, None if rows[index].mig else mem))
         possible, reason = self._possible(parts)
         processes = tuple(
             self._process(index, pid, mem, parts, possible) for index, pid, mem in raw
@@ -530,6 +537,7 @@ class RemoteGpuSampler:
                     power_limit_w=row.limit,
                     clock_sm_mhz=row.clock,
                     clock_sm_max_mhz=row.clock_max,
+                    mig_enabled=row.mig,
                     processes_known=processes_known,
                     util_history=tuple(self._util_history.get(key, ())),
                     mem_history=tuple(self._mem_history.get(key, ())),
