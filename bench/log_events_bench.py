@@ -15,7 +15,8 @@ engine's `since` cursor), classified, its events counted. Printed:
 
 - *aitop CPU*: this process's CPU time (all threads) over the window, % of one core: the
   reads, the splitting, the classification and the counting (nothing else runs here);
-- *per read*: that CPU time divided by the reads;
+- *per read*: that CPU time divided by the reads, and the wall time a read takes (the
+  engine's answer included: what a one-shot `aitop snapshot --json` waits per container);
 - *dockerd+*: the engine's extra CPU while the reads run (`dockerd`'s CPU over the window minus
   its CPU over a window of the same length just before, with the same containers logging and
   no reads), % of one core; N/A where the engine's process cannot be read;
@@ -155,7 +156,9 @@ def run(engine: Engine, n: int, seconds: float, rate: float) -> None:
         print(f"  {LOG_ROUND_S:g} s: each container read every {every:.1f} s),")
         print(f"  lines {counts.lines:,} (at most {TAIL_LINES} a read), bytes {counts.bytes:,}")
         per_read = 1000 * (c1 - c0) / max(counts.reads, 1)
+        wall_read = 1000 * counts.seconds / max(counts.reads, 1)
         print(f"  aitop CPU: {cpu:.2f} % of one core; {per_read:.2f} ms a read")
+        print(f"  wall time a read (engine's answer included): {wall_read:.2f} ms")
         if e0 is not None and e1 is not None and e2 is not None:
             extra = 100 * ((e2 - e1) - (e1 - e0)) / wall
             print(

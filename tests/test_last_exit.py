@@ -9,6 +9,8 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +19,17 @@ from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
 from tui.fleet.exits import ExitLog
 from tui.fleet.inventory import container_info, last_exit
-from tui.fleet.models import ContainerInfo, ContainerSnapshot, FleetSnapshot, LastExit
+from tui.fleet.logs.types import LineKind
+from tui.fleet.models import (
+    NO_LOG_EVENTS,
+    ContainerInfo,
+    ContainerSnapshot,
+    FleetSnapshot,
+    LastExit,
+    LogEventCounts,
+)
 from tui.fleet.monitor import FleetMonitor
+from tui.fleet.recording import dump, load
 from tui.fleet.snapshot import snapshot_json
 
 FILL_MEMORY = "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"
@@ -180,3 +191,28 @@ def test_the_events_fill_in_the_code_inspect_no_longer_has():
     stale.record(event("die", at=finished - 60, exitCode="9"))
     assert stale.complete(info, now=finished).last_exit == info.last_exit
     assert ExitLog().complete(info) is info, "nothing to add: the same object"
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "demo_fleet.json"
+
+
+def test_recordings_keep_the_last_exit_and_the_log_events_and_old_ones_load():
+    data = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    # A recording made before these fields: the same fleet without them.
+    for c in data["containers"]:
+        c.pop("log_events", None)
+        for key in ("finished_at", "last_exit", "restarts_recent"):
+            c["info"].pop(key, None)
+    old = load(data)
+    assert old.containers, "the recording holds containers"
+    for c in old.containers:
+        assert c.info.last_exit is None and c.info.finished_at is None
+        assert c.info.restarts_recent == 0 and c.log_events == NO_LOG_EVENTS
+    first, *rest = old.containers
+    info = replace(first.info, finished_at=T0, last_exit=LastExit(137, True, T0), restarts_recent=4)
+    events = LogEventCounts.of({LineKind.NCCL: 2, LineKind.TRACEBACK: 1}, partial=True)
+    snap = replace(old, containers=(replace(first, info=info, log_events=events), *rest))
+    again = load(json.loads(json.dumps(dump(snap))))
+    assert again == snap
+    assert again.containers[0].log_events.get(LineKind.NCCL) == 2
+    assert again.containers[0].info.last_exit == LastExit(137, True, T0)

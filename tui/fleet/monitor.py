@@ -33,7 +33,7 @@ from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError
 from tui.fleet.exits import ExitLog
 from tui.fleet.gpu.sampler import GpuSampler
-from tui.fleet.gpu.types import GpuReport, GpuSource, container_gpu_usage
+from tui.fleet.gpu.types import GpuReport, container_gpu_usage
 from tui.fleet.inventory import container_info, info_from_summary, parse_time
 from tui.fleet.metrics.apistats import ApiStats
 from tui.fleet.metrics.cgroups import CgroupPaths, CgroupReader, RawSample
@@ -158,7 +158,7 @@ class FleetMonitor:
         on_snapshot: Callable[[FleetSnapshot], None] | None = None,
         cgroups: CgroupReader | None = None,
         host: HostSampler | None = None,
-        gpu: GpuSource | None = None,
+        gpu: GpuSampler | None = None,
     ) -> None:
         self.engine = engine
         self.rules = rules
@@ -364,13 +364,16 @@ class FleetMonitor:
                 with contextlib.suppress(RuntimeError):  # the pool shut down: stopping
                     self._pool.submit(self._log_round, wanted)
 
-    def read_serving_logs(self) -> int:
+    def read_serving_logs(self, budget: float | None = None) -> int:
         """Read every running model container's log once now, on the calling thread
-        (`aitop snapshot --json`), in as many rounds as that takes; returns how many
-        containers' logs were read."""
+        (`aitop snapshot --json`), in as many rounds as that takes, starting no round after
+        `budget` seconds (None: no limit); returns how many containers' logs were read."""
         wanted = self._log_wanted()
+        began = time.monotonic()
         read = 0
         while read < len(wanted):
+            if budget is not None and read and time.monotonic() - began >= budget:
+                break
             done = self._log_round(wanted)
             if not done:
                 break

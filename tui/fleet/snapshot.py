@@ -39,6 +39,9 @@ SERVING_SETTLE = 5.0
 gives up within its 2 s deadline)."""
 SERVING_GAP = 0.5
 """Seconds between two scrapes of the servers while waiting."""
+LOGS_SETTLE = 3.0
+"""Longest the model containers' log reads go on (a read takes about 5 ms: some 600
+containers); a container whose log was not read has `log_events` null."""
 
 
 class ContainerJson(TypedDict):
@@ -216,7 +219,7 @@ def collect(
             monitor.poll_serving()
         # What the logs say of the servers whose pages said nothing (or that have none), and
         # every model container's event counts.
-        monitor.read_serving_logs()
+        monitor.read_serving_logs(budget=LOGS_SETTLE)
         return monitor.snapshot()
     finally:
         monitor.stop()
