@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import subprocess
 import time
+from collections.abc import Callable
 
 import tui.app as app_mod
 from tests.fleet_fixtures import (
@@ -22,7 +23,7 @@ from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
 from widgets.action_progress import ActionProgress
-from widgets.container_table import GROUP_PREFIX, ContainerTable
+from widgets.container_table import GROUP_PREFIX, ContainerTable, natural_key
 from widgets.status_line import StatusLine
 
 
@@ -97,12 +98,91 @@ async def test_sorting_by_cpu_puts_the_burner_first_and_i_reverses():
         while table.sort_column != "cpu":
             await pilot.press("greater_than_sign")
         await pilot.pause()
-        assert table.sort_reverse is False
-        assert names(table, snap)[-1] == "aitop-demo-burner"
-        await pilot.press("I")
-        await pilot.pause()
+        # A figure sorts biggest first the first time, as in top (issue 16 item 2).
+        assert table.sort_reverse is True
         assert names(table, snap)[0] == "aitop-demo-burner"
         assert table.header_label("cpu") == "CPU% ▼"
+        await pilot.press("I")
+        await pilot.pause()
+        assert names(table, snap)[-1] == "aitop-demo-burner"
+        assert table.header_label("cpu") == "CPU% ▲"
+        # Text sorts A to Z the first time; back on a figure, biggest first again.
+        await pilot.press("greater_than_sign")
+        await pilot.pause()
+        assert (table.sort_column, table.sort_reverse) == ("mem", True)
+        table.sort_by("name")
+        await pilot.pause()
+        assert (table.sort_column, table.sort_reverse) == ("name", False)
+        table.sort_by("name")  # the same column again flips it
+        await pilot.pause()
+        assert table.sort_reverse is True
+
+
+def numbered_fleet(count: int, *, cpu: Callable[[int], float | None] | None = None):
+    """`count` lone model containers nc-1 .. nc-<count> (ids shuffled against their names),
+    with CPU figures from `cpu(n)`."""
+    base = demo_fleet()
+    template = next(c for c in base.containers if c.info.name == "aitop-demo-burner")
+    containers = []
+    for n in range(1, count + 1):
+        info = dataclasses.replace(template.info, id=f"{(n * 7919) % 1000:064d}", name=f"nc-{n}")
+        stats = dataclasses.replace(template.stats, cpu_percent=cpu(n) if cpu else 1.0)
+        containers.append(dataclasses.replace(template, info=info, stats=stats))
+    return dataclasses.replace(base, containers=tuple(containers))
+
+
+async def test_names_sort_naturally():
+    snap = numbered_fleet(19)
+    app = replay_app(snap)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        assert names(table, snap) == [f"nc-{n}" for n in range(1, 20)]
+        table.sort_by("name")
+        await pilot.pause()
+        assert names(table, snap) == [f"nc-{n}" for n in range(19, 0, -1)]
+
+
+def test_natural_key_orders_numbers_by_value_and_stays_bounded():
+    words = ["nc-10", "nc-2", "NC-1", "nc-002b", "nc-2a", "llama-3.1-70b", "llama-3.1-8b", "nc"]
+    assert sorted(words, key=natural_key) == [
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "nc",
+        "NC-1",
+        "nc-2",
+        "nc-2a",
+        "nc-002b",
+        "nc-10",
+    ]
+    # A name of 4,000 digits is compared by length and digits, never converted.
+    long = "9" * 4000
+    assert natural_key("x" + long) > natural_key("x" + "1" + "0" * 3998)
+
+
+def first_at(value: float) -> Callable[[int], float | None]:
+    """CPU figures: `value` for nc-1, none for the others."""
+    return lambda n: value if n == 1 else None
+
+
+async def test_numeric_columns_keep_their_width_while_figures_cross_a_digit():
+    # CPU figures that cross a digit (9.9 -> 10.0 -> 100.0 %): the columns stay where they are.
+    steps = [0.5, 9.9, 10.0, 99.7, 100.0, 250.5]
+    snaps = [numbered_fleet(3, cpu=first_at(value)) for value in steps]
+    monitor = ReplayMonitor(snaps[0])
+    app = AitopApp([monitor], config=Config())
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        layouts = set()
+        for snap in snaps:
+            monitor.publish(snap)
+            await pilot.pause()
+            layouts.add(table.column_widths)
+        assert len(layouts) == 1, layouts
+        widths = dict(zip(table.column_keys, next(iter(layouts)), strict=True))
+        assert widths["cpu"] == len("1600.0%") and widths["kv"] == len("100.0%")
+        assert widths["rx"] == len("1008K/s") and widths["mem"] == len("1008K / 1008K")
 
 
 async def test_selection_survives_refreshes_and_a_removed_container_leaves():

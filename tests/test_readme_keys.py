@@ -27,6 +27,7 @@ SCOPE_ORDER = (
     "Inspect view",
     "Serving view",
     "Disk view",
+    "Container view",
     "Help",
 )
 """Where each scope's table goes; a scope not named here comes last, in catalog order."""

@@ -291,6 +291,7 @@ SCOPE_TITLES: dict[str, str] = {
     "InspectScreen": "Inspect view",
     "ServingScreen": "Serving view",
     "DiskScreen": "Disk view",
+    "ContainerScreen": "Container view",
     "ReplicaScreen": "Replica count",
     "SignalScreen": "Signal picker",
     "HelpScreen": "Help",

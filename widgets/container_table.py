@@ -9,9 +9,11 @@ renders only the rows on screen, so a fleet of 500 costs about what the 40 visib
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar, Literal
 
 from rich.cells import cell_len
@@ -145,39 +147,128 @@ def gpu_util(c: ContainerSnapshot) -> float | None:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One column: its key, header, sort key and whether it holds numbers (right-aligned)."""
+    """One column: its key, header, sort key, whether it holds numbers (right-aligned), the
+    width its figures' format needs, and which way it sorts first."""
 
     key: str
     label: str
     sort_key: Callable[[ContainerSnapshot], object]
     numeric: bool = False
+    width: int = 0
+    """The widest its format usually gets (`100.0%`, `1008K / 256M`): the column is at least
+    this wide, so that figures crossing a digit (`99.7%` -> `100.0%`) do not shift the table."""
+    descending_first: bool = False
+    """Sorted by for the first time, biggest first (busiest, fullest, slowest: as top does);
+    else A to Z."""
+
+
+_DIGIT_RUNS = re.compile(r"([0-9]+)")
+
+
+@lru_cache(maxsize=4096)
+def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """A sort key that orders the numbers inside text by value: `nc-2` before `nc-10`,
+    case-insensitive. Digit runs compare by length and then digits (no int() of a run an
+    image author made 4,000 digits long)."""
+    key: list[tuple[int, int, str]] = []
+    for n, part in enumerate(_DIGIT_RUNS.split(text.lower())):
+        if n % 2:  # a run of digits
+            digits = part.lstrip("0") or "0"
+            key.append((1, len(digits), digits))
+        elif part:
+            key.append((0, 0, part))
+    return tuple(key)
 
 
 COLUMNS: tuple[ColumnSpec, ...] = (
-    ColumnSpec("name", "NAME", lambda c: c.info.name),
-    ColumnSpec("model", "MODEL", lambda c: c.info.model.lower()),
-    ColumnSpec("image", "IMAGE", lambda c: c.info.image),
+    ColumnSpec("name", "NAME", lambda c: natural_key(c.info.name)),
+    ColumnSpec("model", "MODEL", lambda c: natural_key(c.info.model)),
+    ColumnSpec("image", "IMAGE", lambda c: natural_key(c.info.image)),
     ColumnSpec("state", "STATE", lambda c: (c.info.state, c.info.health)),
     ColumnSpec("uptime", "UP", lambda c: -(c.info.started_at or 0) if c.info.running else 1),
-    ColumnSpec("restarts", "RST", lambda c: c.info.restart_count, numeric=True),
-    ColumnSpec("cpu", "CPU%", lambda c: _num(c.stats.cpu_percent), numeric=True),
-    ColumnSpec("mem", "MEM / LIMIT", lambda c: _num(c.stats.mem_bytes), numeric=True),
-    ColumnSpec("gpu_mem", "GPU MEM", lambda c: _num(gpu_mem(c))),
-    ColumnSpec("gpu_util", "GPU%", lambda c: _num(gpu_util(c)), numeric=True),
+    ColumnSpec(
+        "restarts", "RST", lambda c: c.info.restart_count, numeric=True, descending_first=True
+    ),
+    # CPU is in percent of one core: 16 busy cores read 1600.0%.
+    ColumnSpec(
+        "cpu",
+        "CPU%",
+        lambda c: _num(c.stats.cpu_percent),
+        numeric=True,
+        width=len("1600.0%"),
+        descending_first=True,
+    ),
+    ColumnSpec(
+        "mem",
+        "MEM / LIMIT",
+        lambda c: _num(c.stats.mem_bytes),
+        numeric=True,
+        width=len("1008K / 1008K"),
+        descending_first=True,
+    ),
+    ColumnSpec("gpu_mem", "GPU MEM", lambda c: _num(gpu_mem(c)), descending_first=True),
+    ColumnSpec(
+        "gpu_util",
+        "GPU%",
+        lambda c: _num(gpu_util(c)),
+        numeric=True,
+        width=len("100.0%"),
+        descending_first=True,
+    ),
     ColumnSpec("gpus", "GPUS", lambda c: c.info.gpus_assigned),
     ColumnSpec("serving", "SERVING", _serving_order),
-    ColumnSpec("requests", "RUN/Q", _serving_figure(_requests), numeric=True),
     ColumnSpec(
-        "tok_s", "TOK/S", _serving_figure(lambda s: s.generation_tokens_per_s), numeric=True
+        "requests",
+        "RUN/Q",
+        _serving_figure(_requests),
+        numeric=True,
+        width=len("99/999"),
+        descending_first=True,
     ),
-    ColumnSpec("kv", "KV%", _serving_figure(lambda s: s.kv_cache_percent), numeric=True),
-    ColumnSpec("ttft", "TTFT95", _serving_figure(lambda s: s.ttft_p95_s), numeric=True),
-    ColumnSpec("events", "EVENTS", lambda c: _events_order(c.log_events)),
-    ColumnSpec("exit", "LAST EXIT", lambda c: _exit_order(c.info)),
-    ColumnSpec("rx", "NET RX", lambda c: _num(c.stats.net_rx_rate), numeric=True),
-    ColumnSpec("tx", "NET TX", lambda c: _num(c.stats.net_tx_rate), numeric=True),
+    ColumnSpec(
+        "tok_s",
+        "TOK/S",
+        _serving_figure(lambda s: s.generation_tokens_per_s),
+        numeric=True,
+        width=len("12.3k"),
+        descending_first=True,
+    ),
+    ColumnSpec(
+        "kv",
+        "KV%",
+        _serving_figure(lambda s: s.kv_cache_percent),
+        numeric=True,
+        width=len("100.0%"),
+        descending_first=True,
+    ),
+    ColumnSpec(
+        "ttft",
+        "TTFT95",
+        _serving_figure(lambda s: s.ttft_p95_s),
+        numeric=True,
+        width=len("420ms"),
+        descending_first=True,
+    ),
+    ColumnSpec("events", "EVENTS", lambda c: _events_order(c.log_events), descending_first=True),
+    ColumnSpec("exit", "LAST EXIT", lambda c: _exit_order(c.info), descending_first=True),
+    ColumnSpec(
+        "rx",
+        "NET RX",
+        lambda c: _num(c.stats.net_rx_rate),
+        numeric=True,
+        width=len("1008K/s"),
+        descending_first=True,
+    ),
+    ColumnSpec(
+        "tx",
+        "NET TX",
+        lambda c: _num(c.stats.net_tx_rate),
+        numeric=True,
+        width=len("1008K/s"),
+        descending_first=True,
+    ),
     ColumnSpec("ports", "PORTS", lambda c: c.info.ports),
-    ColumnSpec("group", "PROJECT/SERVICE", lambda c: c.info.group),
+    ColumnSpec("group", "PROJECT/SERVICE", lambda c: tuple(map(natural_key, c.info.group))),
 )
 COLUMN_KEYS = tuple(col.key for col in COLUMNS)
 HOST_COLUMN = ColumnSpec("host", "HOST", lambda c: "")
@@ -633,6 +724,11 @@ class ContainerTable(ScrollView, can_focus=True):
         ]
 
     @property
+    def column_widths(self) -> tuple[int, ...]:
+        """The widths of the columns shown, in order (their text, without the padding)."""
+        return self._widths
+
+    @property
     def column_keys(self) -> tuple[str, ...]:
         """Keys of the columns shown, in order (`host` second with several engines)."""
         return tuple(_ALL[i].key for i in self._order)
@@ -686,14 +782,21 @@ class ContainerTable(ScrollView, can_focus=True):
 
     def _step_sort(self, step: int) -> None:
         index = COLUMN_KEYS.index(self.sort_column)
-        self.sort_column = COLUMN_KEYS[(index + step) % len(COLUMN_KEYS)]
+        self._sort_anew(COLUMN_KEYS[(index + step) % len(COLUMN_KEYS)])
 
     def sort_by(self, key: str) -> None:
-        """Sort by column `key`; the column already sorted by flips its order."""
+        """Sort by column `key` (a figure biggest first, text A to Z); the column already
+        sorted by flips its order."""
         if key == self.sort_column:
             self.sort_reverse = not self.sort_reverse
         else:
-            self.sort_column = key
+            self._sort_anew(key)
+
+    def _sort_anew(self, key: str) -> None:
+        """Sort by another column, in the order it sorts first (one rebuild, not two)."""
+        spec = COLUMNS[COLUMN_KEYS.index(key)]
+        self.set_reactive(ContainerTable.sort_reverse, spec.descending_first)
+        self.sort_column = key
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -1054,8 +1157,8 @@ class ContainerTable(ScrollView, can_focus=True):
         # The GPU report is this machine's: it says nothing of another host's containers.
         gpu = snapshot.gpu is not None
 
-        def order(c: ContainerSnapshot) -> tuple[object, str]:
-            return (spec.sort_key(c), c.info.name)
+        def order(c: ContainerSnapshot) -> tuple[object, tuple[tuple[int, int, str], ...]]:
+            return (spec.sort_key(c), natural_key(c.info.name))
 
         grouped: dict[tuple[str, str], list[ContainerSnapshot]] = {}
         lone: list[ContainerSnapshot] = []
@@ -1065,11 +1168,11 @@ class ContainerTable(ScrollView, can_focus=True):
             else:
                 grouped.setdefault(c.info.group, []).append(c)
         # Groups and lone containers are ordered together: a group ranks by its best member.
-        blocks: list[tuple[tuple[object, str], tuple[str, str] | None, list]] = []
+        blocks: list[tuple[tuple[object, object], tuple[str, str] | None, list]] = []
         for group, members in grouped.items():
             members.sort(key=order, reverse=reverse)
             head = order(members[0])
-            blocks.append(((head[0], group_label(group)), group, members))
+            blocks.append(((head[0], natural_key(group_label(group))), group, members))
         blocks.extend(((order(c)), None, [c]) for c in lone)
         blocks.sort(key=lambda b: b[0], reverse=reverse)
 
@@ -1092,7 +1195,7 @@ class ContainerTable(ScrollView, can_focus=True):
         self._rows = rows
         self._index = {row.key: i for i, row in enumerate(rows)}
         order = self._order
-        widths = [cell_len(self._header(_ALL[i])) for i in order]
+        widths = [max(cell_len(self._header(_ALL[i])), _ALL[i].width) for i in order]
         if rows:
             widths = list(map(max, widths, *([row.widths[i] for i in order] for row in rows)))
         self._widths = tuple(widths)
