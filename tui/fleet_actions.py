@@ -209,10 +209,18 @@ class FleetActions(App[None]):
 
     def forget_gone_marks(self, snapshot: FleetSnapshot) -> None:
         """Drop the marks of containers no longer in `snapshot`: a removed container's mark
-        would act on nothing (or on a reused id)."""
+        would act on nothing (or on a reused id). An inspect view open on one says it went."""
+        alive = {c.info.id for c in snapshot.containers}
+        if snapshot.engine.reachable:
+            for screen in self.screen_stack:
+                if (
+                    isinstance(screen, InspectScreen)
+                    and screen.container_id
+                    and screen.container_id not in alive
+                ):
+                    screen.mark_gone()
         if not self.marked:
             return
-        alive = {c.info.id for c in snapshot.containers}
         if not self.marked <= alive:
             self.marked &= alive
             self._show_marks()
@@ -458,7 +466,11 @@ class FleetActions(App[None]):
     def on_inspect_fetched(self, message: InspectFetched) -> None:
         attrs = message.attrs
         self.push_screen(
-            InspectScreen(message.name, lambda reveal: inspect_sections(attrs, reveal=reveal))
+            InspectScreen(
+                message.name,
+                lambda reveal: inspect_sections(attrs, reveal=reveal),
+                container_id=str(attrs.get("Id") or ""),
+            )
         )
 
     # --- scaling -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
@@ -48,7 +49,8 @@ class InspectScreen(ModalScreen[None]):
     resources and GPUs, and health log of one container.
 
     Values that look secret are masked; `m` reveals them on purpose (and hides them again).
-    Escape or `q` closes the view.
+    Escape or `q` closes the view. What it shows was read when it opened: once the container
+    is removed (`mark_gone`, from the app's next fleet) the heading says so.
     """
 
     AUTO_FOCUS = "#body"
@@ -75,6 +77,9 @@ class InspectScreen(ModalScreen[None]):
     InspectScreen #heading.-revealed {
         color: $warning;
     }
+    InspectScreen #heading.-gone {
+        color: $error;
+    }
     InspectScreen .section {
         height: auto;
         margin-bottom: 1;
@@ -95,12 +100,15 @@ class InspectScreen(ModalScreen[None]):
 
     revealed: reactive[bool] = reactive(False, init=False)
     """True while secret values are shown in clear."""
+    gone: reactive[bool] = reactive(False, init=False)
+    """True once the container was removed: the view shows what it was."""
 
     def __init__(
         self,
         title: str,
         sections: SectionSource,
         *,
+        container_id: str = "",
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -108,7 +116,10 @@ class InspectScreen(ModalScreen[None]):
         super().__init__(name=name, id=id, classes=classes)
         self.heading = title
         """What is inspected, e.g. the container's name."""
+        self.container_id = container_id
+        """The container shown ("" when not a container's)."""
         self._source = sections
+        self._gone_at = ""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="body"):
@@ -123,6 +134,15 @@ class InspectScreen(ModalScreen[None]):
 
     def watch_revealed(self) -> None:
         self._render_sections()
+
+    def watch_gone(self) -> None:
+        self._render_sections()
+
+    def mark_gone(self) -> None:
+        """The container was removed: say so above what it was."""
+        if not self.gone:
+            self._gone_at = time.strftime("%H:%M:%S")
+            self.gone = True
 
     def action_toggle_reveal(self) -> None:
         """Show or hide the secret values."""
@@ -153,8 +173,10 @@ class InspectScreen(ModalScreen[None]):
         hint = (
             f" · {secrets} secret value{'s' if secrets != 1 else ''} {state} (m)" if secrets else ""
         )
-        heading.update(Text(f"Inspect {self.heading}{hint}"))
+        gone = f" \u00b7 removed at {self._gone_at}: as it was before" if self.gone else ""
+        heading.update(Text(f"Inspect {self.heading}{gone}{hint}"))
         heading.set_class(self.revealed and bool(secrets), "-revealed")
+        heading.set_class(self.gone, "-gone")
         variables = self.app.theme_variables
         warn = variables.get("warning", "yellow")
         muted = variables.get("text-muted", "grey50")

@@ -43,6 +43,8 @@ _MASK_TOKEN = "AITOPMASKEDVALUE"
 # direction marks, line and paragraph separators, bidirectional embeddings, overrides and
 # isolates, invisible operators, the byte-order mark, and the tag characters.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + INVISIBLE + "]")
+_UNSAFE_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f" + INVISIBLE + "]")
+"""`_UNSAFE` but the line feed: a value of several lines (a script, a label) shows them."""
 
 
 @dataclass(frozen=True)
@@ -72,19 +74,26 @@ def _escape(m: re.Match[str]) -> str:
     return f"\\U{code:08x}"
 
 
-def clean(text: object, *, limit: int = MAX_SCAN_CHARS) -> str:
+def clean(text: object, *, limit: int = MAX_SCAN_CHARS, lines: bool = False) -> str:
     """Untrusted text made safe to show on one line: control characters, invisible marks and
     bidirectional controls escaped (`\\x1b`, `\\u202e`, `\\U000e0041`), at most `limit`
-    characters of it (`…` when cut)."""
-    return _UNSAFE.sub(_escape, cut(str(text), limit))
+    characters of it (`…` when cut).
+
+    With `lines` (a value, not a name), line breaks stay line breaks (`\\r\\n` as one):
+    `\\x0a` in the middle of a shell script reads as noise; every other control is escaped
+    still, the Unicode line and paragraph separators too."""
+    shown = cut(str(text), limit)
+    if lines:
+        return _UNSAFE_IN_LINES.sub(_escape, shown.replace("\r\n", "\n"))
+    return _UNSAFE.sub(_escape, shown)
 
 
 def _secret_value(name: str, value: str, reveal: bool) -> InspectRow:
     key = clean(name, limit=MAX_NAME_CHARS)
     if looks_secret(name):
-        return InspectRow(key, clean(value) if reveal else MASK, masked=True)
+        return InspectRow(key, clean(value, lines=True) if reveal else MASK, masked=True)
     hidden, found = mask_secrets(value)
-    return InspectRow(key, clean(value if reveal else hidden), masked=found)
+    return InspectRow(key, clean(value if reveal else hidden, lines=True), masked=found)
 
 
 def mask_argv(argv: Sequence[str], *, reveal: bool = False) -> tuple[str, bool]:
@@ -101,7 +110,7 @@ def mask_argv(argv: Sequence[str], *, reveal: bool = False) -> tuple[str, bool]:
     joined = shlex.join(a.replace(MASK, _MASK_TOKEN) for a in shown)
     if len(argv) > MAX_COMMAND_WORDS:
         joined += " " + ELLIPSIS
-    return clean(joined.replace(_MASK_TOKEN, MASK)), masked
+    return clean(joined.replace(_MASK_TOKEN, MASK), lines=True), masked
 
 
 def _when(value: str | None) -> str:
@@ -128,7 +137,7 @@ def _argv(value: object) -> list[str]:
 
 
 def _rows(pairs: Iterable[tuple[str, object]]) -> tuple[InspectRow, ...]:
-    return tuple(InspectRow(clean(k), clean(v)) for k, v in pairs)
+    return tuple(InspectRow(clean(k), clean(v, lines=True)) for k, v in pairs)
 
 
 def _container_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection:
@@ -161,7 +170,9 @@ def _container_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection
         )
     )
     rows.append(
-        InspectRow("state", clean(status if reveal else hidden_status), masked=masked_state)
+        InspectRow(
+            "state", clean(status if reveal else hidden_status, lines=True), masked=masked_state
+        )
     )
     rows.extend(
         _rows(
@@ -337,7 +348,7 @@ def _health_check_text(test: Sequence[object], reveal: bool) -> tuple[str, bool]
         return f"{clean(kind)} {text}", masked
     line = " ".join(args)
     hidden, masked = mask_secrets(line)
-    return clean(f"{kind} {line if reveal else hidden}"), masked
+    return clean(f"{kind} {line if reveal else hidden}", lines=True), masked
 
 
 def _health_section(attrs: Mapping[str, Any], reveal: bool) -> InspectSection:
