@@ -24,6 +24,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from tests.helpers import pilot_wait_for, unavailable, wait_for
+from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.ssh import RemoteOutput, SshTunnel
@@ -58,9 +59,10 @@ from tui.fleet.gpu.types import (
 )
 from tui.fleet.models import EngineStatus, FleetSnapshot
 from tui.fleet.snapshot import host_to_json
+from tui.fleet.units import format_bytes
 from tui.fleets import Fleets
 from tui.watch import monitors_for
-from widgets.container_table import host_label
+from widgets.container_table import ContainerTable, host_label
 from widgets.gpu_panel import GpuPanel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvidia_smi"
@@ -727,3 +729,38 @@ def test_a_dead_master_means_no_reading_not_a_second_login(gpu_sshd):
         assert _logins(log) == 1
     finally:
         engine.close()
+
+
+async def test_aitop_on_an_ssh_engine_shows_that_host_s_gpus_and_who_holds_them(
+    engine, run_container, gpu_sshd
+):
+    """The app as `aitop --host ssh://...` starts it: the GPU pane shows the remote host's
+    devices under its name, and the table the GPU memory its containers hold there."""
+    url, remote_bin, _ = gpu_sshd
+    cid = run_container()
+    pid = int(engine.inspect(cid)["State"]["Pid"])
+    stand_in(remote_bin, {412233: pid})
+    name = engine.inspect(cid)["Name"].lstrip("/")
+    config = Config()
+    app = AitopApp(monitors_for([Engine(url)], config), config=config, show_all=True)
+    async with app.run_test(size=(200, 50)) as pilot:
+        table = app.query_one(ContainerTable)
+        table.filter_text = name
+
+        def held() -> bool:
+            return cid in table.row_keys and any(
+                cell.plain == f"0:{format_bytes(54272 * MIB)}" for cell in table.get_row(cid)
+            )
+
+        def said() -> str:
+            row = [c.plain for c in table.get_row(cid)] if cid in table.row_keys else None
+            return f"GPU memory in {row} ({app.query_one('#gpu-state', Static).render()})"
+
+        await pilot_wait_for(pilot, held, timeout=40, what=said)
+        state = str(app.query_one("#gpu-state", Static).render())
+        assert state.startswith(f"{host_label(url)}: 2 GPUs · driver 550.90.07 · nvidia-smi")
+        assert "no GPU data" not in state
+        blocks = list(app.query(".gpu-block"))
+        assert len(blocks) == 2
+        holders = str(blocks[0].query_one(".gpu-holders", Static).render())
+        assert holders.startswith(f"{name} 53.0G")
