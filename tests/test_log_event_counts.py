@@ -175,3 +175,35 @@ def test_snapshot_json_has_the_log_events(engine, run_container):
     doc = snapshot_json(Engine(engine.url))
     entry = next(c for c in doc["hosts"][0]["containers"] if c["id"] == cid)
     assert entry["log_events"] == {"cuda-oom": 1, "nccl": 1, "traceback": 1}
+
+
+def test_a_model_container_that_died_keeps_the_counts_of_its_last_run(
+    engine, run_container, monitor
+):
+    """Its last lines (why it died) are read once more after it stopped; no serving state."""
+    script = "sleep 2; echo 'torch.OutOfMemoryError: CUDA out of memory.'; exit 1"
+    cid = run_container(script, labels={"aitop.model": "org/died"})
+    wait_for(
+        lambda: any(c.info.id == cid and c.log_events.read for c in monitor.snapshot().containers),
+        timeout=20,
+        what="its log read while it ran",
+    )
+    counts = events_of(monitor, cid, lambda e: e.get(LineKind.CUDA_OOM) == 1)
+    assert counts.alarming == 1
+    entry = next(c for c in monitor.snapshot().containers if c.info.id == cid)
+    assert entry.info.state == "exited" and entry.serving is None
+    assert entry.info.last_exit is not None and entry.info.last_exit.code == 1
+
+
+def test_counts_of_an_old_run_are_not_the_new_runs():
+    logs = FakeLogs()
+    watch = LogWatch(logs)
+    logs.write("a", TROUBLE[5])
+    assert watch.read_at("a") is None
+    watch.round([("a", BASE)])
+    read = watch.read_at("a")
+    assert read is not None
+    assert watch.events({"a": BASE})["a"].get(LineKind.NCCL) == 1
+    # It started again and its new run was not read yet: no counts, not the old run's.
+    assert watch.events({"a": BASE + 50}) == {}
+    assert watch.events()["a"].get(LineKind.NCCL) == 1

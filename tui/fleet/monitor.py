@@ -195,6 +195,10 @@ class FleetMonitor:
         # Running containers' log framing (TTY or not) and where their current run's log
         # begins (ns), from their inspect data.
         self._log_source: dict[str, tuple[bool, int]] = {}
+        # Model containers that stopped while their log was read: when the stop was seen
+        # (time.monotonic()) while their last lines (why they died, often) are still to be
+        # read once, None once they were; their counts stay until they start again or go.
+        self._log_final: dict[str, float | None] = {}
         self._logs = LogWatch(self._read_log)
         self._exits = ExitLog()
         self._logs_busy = threading.Lock()
@@ -394,7 +398,8 @@ class FleetMonitor:
         """The current picture, as an immutable snapshot."""
         readings = self._serving.readings()
         signals = self._logs.signals()
-        events = self._logs.events()
+        sources = self._log_source.copy()  # other threads change it
+        events = self._logs.events({cid: source[1] for cid, source in sources.items()})
         now = time.time()
         with self._lock:
             usage = container_gpu_usage(self._gpu) if self._gpu is not None else {}
@@ -403,9 +408,10 @@ class FleetMonitor:
                     self._exits.complete(info, now),
                     self._stats.get(cid, NO_STATS),
                     usage.get(cid, ()),
-                    merge(readings.get(cid), signals.get(cid)),
+                    # What a stopped container's log said of its server is not its state.
+                    merge(readings.get(cid), signals.get(cid) if info.state == "running" else None),
                     self._serving.history(cid) if cid in readings else (),
-                    events.get(cid, NO_LOG_EVENTS) if info.running else NO_LOG_EVENTS,
+                    events.get(cid, NO_LOG_EVENTS),
                 )
                 for cid, info in sorted(self._containers.items(), key=lambda kv: kv[1].name)
             )
@@ -526,6 +532,11 @@ class FleetMonitor:
         if serving:
             tty = bool((attrs.get("Config") or {}).get("Tty"))
             self._log_source[cid] = (tty, run_log_start(attrs))
+            self._log_final.pop(cid, None)
+        elif cid in self._log_final:
+            pass  # stopped before: its last lines are read (or to be)
+        elif cid in self._log_source and info.is_model:
+            self._log_final[cid] = time.monotonic()
         else:
             self._log_source.pop(cid, None)
             self._logs.forget(cid)
@@ -535,24 +546,35 @@ class FleetMonitor:
         self._serving.forget(cid)
         self._logs.forget(cid)
         self._log_source.pop(cid, None)
+        self._log_final.pop(cid, None)
         self._exits.forget(cid)
 
     def _log_wanted(self) -> list[tuple[str, int]]:
-        """The running model containers, each with the start of its current run (ns).
-        `LogWatch` reads the longest unread first, so every one is read in turn (for its
-        event counts); among those never read, the ones whose state their server's pages
-        do not tell go first (their log is the only witness)."""
+        """The running model containers, each with the start of its current run (ns), and
+        those that stopped since their last read. `LogWatch` reads the longest unread first,
+        so every one is read in turn (for its event counts); among those never read, the
+        ones whose state their server's pages do not tell go first (their log is the only
+        witness)."""
         readings = self._serving.readings()
         with self._lock:
             infos = [c for c in self._containers.values() if c.is_model and c.state == "running"]
         sources = self._log_source
         wanted = [(info.id, sources[info.id][1]) for info in infos if info.id in sources]
         wanted.sort(key=lambda item: not needs_log(readings.get(item[0])))
+        for cid, stopped in list(self._log_final.items()):
+            source = sources.get(cid)
+            if stopped is not None and source is not None:
+                wanted.append((cid, source[1]))
         return wanted
 
     def _log_round(self, wanted: list[tuple[str, int]]) -> int:
         with self._logs_busy:
-            return self._logs.round(wanted)
+            read = self._logs.round(wanted)
+            for cid, stopped in list(self._log_final.items()):
+                last = self._logs.read_at(cid)
+                if stopped is not None and last is not None and last > stopped:
+                    self._log_final[cid] = None
+            return read
 
     def _read_log(
         self, cid: str, tail: int, since_ns: int, max_bytes: int

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -179,11 +179,23 @@ class LogWatch:
             items = list(self._followed.items())
         return {cid: f.signal for cid, f in items if f.signal is not None}
 
-    def events(self) -> dict[str, LogEventCounts]:
-        """Every read container's event counts since its current start."""
+    def events(self, runs: Mapping[str, int] | None = None) -> dict[str, LogEventCounts]:
+        """Every read container's event counts since its current start; with `runs`
+        ({container id: start of its current run in ns}), only those whose counts are of
+        that run (a container that started again has none until its new run is read)."""
         with self._lock:
             items = list(self._followed.items())
-        return {cid: f.events for cid, f in items if f.events.read}
+        return {
+            cid: f.events
+            for cid, f in items
+            if f.events.read and (runs is None or runs.get(cid) == f.started_ns)
+        }
+
+    def read_at(self, container_id: str) -> float | None:
+        """When its log was last read (`time.monotonic()`); None: not yet."""
+        with self._lock:
+            followed = self._followed.get(container_id)
+        return followed.read_at if followed is not None and followed.read_at else None
 
     def forget(self, container_id: str) -> None:
         """Drop a container (gone, or stopped)."""
