@@ -22,6 +22,7 @@ from tests.helpers import TEST_LABEL, pilot_wait_for
 from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
+from tui.fleet.models import EngineStatus, FleetSnapshot
 from widgets.action_progress import ActionProgress
 from widgets.container_table import GROUP_PREFIX, ContainerTable, natural_key
 from widgets.status_line import StatusLine
@@ -183,6 +184,47 @@ async def test_numeric_columns_keep_their_width_while_figures_cross_a_digit():
         widths = dict(zip(table.column_keys, next(iter(layouts)), strict=True))
         assert widths["cpu"] == len("1600.0%") and widths["kv"] == len("100.0%")
         assert widths["rx"] == len("1008K/s") and widths["mem"] == len("1008K / 1008K")
+
+
+async def test_an_empty_model_view_says_how_to_see_containers():
+    empty = FleetSnapshot(engine=EngineStatus(url=UNCONNECTED, reachable=True))
+    app = replay_app(empty, config=Config(keymap={"toggle-all": "A"}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        wanted = "no model containers: `A` shows all, `aitop demo up` starts a demo"
+        assert table.empty_text == wanted  # the user's key for "all containers"
+        line = table.render_line(1)
+        assert line.text.strip() == wanted[: table.size.width - 2].strip()
+        muted = table.get_component_rich_style("container-table--muted", partial=True)
+        assert any(seg.style is not None and seg.style.color == muted.color for seg in line)
+        await pilot.press("A")
+        await pilot.pause()
+        assert table.empty_text == "no containers: `aitop demo up` starts a demo"
+
+
+async def test_a_filter_that_matches_nothing_says_how_to_clear_it():
+    app = replay_app(demo_fleet())
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        assert table.empty_text == ""  # rows are shown
+        await pilot.press("slash", *"no-such-thing")
+        await pilot.pause()
+        assert table.row_count == 0
+        assert table.empty_text == "nothing matches the filter: Esc clears it"
+        assert "nothing matches the filter" in table.render_line(1).text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.row_count > 0 and table.empty_text == ""
+
+
+async def test_an_unreachable_engine_with_no_fleet_is_not_called_empty():
+    gone = FleetSnapshot(engine=EngineStatus(url=UNCONNECTED, reachable=False, error="refused"))
+    app = replay_app(gone)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.query_one(ContainerTable).empty_text == ""
 
 
 async def test_selection_survives_refreshes_and_a_removed_container_leaves():

@@ -166,6 +166,8 @@ class AitopApp(FleetActions):
                 loop.add_signal_handler(sig, self._end_on_signal, sig)
         table = self.query_one(ContainerTable)
         table.show_all = self._show_all
+        toggle = next(c.key for c in APP_COMMANDS if c.id == "toggle-all")
+        table.toggle_key = self.keymap.get("toggle-all", toggle).split(",")[0].strip()
         table.focus()
         self._mounted_once = True
         # The CLI starts with the collector off; the first figures turn it on, or this.

@@ -611,6 +611,9 @@ class ContainerTable(ScrollView, can_focus=True):
     """Ids of the containers marked for a bulk action (drawn with a mark)."""
     cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)
     """Index of the row under the cursor."""
+    toggle_key: reactive[str] = reactive("a", repaint=False)
+    """The key that shows all containers (named when the model view is empty; the app sets
+    the user's)."""
 
     class SelectionChanged(Message):
         """The cursor is on another row: a container, a group header, a host row or none."""
@@ -722,6 +725,20 @@ class ContainerTable(ScrollView, can_focus=True):
             Text.assemble(*((text, palette.get(colour, Style())) for text, colour in cells[i]))
             for i in self._order
         ]
+
+    @property
+    def empty_text(self) -> str:
+        """What the table says when it shows no row (with a fleet in hand): how to see some."""
+        fleets = self._fleets
+        if self._rows or not any(f.engine.reachable for f in fleets):
+            return ""  # nothing known yet, or the engine is away (the status line says so)
+        if self.filter_text.strip():
+            return "nothing matches the filter: Esc clears it"
+        if not self.show_all:
+            return (
+                f"no model containers: `{self.toggle_key}` shows all, `aitop demo up` starts a demo"
+            )
+        return "no containers: `aitop demo up` starts a demo"
 
     @property
     def column_widths(self) -> tuple[int, ...]:
@@ -1224,7 +1241,7 @@ class ContainerTable(ScrollView, can_focus=True):
             return (self._widths, self._order, self.sort_column, self.sort_reverse)
         index = top + y - 1
         if not 0 <= index < len(self._rows):
-            return None
+            return ("empty", self.empty_text) if y == 1 and not self._rows else None
         row = self._rows[index]
         return (row.key, row.plain, index == self.cursor_row, self._widths)
 
@@ -1263,6 +1280,12 @@ class ContainerTable(ScrollView, can_focus=True):
             )
         else:
             index = scroll_y + y - 1
+            if y == 1 and not self._rows and self.empty_text:
+                muted = self.get_component_rich_style("container-table--muted", partial=True)
+                pad = " " * CELL_PADDING
+                return Strip([Segment(pad + self.empty_text, base + muted)]).crop_extend(
+                    0, width, base
+                )
             if not 0 <= index < len(self._rows):
                 return Strip.blank(width, base)
             line = self._row_strip(index, base)
