@@ -108,7 +108,8 @@ def test_two_engines_and_one_unreachable(snap_compare):
 def serving_fleet() -> FleetSnapshot:
     """The demo fleet with model servers: llama-1 a busy vLLM (KV 91 %, TTFT p95 2.5 s, its
     queue grown over a minute of history), llama-2 loading for 2 minutes, llama-3 stale, the
-    mistral replicas two calm TGI servers."""
+    mistral replicas two calm TGI servers; the Ollama and the unhealthy vLLM keep the readings
+    the demo fleet was recorded with."""
     fleet = demo_fleet()
     now = fleet.taken_at
     busy = ServingReading(
@@ -190,7 +191,9 @@ def test_fleet_table_with_model_servers(snap_compare):
     in the warning colour (its queue grew), 1234 tok/s, KV 91.0% and TTFT95 2.50s as warnings;
     llama-2 "loading" in the warning colour; llama-3 "unreachable stale" with its old figures
     muted; the mistral replicas ready at 100 and 50 tok/s. The llama header says "1/3 ready",
-    mistral's "2/2 ready" with 4/0 requests and 150 tok/s; the burner's serving cells are blank."""
+    mistral's "2/2 ready" with 4/0 requests and 150 tok/s; the Ollama row "ready" with no
+    figures of these kinds (`-`), the unhealthy vLLM "unhealthy" in red; the burner's serving
+    cells are blank."""
     app = replay_app(serving_fleet())
     assert snap_compare(app, terminal_size=(240, 30))
 

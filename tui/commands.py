@@ -188,7 +188,7 @@ ACTION_COMMANDS: tuple[Command, ...] = (
         "kill",
         "kill_container",
         "Kill container (send a signal)",
-        "Send a signal (asks which; confirms)",
+        "Send a signal (pick one, or type any name or number 1-64; confirms)",
         "K",
         "Kill",
         mutates=True,
