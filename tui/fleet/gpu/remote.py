@@ -100,7 +100,7 @@ t=; command -v timeout >/dev/null 2>&1 && t="timeout -k 1 {remote_limit}"
 g=$($t nvidia-smi --query-gpu={query} --format=csv,noheader,nounits 2>&1)
 rc=$?
 echo "$m gpus"
-printf '%s\n' "$g"
+printf '%s\\n' "$g"
 echo "$m rc $rc"
 if [ "$rc" -ne 0 ]; then case $g in [0-9]*) ;; *) echo "$m end"; exit 0;; esac; fi
 apps=$($t nvidia-smi --query-compute-apps={apps} --format=csv,noheader,nounits 2>&1)
@@ -419,7 +419,9 @@ class RemoteGpuSampler:
         except Exception as exc:  # a bug must not kill the reading thread
             report = GpuReport(
                 state=STATE_ERROR,
-                message=f"reading the GPUs of {self.host} failed unexpectedly: {exc!r}"[:300],
+                message=safe_text(
+                    f"reading the GPUs of {self.host} failed unexpectedly: {exc!r}", limit=300
+                ),
                 taken_at=time.time(),
                 host=self.host,
             )
