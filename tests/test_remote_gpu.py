@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -718,6 +719,15 @@ def test_a_dead_master_means_no_reading_not_a_second_login(gpu_sshd):
         assert tunnel is not None
         control = tunnel.control_path()
         assert control is not None
+        # Sessions take turns (MaxSessions 1); the wait for one counts against the deadline.
+        busy = threading.Thread(target=tunnel.run, args=("sleep 2",), kwargs={"timeout": 5})
+        busy.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        waited = tunnel.run("true", timeout=1.0)
+        assert waited.timed_out and time.monotonic() - start < 1.5
+        busy.join()
+        assert tunnel.run("echo hi", timeout=5).stdout == b"hi\n"
         engine.reset()  # the forward (the master) ends
         assert SshTunnel.holding(url) is None
         gone = sampler.sample()

@@ -140,7 +140,11 @@ class SshTunnel:
         control = self.control_path()
         if control is None:
             return RemoteOutput(255, b"", b"the ssh connection is down", 0.0)
-        with self._session:
+        # One session at a time (MaxSessions counts them); waiting for it counts against the
+        # same deadline.
+        if not self._session.acquire(timeout=max(0.0, timeout)):
+            return RemoteOutput(None, b"", b"", time.monotonic() - start)
+        try:
             try:
                 proc = spawn_child(
                     self.session_argv(control, command),
@@ -157,6 +161,8 @@ class SshTunnel:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
             return _collect(proc, start + timeout, limit, start)
+        finally:
+            self._session.release()
 
     def local_url(self) -> str:
         """unix:// URL of the local end, starting the forward if it is not running."""
