@@ -33,7 +33,7 @@ from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError
 from tui.fleet.exits import ExitLog
 from tui.fleet.gpu.sampler import GpuSampler
-from tui.fleet.gpu.types import GpuReport, container_gpu_usage
+from tui.fleet.gpu.types import GpuReport, GpuSource, container_gpu_usage
 from tui.fleet.inventory import container_info, info_from_summary, parse_time
 from tui.fleet.metrics.apistats import ApiStats
 from tui.fleet.metrics.cgroups import CgroupPaths, CgroupReader, RawSample
@@ -158,7 +158,7 @@ class FleetMonitor:
         on_snapshot: Callable[[FleetSnapshot], None] | None = None,
         cgroups: CgroupReader | None = None,
         host: HostSampler | None = None,
-        gpu: GpuSampler | None = None,
+        gpu: GpuSource | None = None,
     ) -> None:
         self.engine = engine
         self.rules = rules
