@@ -24,6 +24,7 @@ from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
+from tui import input_fix
 from tui.commands import MUTATING_ACTIONS
 from tui.fleet.actions import lifecycle as act
 from tui.fleet.actions.inspect import inspect_sections
@@ -99,6 +100,9 @@ class FleetActions(App[None]):
 
     def __init__(self, fleets: Fleets) -> None:
         super().__init__()
+        # Keys typed in one burst stay in their order (Textual issue 6605, tui/input_fix.py).
+        input_fix.install()
+        self._escape_burst = input_fix.EscapeBurst()
         self.fleets = fleets
         """The engines watched and what they hold (read by the action workers too)."""
         self.marked: set[str] = set()
@@ -128,6 +132,39 @@ class FleetActions(App[None]):
         if action in MUTATING_ACTIONS and self.read_only:
             return False
         return super().check_action(action, parameters)
+
+    async def on_event(self, event: events.Event) -> None:
+        """An Esc read together with the next key (one burst) came as Alt+key: handled as
+        Escape then the key, once the Escape took effect, unless something binds that
+        Alt+key (tui/input_fix.py)."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            burst = self._escape_burst
+            if burst.holding:
+                burst.hold(event)
+                return
+            keys = input_fix.split_escape(event, self._is_bound)
+            if keys is not None:
+                escape, key = keys
+                escape.set_sender(self)
+                key.set_sender(self)
+                await super().on_event(escape)
+                burst.start(key, (self.screen, self.focused))
+                self.set_timer(0.01, self._release_burst)
+                return
+        await super().on_event(event)
+
+    async def _release_burst(self) -> None:
+        held = self._escape_burst.release((self.screen, self.focused))
+        if held is None:
+            self.set_timer(0.01, self._release_burst)
+            return
+        for key in held:
+            # In order; one of them may split again, and hold the rest behind it.
+            await self.on_event(key)
+
+    def _is_bound(self, key: str) -> bool:
+        """Whether a binding where the focus is (the user's keymap applied) takes `key`."""
+        return key in self.screen.active_bindings
 
     def on_mount(self) -> None:
         """Say read-only mode in the status line, from the start."""
