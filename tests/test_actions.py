@@ -90,6 +90,7 @@ def test_confirmations_name_exactly_what_will_go():
     )
     kill = act.confirmation(act.KILL, (FLEET[0],), signal="SIGTERM")
     assert kill is not None and kill.title == "Send SIGTERM to web-1?"
+    assert kill.yes == "Send SIGTERM"  # a signal, which may not end it (issue 16, item 8)
     remove = act.confirmation(act.REMOVE, targets)
     assert remove is not None
     assert remove.title == "Remove 2 containers? (1 running: they are killed first)"

@@ -223,7 +223,8 @@ def confirmation(
     what = describe(targets)
     items = tuple(item_line(c) for c in targets)
     if action == KILL:
-        return Confirmation(f"Send {signal or 'SIGKILL'} to {what}?", items, yes="Kill")
+        sent = signal or "SIGKILL"
+        return Confirmation(f"Send {sent} to {what}?", items, yes=f"Send {sent}")
     if action == REMOVE:
         running = sum(1 for c in targets if c.running)
         title = f"Remove {what}?"
