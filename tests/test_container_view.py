@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from tests.helpers import pilot_wait_for, wait_for
 from tui.container_view import ContainerController
@@ -148,7 +148,9 @@ def commands(engine: Engine, cid: str) -> dict[str, int]:
 
 
 def test_a_known_pid_tree_and_a_signal_to_one_process(engine, tree):
-    found = wait_for(lambda: len(container_processes(engine, tree)) == 3 and commands(engine, tree))
+    found: dict[str, int] = wait_for(
+        lambda: commands(engine, tree) if len(container_processes(engine, tree)) == 3 else None
+    )
     shell = next(pid for command, pid in found.items() if command.startswith("sh -c"))
     by_pid = {p.pid: p for p in container_processes(engine, tree)}
     assert {by_pid[found["sleep 1000"]].ppid, by_pid[found["sleep 1001"]].ppid} == {shell}
@@ -223,7 +225,7 @@ async def test_the_view_opens_on_the_past_lists_processes_and_signals_one(engine
         await pilot_wait_for(
             pilot, lambda: "Restart policy" in {s.title for s in screen.details}, timeout=15
         )
-        table = screen.query_one("#processes")
+        table = screen.query_one("#processes", DataTable)
         target = next(p for p in screen.processes if p.command == "sleep 1001")
         table.move_cursor(row=[p.pid for p in screen.processes].index(target.pid))
         await pilot.press("k")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from tests.helpers import TEST_LABEL, pilot_wait_for, wait_for
 from tui.disk_view import DiskController
@@ -175,10 +175,12 @@ async def test_the_disk_view_asks_then_frees_the_selected_volume(engine, weights
         assert "Disk of unix://" in str(screen.query_one("#disk-heading", Static).render())
         assert "data root /" in str(screen.query_one("#disk-summary", Static).render())
         names = screen.row_names
-        screen.query_one("DataTable").move_cursor(row=names.index(weights["spare"]))
+        screen.query_one(DataTable).move_cursor(row=names.index(weights["spare"]))
         await pilot.press("x")
         await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert app.screen.question == f"Remove volume {weights['spare']}?"
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert confirm.question == f"Remove volume {weights['spare']}?"
         await pilot.press("n")  # no: nothing goes
         await pilot_wait_for(pilot, lambda: app.screen is screen)
         assert weights["spare"] in {v.name for v in survey(engine).volumes}
@@ -189,7 +191,7 @@ async def test_the_disk_view_asks_then_frees_the_selected_volume(engine, weights
         assert weights["spare"] not in {v.name for v in survey(engine).volumes}
         assert weights["cache"] in screen.row_names
         # A mounted volume is refused with the reason, and nothing is asked.
-        screen.query_one("DataTable").move_cursor(row=screen.row_names.index(weights["cache"]))
+        screen.query_one(DataTable).move_cursor(row=screen.row_names.index(weights["cache"]))
         await pilot.press("x")
         await pilot.pause()
         assert app.screen is screen
@@ -202,7 +204,7 @@ async def test_read_only_hides_removal_in_the_disk_view(engine, weights):
     async with app.run_test(size=(160, 40)) as pilot:
         screen = app.disk.open(engine)
         await pilot_wait_for(pilot, lambda: weights["spare"] in screen.row_names, timeout=30)
-        screen.query_one("DataTable").move_cursor(row=screen.row_names.index(weights["spare"]))
+        screen.query_one(DataTable).move_cursor(row=screen.row_names.index(weights["spare"]))
         await pilot.press("x")
         await pilot.pause()
         assert app.screen is screen
@@ -213,10 +215,11 @@ async def test_read_only_hides_removal_in_the_disk_view(engine, weights):
 def test_a_survey_runs_once_at_a_time_and_keeps_the_last_report(engine, weights):
     done: list[bool] = []
     disk = DiskSurvey(engine, on_done=lambda: done.append(True))
-    assert disk.report is None
+    assert disk.running_since is None and disk.error is None  # nothing asked yet
     assert disk.refresh() is True
     # A second refresh while the first runs starts nothing (unless the first already ended).
     assert disk.refresh() is False or done
     wait_for(lambda: done, timeout=30, what="the survey to end")
-    assert disk.report is not None and disk.error is None
-    assert weights["cache"] in {v.name for v in disk.report.volumes}
+    report = disk.report
+    assert report is not None and disk.error is None
+    assert weights["cache"] in {v.name for v in report.volumes}

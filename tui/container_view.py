@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 from textual.app import App
 from textual.timer import Timer
@@ -34,7 +35,7 @@ class ContainerController:
 
     def __init__(
         self,
-        app: App[object],
+        app: App[Any],
         engine_for: Callable[[str], Engine | None],
         *,
         read_only: bool,

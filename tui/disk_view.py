@@ -9,6 +9,7 @@ it each new state and answers its messages: a removal is asked about with a
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from textual.app import App
 
@@ -24,7 +25,7 @@ from tui.screens.disk import DiskScreen, DiskState
 class DiskController:
     """Opens the disk view of an engine and does what it asks."""
 
-    def __init__(self, app: App[object], *, read_only: bool) -> None:
+    def __init__(self, app: App[Any], *, read_only: bool) -> None:
         self.app = app
         self.read_only = read_only
         self._surveys: dict[str, DiskSurvey] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import tarfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -199,15 +200,29 @@ class Engine:
             return False
         return (major, minor) < (4, 4)
 
-    def events(self, filters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def events(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Subscribe to the engine's event stream now; iterate it to receive decoded events.
 
+        With `since` (seconds since the epoch) the engine first replays what it kept from
+        then on; with `until` the stream ends by itself at that time (the history only).
         Iteration ends (or raises EngineError) when the engine goes; `reset()` closes the
         stream from another thread.
         """
         with Translate(self.url):
             wanted = self._podman_filters(filters or {})
-            stream = self._api().events(decode=True, filters=wanted)
+            # Whole seconds (what docker-py takes), widened: the history covers the window.
+            stream = self._api().events(
+                decode=True,
+                filters=wanted,
+                since=None if since is None else math.floor(since),
+                until=None if until is None else math.ceil(until),
+            )
         with self._lock:
             self._streams.add(stream)
         return self._follow(stream)
