@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError
+from tui.fleet.events import SEED_WINDOW_S, EventLog, FleetEvent
 from tui.fleet.exits import ExitLog
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import GpuReport, GpuSource, container_gpu_usage
@@ -201,6 +202,7 @@ class FleetMonitor:
         self._log_final: dict[str, float | None] = {}
         self._logs = LogWatch(self._read_log)
         self._exits = ExitLog()
+        self._events = EventLog()
         self._logs_busy = threading.Lock()
         self._serving_at = -SERVING_GAP
         self._logs_at: float | None = None
@@ -394,6 +396,24 @@ class FleetMonitor:
         """What the log reads cost so far (`LogWatch.counts`)."""
         return self._logs.counts
 
+    def seed_history(self) -> int:
+        """Take in what the engine kept of the last `SEED_WINDOW_S` seconds (what happened
+        before aitop connected): the events view's past, and the last exits and recent
+        restarts; returns how many events were new. Blocking: one engine call."""
+        now = time.time()
+        fresh = 0
+        for event in self.engine.events(
+            filters={"type": "container"}, since=now - SEED_WINDOW_S, until=now
+        ):
+            if self._events.take(event):
+                self._exits.record(event)
+                fresh += 1
+        return fresh
+
+    def recent_events(self) -> tuple[FleetEvent, ...]:
+        """The engine's recent container events, newest first (the events view)."""
+        return self._events.recent()
+
     def snapshot(self) -> FleetSnapshot:
         """The current picture, as an immutable snapshot."""
         readings = self._serving.readings()
@@ -428,7 +448,8 @@ class FleetMonitor:
         """Bring the inventory up to date with one engine event; True if anything changed."""
         if event.get("Type") != "container":
             return False
-        self._exits.record(event)
+        if self._events.take(event):  # the history and the live stream overlap at the seam
+            self._exits.record(event)
         action = str(event.get("Action") or event.get("status") or "")
         if action.split(":", 1)[0] not in RELEVANT_ACTIONS:
             return False
@@ -463,6 +484,8 @@ class FleetMonitor:
                 events = self.engine.events(filters={"type": "container"})
                 self.resync(on_listed=self._listed)
                 self._publish()
+                # After the first frame: the past (exits, restarts, the events view) follows.
+                self.seed_history()
                 backoff = BACKOFF_START
                 for event in events:
                     if self._stop.is_set():

@@ -24,6 +24,7 @@ from typing import Any, TypedDict
 from tui.fleet.detect import DEFAULT_RULES, DetectionRules
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
+from tui.fleet.gpu.remote import remote_gpu_source
 from tui.fleet.gpu.types import container_gpus_json, report_status_json, report_to_json
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
@@ -201,9 +202,10 @@ def collect(
     """Connect, list and sample `settle` seconds apart until every running container has its
     figures (twice from cgroup files; through the stats API, for up to API_SETTLE seconds),
     and its model server its first rates (up to SERVING_SETTLE seconds); raises EngineError."""
-    monitor = FleetMonitor(engine, rules=rules)
+    monitor = FleetMonitor(engine, rules=rules, gpu=remote_gpu_source(engine.url))
     try:
         monitor.connect()
+        monitor.seed_history()  # the last exits and recent restarts, before aitop ran
         monitor.resync()
         monitor.poll_serving()
         monitor.sample()
