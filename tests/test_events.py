@@ -10,7 +10,7 @@ import time
 
 from tests.helpers import wait_for
 from tui.fleet.engine.client import Engine
-from tui.fleet.events import MAX_EVENTS, EventLog, fleet_event
+from tui.fleet.events import MAX_EVENTS, EventLog, FleetEvent, fleet_event
 from tui.fleet.monitor import FleetMonitor
 from tui.fleet.snapshot import snapshot_json
 
@@ -24,22 +24,28 @@ def raw(action: str, cid: str = "c" * 64, *, nano: int = 1_700_000_000_000_000_0
     }
 
 
+def shown(event: dict) -> FleetEvent:
+    found = fleet_event(event)
+    assert found is not None
+    return found
+
+
 def test_what_each_event_says():
-    assert fleet_event(raw("die", exitCode="137")).detail == "exit 137"
-    assert fleet_event(raw("kill", signal="15")).detail == "SIGTERM"
-    assert fleet_event(raw("kill", signal="99")).detail == "signal 99"
-    health = fleet_event(raw("health_status: unhealthy"))
+    assert shown(raw("die", exitCode="137")).detail == "exit 137"
+    assert shown(raw("kill", signal="15")).detail == "SIGTERM"
+    assert shown(raw("kill", signal="99")).detail == "signal 99"
+    health = shown(raw("health_status: unhealthy"))
     assert (health.action, health.detail, health.alarming) == ("health_status", "unhealthy", True)
-    assert fleet_event(raw("die", exitCode="0")).alarming is False
-    assert fleet_event(raw("oom")).alarming is True
+    assert shown(raw("die", exitCode="0")).alarming is False
+    assert shown(raw("oom")).alarming is True
     assert fleet_event(raw("exec_start: sh -c true")) is None
     assert fleet_event({"Type": "network", "Action": "connect"}) is None
-    event = fleet_event(raw("start", nano=1_700_000_000_500_000_000))
+    event = shown(raw("start", nano=1_700_000_000_500_000_000))
     assert event.at == 1_700_000_000.5 and event.name == "web" and event.image == "img"
 
 
 def test_names_from_an_image_author_are_made_safe():
-    event = fleet_event(raw("start", name="\x1b]0;owned\x07evil[/]"))
+    event = shown(raw("start", name="\x1b]0;owned\x07evil[/]"))
     assert "\x1b" not in event.name and "\x07" not in event.name
 
 
