@@ -68,3 +68,18 @@ async def test_at_80_columns_the_status_line_keeps_whole_words(tmp_path: Path) -
     narrow, wide = await status_at(gone, 80), await status_at(gone, 220)
     assert_whole_words(narrow, wide, 80)
     assert narrow.startswith("✖ engine unreachable (retrying in 4s): the Docker engine")
+
+
+async def test_read_only_mode_is_said_first_and_stays_on_a_narrow_line() -> None:
+    """Issue 16, item 11: read-only mode is seen, at 60 columns too, and while unreachable."""
+    for snapshot in (demo_fleet(), unreachable(demo_fleet())):
+        app = replay_app(snapshot)
+        async with app.run_test(size=(60, 24)) as pilot:
+            line = app.query_one(StatusLine)
+            line.read_only = True
+            await pilot.pause()
+            shown = str(line.render())
+            assert shown.startswith("read-only · "), shown
+            line.read_only = False
+            await pilot.pause()
+            assert "read-only" not in str(line.render())
