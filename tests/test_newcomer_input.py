@@ -42,6 +42,15 @@ def test_escape_then_a_key_in_one_burst_is_escape_then_the_key(aitop: Tmux):
     assert "Search for commands" not in screen and "zzz" not in screen, screen
 
 
+def test_keys_behind_one_that_opens_a_box_go_into_the_box(aitop: Tmux):
+    # ctrl+p opens the palette, Escape (with `a` right behind it) closes it, `a` shows all
+    # containers, `/` opens the filter box and the rest is typed into it: one burst.
+    aitop.keys("C-p", *"zzzz", "Escape", "a", "/", *"xy", "BSpace", "z", "Enter")
+    screen = aitop.wait_for("filter: '", timeout=10)
+    assert "filter: 'xz'" in screen and "all containers" in screen, screen
+    assert "Search for commands" not in screen and "zzzz" not in screen, screen
+
+
 def test_the_workaround_stands_aside_on_a_textual_with_the_fix():
     assert input_fix.affected("8.2.8")
     assert not input_fix.affected("9.0.0")

@@ -54,6 +54,28 @@ from widgets.status_line import StatusLine
 ACTIONS_GROUP = "actions"
 """Worker group of every action."""
 
+FOCUS_ACTIONS = frozenset(
+    {
+        # The app's: a box, a pane, the palette, help, the serving view, or a question.
+        "filter",
+        "clear_filter",
+        "toggle_logs",
+        "command_palette",
+        "show_help",
+        "show_serving",
+        "stop_container",
+        "kill_container",
+        "remove_container",
+        "scale_down",
+        "scale_to",
+        # The log pane's: its search box.
+        "search",
+        "escape",
+    }
+)
+"""Actions whose key opens or closes something: the keys typed right behind it wait until
+it did (`input_fix.HeldKeys`), so that they go where the user saw them go."""
+
 _SEVERITIES: dict[str, SeverityLevel] = {
     "information": "information",
     "warning": "warning",
@@ -102,7 +124,7 @@ class FleetActions(App[None]):
         super().__init__()
         # Keys typed in one burst stay in their order (Textual issue 6605, tui/input_fix.py).
         input_fix.install()
-        self._escape_burst = input_fix.EscapeBurst()
+        self._held_keys = input_fix.HeldKeys()
         self.fleets = fleets
         """The engines watched and what they hold (read by the action workers too)."""
         self.marked: set[str] = set()
@@ -134,32 +156,44 @@ class FleetActions(App[None]):
         return super().check_action(action, parameters)
 
     async def on_event(self, event: events.Event) -> None:
-        """An Esc read together with the next key (one burst) came as Alt+key: handled as
-        Escape then the key, once the Escape took effect, unless something binds that
-        Alt+key (tui/input_fix.py)."""
+        """Keys in one burst, as typed (tui/input_fix.py): an Esc read together with the next
+        key came as Alt+key: it is Escape then the key, unless something binds that Alt+key;
+        and the keys behind one that opens or closes something wait until it did."""
         if isinstance(event, events.Key) and not event.is_forwarded:
-            burst = self._escape_burst
-            if burst.holding:
-                burst.hold(event)
+            held = self._held_keys
+            if held.holding:
+                held.hold(event)
                 return
+            where = (self.screen, self.focused)
             keys = input_fix.split_escape(event, self._is_bound)
             if keys is not None:
                 escape, key = keys
                 escape.set_sender(self)
                 key.set_sender(self)
                 await super().on_event(escape)
-                burst.start(key, (self.screen, self.focused))
-                self.set_timer(0.01, self._release_burst)
+                held.start(where, key)
+                self.set_timer(0.01, self._release_keys)
                 return
+            moves = self._moves_focus(event.key)
+            await super().on_event(event)
+            if moves:
+                held.start(where)
+                self.set_timer(0.01, self._release_keys)
+            return
         await super().on_event(event)
 
-    async def _release_burst(self) -> None:
-        held = self._escape_burst.release((self.screen, self.focused))
+    def _moves_focus(self, key: str) -> bool:
+        """Whether `key`, where the focus is, opens or closes a screen or a box."""
+        active = self.screen.active_bindings.get(key)
+        return active is not None and active.binding.action in FOCUS_ACTIONS
+
+    async def _release_keys(self) -> None:
+        held = self._held_keys.release((self.screen, self.focused))
         if held is None:
-            self.set_timer(0.01, self._release_burst)
+            self.set_timer(0.01, self._release_keys)
             return
         for key in held:
-            # In order; one of them may split again, and hold the rest behind it.
+            # In order; one of them may hold the rest again.
             await self.on_event(key)
 
     def _is_bound(self, key: str) -> bool:

@@ -13,9 +13,9 @@ Two things go wrong there:
 - **An Esc followed at once by a key reads as Alt+key.** Terminals send Alt+x as ESC x, so
   Textual's parser reads an Escape with the next key in the same read as Alt+that key: Esc
   meant to close the palette left it open with junk in it. aitop binds no Alt+key of its own:
-  `split_escape()` turns an Alt+key that nothing binds back into Escape and the key, and
-  `EscapeBurst` holds that key (and those after it) until the Escape took effect: it often
-  closes a screen or a box, and the key belongs where the focus goes then.
+  `split_escape()` turns an Alt+key that nothing binds back into Escape and the key.
+- **Keys behind one that opens or closes something go where the focus was.** `HeldKeys`
+  holds them until the screen or the focus moved (or a moment passed).
 
 Both apply to the Textual versions in `AFFECTED_VERSIONS` only: once the pin moves to a
 release with the fix, they stand aside (and the burst tests in tests/test_newcomer_input.py
@@ -97,16 +97,17 @@ def split_escape(event: events.Key, bound: Callable[[str], bool]) -> list[events
 
 
 ESCAPE_SETTLE = 0.2
-"""Longest the keys after a split Escape wait for it to close what it closes (seconds)."""
+"""Longest held keys wait for what the key before them opens or closes (seconds)."""
 
 
-class EscapeBurst:
-    """Keys held back behind an Escape split off an Alt+key (see `split_escape`), until the
-    screen or the focus changed (the Escape closed something) or `ESCAPE_SETTLE` passed.
+class HeldKeys:
+    """Keys held back behind a key that opens or closes something (an Escape split off an
+    Alt+key, `/`, ctrl+p, a key that asks a question), until the screen or the focus changed
+    or `ESCAPE_SETTLE` passed.
 
-    The app routes a key to where the focus is when it reads it; an Escape that closes the
-    palette takes effect a few messages later, and the keys behind it would have gone into
-    the closing palette."""
+    The app routes a key to where the focus is when it reads it, but what a key opens takes
+    effect a few messages later: in one burst, the keys behind `/` went to the table, not
+    into the filter box, and those behind an Escape into the palette it was closing."""
 
     def __init__(self) -> None:
         self._held: list[events.Key] | None = None
@@ -118,9 +119,10 @@ class EscapeBurst:
         """Whether keys wait (new ones must queue behind them)."""
         return self._held is not None
 
-    def start(self, key: events.Key, where: tuple[object, object]) -> None:
-        """Hold `key`; `where` is the (screen, focused widget) the Escape was sent to."""
-        self._held = [key]
+    def start(self, where: tuple[object, object], key: events.Key | None = None) -> None:
+        """Hold the keys from now on (`key` first, if given); `where` is the (screen, focused
+        widget) before the key that opens or closes something was routed."""
+        self._held = [] if key is None else [key]
         self._since = time.monotonic()
         self._before = where
 
@@ -130,7 +132,7 @@ class EscapeBurst:
         self._held.append(key)
 
     def release(self, where: tuple[object, object]) -> list[events.Key] | None:
-        """The held keys, once the Escape took effect (`where` moved) or waited long
+        """The held keys, once the screen or the focus moved (`where`) or they waited long
         enough; None while they still wait."""
         if self._held is None:
             return []
