@@ -44,6 +44,7 @@ from tui.config import Config  # noqa: E402
 from tui.fleet.demo import DEMO_LABEL, demo_down, demo_up  # noqa: E402
 from tui.fleet.engine.client import Engine  # noqa: E402
 from tui.fleet.engine.errors import EngineError  # noqa: E402
+from tui.fleet.events import FleetEvent  # noqa: E402
 from tui.fleet.models import FleetSnapshot  # noqa: E402
 from tui.fleet.monitor import FleetMonitor  # noqa: E402
 from tui.screens.confirm import ConfirmScreen  # noqa: E402
@@ -153,6 +154,12 @@ class DemoOnlyMonitor:
 
     def release_details(self) -> None:
         self._monitor.release_details()
+
+    def recent_events(self) -> tuple[FleetEvent, ...]:
+        return tuple(e for e in self._monitor.recent_events() if e.container_id in self._demo_ids())
+
+    def _demo_ids(self) -> set[str]:
+        return {c.info.id for c in self.snapshot().containers}
 
     def stop(self) -> None:
         self._monitor.stop()

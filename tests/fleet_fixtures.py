@@ -11,6 +11,7 @@ from typing import Any
 from tui.app import AitopApp
 from tui.config import Config
 from tui.fleet.engine.client import Engine
+from tui.fleet.events import FleetEvent
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import container_gpu_usage
 from tui.fleet.models import EngineStatus, FleetSnapshot
@@ -138,6 +139,10 @@ class ReplayMonitor:
 
     def release_details(self) -> None:
         """Nothing is held back in a replay."""
+
+    def recent_events(self) -> tuple[FleetEvent, ...]:
+        """A replay has no engine events."""
+        return ()
 
     def stop(self) -> None:
         self.stopped = True

@@ -31,9 +31,9 @@ def test_a_config_mistake_is_told_and_the_keymap_help_and_palette_work(
     config = tmp_path / "config.toml"
     config.write_text('[refresh]\nfleet = "fast"\n\n[keymap]\ntoggle-all = "A"\n')
     # A relative path keeps the message short enough not to wrap inside the notification.
-    term = tmux(f"cd {tmp_path} && {sys.executable} -m tui --config config.toml", height=50)
-    screen = term.wait_for("configuration: 1 problem, defaults used")
-    assert "config.toml:2: refresh.fleet: expected a number" in screen
+    term = tmux(f"cd {tmp_path} && {sys.executable} -m tui --config config.toml", height=64)
+    screen = term.wait_for("configuration: 1 problem, that setting keeps its default")
+    assert "line 2: refresh.fleet: expected a number" in screen
     term.wait_for("updated ")
     # The old key does nothing: keys are taken in order, so once help (typed after it) is
     # open, `a` has been handled. Help lists the remapped key with its id.

@@ -5,13 +5,15 @@ commands by name."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.command import CommandInput, CommandList, CommandPalette
 
 from tests.fleet_fixtures import ReplayMonitor, demo_fleet, replay_app, several_engines
 from tests.helpers import pilot_wait_for
 from tui.app import AitopApp
 from tui.commands import ACTION_COMMANDS, COMMANDS, MUTATING_ACTIONS, binding_catalog
-from tui.config import Config
+from tui.config import Config, ConfigProblem
 from tui.fleet.actions import lifecycle as act
 from tui.fleet.engine.client import Engine
 from tui.screens.help import HelpScreen
@@ -226,15 +228,25 @@ async def test_set_theme_opens_the_theme_picker():
 
 
 async def test_config_problems_are_shown_in_the_app_and_its_theme_applies():
-    problems = ["/x/config.toml:3: refresh.fleet: expected a number, got a string ('fast')"]
+    problems = [
+        ConfigProblem(
+            Path("/x/config.toml"),
+            3,
+            "refresh.fleet: expected a number, got a string ('fast'); the default applies",
+        )
+    ]
     app = app_with(Config(theme="nord"), config_problems=problems)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert app.theme == "nord"
         (note,) = list(app._notifications)
         assert note.severity == "warning"
-        assert note.title == "configuration: 1 problem, defaults used"
-        assert note.message == problems[0]
+        assert note.title == "configuration: 1 problem, that setting keeps its default"
+        assert note.message == (
+            "line 3: refresh.fleet: expected a number, got a string ('fast')\n"
+            "`aitop config --check` lists them in full"
+        )
+        assert note.timeout == 8
 
 
 async def test_log_retention_comes_from_the_config():

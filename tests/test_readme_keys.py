@@ -28,6 +28,7 @@ SCOPE_ORDER = (
     "Serving view",
     "Disk view",
     "Container view",
+    "Events view",
     "Help",
 )
 """Where each scope's table goes; a scope not named here comes last, in catalog order."""

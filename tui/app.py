@@ -42,17 +42,23 @@ from tui.commands import (
     describe_hosts,
     help_sections,
 )
-from tui.config import Config
+from tui.config import Config, ConfigProblem, config_notice
+from tui.container_view import ContainerController
+from tui.disk_view import DiskController
 from tui.fleet.engine.ssh import SshTunnel
+from tui.fleet.events import FleetEvent
 from tui.fleet.gpu.types import pressure_warnings
 from tui.fleet.logs.export import export_lines, export_path
 from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
-from tui.fleet.logs.types import LogTarget
+from tui.fleet.logs.types import PRESETS, LogTarget
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.source import FleetSource
 from tui.fleet_actions import FleetActions
 from tui.fleets import Fleets, is_local_url, unreachable_notes
 from tui.messages import FleetUpdated
+from tui.screens.container import ContainerScreen
+from tui.screens.disk import DiskScreen
+from tui.screens.events import EventsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.serving import ServingScreen
 from widgets.action_progress import ActionProgress
@@ -116,7 +122,7 @@ class AitopApp(FleetActions):
         monitors: Sequence[FleetSource],
         *,
         config: Config,
-        config_problems: Sequence[str] = (),
+        config_problems: Sequence[ConfigProblem] = (),
         show_all: bool = False,
     ) -> None:
         """`monitors`: one source per engine, in the order the hosts were given; `config`: the
@@ -127,7 +133,7 @@ class AitopApp(FleetActions):
         self.config = config
         """The settings (already checked; see tui/config.py and tui/cli.py)."""
         self.config_problems = tuple(config_problems)
-        """What was wrong with the configuration file, one line each (shown once mounted)."""
+        """What was wrong with the configuration file (shown once mounted)."""
         self.keymap: dict[str, str] = dict(config.keymap)
         """Keys by binding id, over the registry's defaults."""
         if self.keymap:
@@ -145,6 +151,11 @@ class AitopApp(FleetActions):
         self._logs_of: tuple[str, ...] = ()
         self._last_follow = 0.0
         self._follow_timer: Timer | None = None
+        self.container_view = ContainerController(
+            self, lambda cid: self.fleets.engine_for(cid), read_only=self.read_only
+        )
+        """The up-close view (Enter), and the history it opens on, kept for every container."""
+        self.disk_view = DiskController(self, read_only=self.read_only)
 
     def compose(self) -> ComposeResult:
         yield HostGauges(id="host")
@@ -173,13 +184,14 @@ class AitopApp(FleetActions):
         # The CLI starts with the collector off; the first figures turn it on, or this.
         self.set_timer(GC_OFF_LONGEST, gc.enable)
         if self.config_problems:
-            count = len(self.config_problems)
-            head = f"configuration: {count} problem{'s' if count != 1 else ''}, defaults used"
+            # One short line a problem, in line order, for a few seconds; `aitop config
+            # --check` (named in it) has them all in full.
+            notice = config_notice(self.config_problems)
             self.notify(
-                "\n".join(self.config_problems),
-                title=head,
+                notice.message,
+                title=notice.title,
                 severity="warning",
-                timeout=20,
+                timeout=notice.timeout,
                 markup=False,
             )
         remote = [host_label(u) for u in self.fleets.urls if not is_local_url(u)]
@@ -224,6 +236,7 @@ class AitopApp(FleetActions):
         except NoMatches:
             return  # shutting down: a monitor published after the screen went
         snapshot = self.fleets.update(message.index, message.snapshot)
+        self.container_view.record(message.snapshot, str(message.index))
         self.forget_gone_marks(snapshot)
         names = {c.info.id: c.info.name for c in snapshot.containers}
         with self.batch_update():
@@ -235,6 +248,9 @@ class AitopApp(FleetActions):
             for screen in self.screen_stack:
                 if isinstance(screen, ServingScreen):
                     screen.update_fleet(snapshot)
+                elif isinstance(screen, EventsScreen):
+                    screen.show(self.recent_events())
+            self.container_view.update(snapshot)
         if snapshot.sampled and not self._gc_frozen:
             # What exists now (Textual's DOM and styles, the fleet) lives as long as the app:
             # out of the collector's sight, the full collections that a large fleet's churn
@@ -306,6 +322,68 @@ class AitopApp(FleetActions):
             )
             return
         self.push_screen(ServingScreen(container, snapshot.taken_at))
+
+    def action_show_container(self) -> None:
+        """Open the selected container up close: its recent past, processes and details."""
+        snapshot = self.fleets.snapshot
+        selected = self.query_one(ContainerTable).selection.container_id
+        container = None
+        if snapshot is not None and selected is not None:
+            container = next((c for c in snapshot.containers if c.info.id == selected), None)
+        if container is None:
+            self.notify("Select one container to see it up close", severity="warning", markup=False)
+            return
+        self.container_view.open(container)
+
+    def on_container_screen_signal_requested(
+        self, message: ContainerScreen.SignalRequested
+    ) -> None:
+        self.container_view.ask_signal(message)
+
+    def action_show_disk(self) -> None:
+        """Open the disk view of the selected container's engine (else the first engine)."""
+        selected = self.query_one(ContainerTable).selection.container_id
+        engine = self.fleets.engine_for(selected) if selected else None
+        engine = engine or next((e for e in self.fleets.engines if e is not None), None)
+        if engine is None:
+            self.notify("no engine (a recorded fleet)", severity="warning", markup=False)
+            return
+        self.disk_view.open(engine)
+
+    def on_disk_screen_refresh_requested(self, message: DiskScreen.RefreshRequested) -> None:
+        self.disk_view.refresh()
+
+    def on_disk_screen_remove_requested(self, message: DiskScreen.RemoveRequested) -> None:
+        self.disk_view.ask_remove(message)
+
+    def recent_events(self) -> tuple[FleetEvent, ...]:
+        """Every engine's recent container events, newest first."""
+        events = [event for each in self.monitors for event in each.recent_events()]
+        events.sort(key=lambda e: e.at, reverse=True)
+        return tuple(events)
+
+    def action_show_events(self) -> None:
+        """Open the events view: what happened to the fleet lately, newest first."""
+        self.push_screen(EventsScreen(self.recent_events()))
+
+    def on_events_screen_jump_requested(self, message: EventsScreen.JumpRequested) -> None:
+        """Go to the event's container, and open its logs on a history that holds the moment
+        (with timestamps, to find it)."""
+        event = message.event
+        table = self.query_one(ContainerTable)
+        if event.container_id not in table.row_keys and not table.show_all:
+            table.show_all = True  # not a model container: show all to reach it
+        if event.container_id not in table.row_keys:
+            self.notify(f"{event.name} is gone", severity="warning", markup=False)
+            return
+        table.move_cursor(row=table.row_keys.index(event.container_id))
+        pane = self.query_one(LogPane)
+        age = time.time() - event.at
+        cover = next((p for p in PRESETS if p.since_seconds and age < p.since_seconds), None)
+        pane.preset_key = cover.key if cover is not None else "all"
+        pane.show_timestamps = True
+        if not pane.has_class("-open"):
+            self.action_toggle_logs()
 
     def action_switch_host(self) -> None:
         """Jump to the next engine's rows (several engines); else say which engine is watched."""

@@ -272,7 +272,7 @@ def _replay_command(args: argparse.Namespace, loaded: LoadedConfig, config: Conf
     AitopApp(
         [RecordedFleet(recorded_fleet())],
         config=config,
-        config_problems=[str(p) for p in problems],
+        config_problems=problems,
         show_all=getattr(args, "all", False),
     ).run()
     return 0
@@ -327,7 +327,7 @@ def _tui_command(
         AitopApp(
             monitors,
             config=config,
-            config_problems=[str(p) for p in problems],
+            config_problems=problems,
             show_all=args.all,
         ).run()
     finally:

@@ -22,6 +22,7 @@ from textual import events, work
 from textual.app import App, SuspendNotSupported
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from tui import input_fix
@@ -174,7 +175,7 @@ class FleetActions(App[None]):
                 held.start(where, key)
                 self.set_timer(0.01, self._release_keys)
                 return
-            moves = self._moves_focus(event.key)
+            moves = self._moves_focus(event)
             await super().on_event(event)
             if moves:
                 held.start(where)
@@ -182,9 +183,12 @@ class FleetActions(App[None]):
             return
         await super().on_event(event)
 
-    def _moves_focus(self, key: str) -> bool:
-        """Whether `key`, where the focus is, opens or closes a screen or a box."""
-        active = self.screen.active_bindings.get(key)
+    def _moves_focus(self, event: events.Key) -> bool:
+        """Whether the key, where the focus is, opens or closes a screen or a box (in a text
+        box a printable key types itself: `-` in the filter is a character, not Scale down)."""
+        if event.is_printable and isinstance(self.focused, Input):
+            return False
+        active = self.screen.active_bindings.get(event.key)
         return active is not None and active.binding.action in FOCUS_ACTIONS
 
     async def _release_keys(self) -> None:

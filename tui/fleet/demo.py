@@ -34,6 +34,7 @@ from typing import Any
 
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
+from tui.fleet.events import FleetEvent
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.recording import load
 from tui.fleet.source import SnapshotCallback
@@ -699,3 +700,7 @@ class RecordedFleet:
 
     def release_details(self) -> None:
         """Nothing is held back in a recording."""
+
+    def recent_events(self) -> tuple[FleetEvent, ...]:
+        """A recording keeps no engine events."""
+        return ()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from tui.fleet.engine.client import Engine
+from tui.fleet.events import FleetEvent
 from tui.fleet.models import FleetSnapshot
 
 SnapshotCallback = Callable[[FleetSnapshot], None]
@@ -43,6 +44,10 @@ class FleetSource(Protocol):
 
     def snapshot(self) -> FleetSnapshot:
         """The current picture."""
+        ...
+
+    def recent_events(self) -> tuple[FleetEvent, ...]:
+        """The engine's recent container events, newest first (none for a recorded fleet)."""
         ...
 
     def release_details(self) -> None:
