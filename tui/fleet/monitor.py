@@ -81,6 +81,10 @@ FIRST_FIGURES_WAIT = 1.0
 """Longest a first resync holds its inspects back for the first figures."""
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
+BACKOFF_MAX_LOCAL = 0.5
+"""Longest wait between two tries of an engine on this machine: a refused local socket costs
+nothing to try, and a restarted dockerd should be back on screen within a second of
+answering (a remote engine's tries cost a connection over the network: up to BACKOFF_MAX)."""
 INSPECT_WORKERS = 8
 SSH_WORKERS = 2
 """Parallel inspects of an ssh:// engine: they share one ssh connection (see SshTunnel), and a
@@ -506,7 +510,8 @@ class FleetMonitor:
                 self._raw = {}
                 self._publish()
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                longest = BACKOFF_MAX_LOCAL if self.engine.is_local else BACKOFF_MAX
+                backoff = min(backoff * 2, longest)
 
     def _sample_loop(self) -> None:
         due = time.monotonic()  # when the tick about to run was due
