@@ -36,6 +36,7 @@ from tests.helpers import (
     stop_daemon,
     unavailable,
 )
+from tests.swarm_rig import SWARM_GPUS, RigError, SwarmRig, missing
 from tests.terminal import Tmux
 from tui.app import FIRST_FRAME_ENV
 from tui.config import CONFIG_ENV
@@ -268,3 +269,23 @@ def docker_cli() -> str:
     path = shutil.which("docker")
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def swarm(engine: Engine) -> Iterator[SwarmRig]:
+    """A real three-node swarm (tests/swarm_rig.py): dockerds in network namespaces of their
+    own, node1 the manager, node2 and node3 advertising GPUs (`SWARM_GPUS`). Torn down at
+    the end of the session, failed tests or not. It asks for `engine` only so that its tests
+    are engine tests; it never touches that engine."""
+    why = missing()
+    if why is not None:
+        _no_engine(why)
+    rig = SwarmRig(gpus=SWARM_GPUS)
+    try:
+        rig.setup()
+    except RigError as exc:
+        pytest.fail(f"the swarm rig did not come up: {exc}")
+    try:
+        yield rig
+    finally:
+        rig.teardown()

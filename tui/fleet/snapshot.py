@@ -12,10 +12,16 @@ waits for the servers' first rates as it waits for the CPU figures.
 Each container also says why it last died (`exit_code`, `oom_killed`, `finished_at`,
 `restarts_recent`, from its inspect data and the engine's events) and how many events its
 log holds since its current start (`log_events`, by kind; running model containers).
+
+A host whose engine is a swarm manager also has `"swarm"` (`tui.fleet.swarm.SwarmJson`): its
+nodes (with the GPUs they advertise) and every task of every service, on whichever node it
+runs. The key is absent, not null, on a host that is no swarm manager (a worker, no swarm,
+Podman) and when the manager did not answer the swarm's calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +35,7 @@ from tui.fleet.gpu.types import container_gpus_json, report_status_json, report_
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from tui.fleet.monitor import FleetMonitor
 from tui.fleet.secrets import mask_labels
+from tui.fleet.swarm import SwarmJson, read_swarm
 
 SETTLE = 0.25
 """Seconds between the two readings a one-shot snapshot's CPU figures come from."""
@@ -120,6 +127,8 @@ class HostJson(_HostJsonBase, total=False):
     """Which engine answered: "Docker" or "Podman"."""
     engine_limitations: list[str]
     """What that engine's API lacks that aitop would otherwise show, one line each."""
+    swarm: SwarmJson
+    """A swarm manager's nodes, services and tasks; absent on any other engine."""
 
 
 class UnreachableHostJson(TypedDict):
@@ -237,6 +246,10 @@ def _host_json(engine: Engine, include_all: bool, rules: DetectionRules) -> Host
     # Known once connected: "Docker" or "Podman", and what that engine's API lacks.
     host["engine"] = engine.product
     host["engine_limitations"] = list(engine.limitations)
+    with contextlib.suppress(EngineError):
+        swarm = read_swarm(engine)
+        if swarm is not None:
+            host["swarm"] = swarm.swarm_json()
     return host
 
 

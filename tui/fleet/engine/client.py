@@ -606,3 +606,47 @@ class Engine:
         with Translate(self.url, container_id):
             answer = self._api().top(container_id, ps_args=f"-o {self.TOP_COLUMNS}")
             return {"Titles": answer["Titles"], "Processes": answer["Processes"]}
+
+    # --- a swarm seen from its manager: nodes, services, tasks (issue 13) -----------------
+
+    def swarm_membership(self) -> dict[str, Any]:
+        """This engine's part in a swarm (`docker info`'s Swarm): `LocalNodeState` ("inactive",
+        "active", ...), `ControlAvailable` (True on a manager), `NodeID`; {} on Podman."""
+        if self.is_podman:
+            return {}
+        with Translate(self.url):
+            return dict(self._api().info().get("Swarm") or {})
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The swarm's nodes (`docker node ls`, inspect data each); a manager only."""
+        self._require_swarm("nodes")
+        with Translate(self.url):
+            return self._api().nodes()
+
+    def services(self) -> list[dict[str, Any]]:
+        """The swarm's services (`docker service ls`, inspect data each); a manager only."""
+        self._require_swarm("services")
+        with Translate(self.url):
+            return self._api().services()
+
+    def tasks(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The swarm's tasks (`docker service ps`), all services' unless `filters` (the
+        engine's: "service", "node", "desired-state", ...) say otherwise; a manager only."""
+        self._require_swarm("tasks")
+        with Translate(self.url):
+            return self._api().tasks(filters=dict(filters or {}))
+
+    def update_node_availability(self, node_id: str, availability: str) -> None:
+        """Set a node's availability (`docker node update --availability`): "active",
+        "pause" (no new tasks) or "drain" (its tasks move to other nodes)."""
+        if availability not in ("active", "pause", "drain"):
+            raise EngineError(f"unknown node availability {availability!r}")
+        self.check_writable(f"set node {node_id[:12]} to {availability}")
+        self._require_swarm(f"node {node_id[:12]}")
+        with Translate(self.url):
+            api = self._actions_api()
+            node = api.inspect_node(node_id)
+            spec = dict(node.get("Spec") or {})
+            spec["Availability"] = availability
+            # The engine's whole spec goes back (labels, role): more than the stubs' TypedDict.
+            api.update_node(node["ID"], node["Version"]["Index"], node_spec=spec)  # type: ignore[arg-type]
