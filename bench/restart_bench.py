@@ -14,7 +14,8 @@ headless under Textual's Pilot. Then, `--restarts` times:
 1. the engine is stopped (SIGTERM, as `systemctl restart docker` does): *gone* is when its
    process has exited; *shown* is when the status line first says "engine unreachable";
    `unreachable` = shown - gone (negative: aitop saw the event stream close before the
-   process had finished exiting);
+   process had finished exiting: dockerd closes its streams when told to stop, then waits
+   up to 10 s for each container's stop), and shown - SIGTERM beside it;
 2. the engine is started again: *answers* is the first time its API answers a ping (polled
    every 20 ms on a thread of its own); *right* is when the table is back: the status line
    no longer says unreachable and the table's rows are exactly the engine's containers with
@@ -66,7 +67,9 @@ class Restart:
     """The timings of one engine restart, seconds."""
 
     unreachable: float
-    """Status line says unreachable, after the engine process exited."""
+    """Status line says unreachable, after the engine process exited (negative: before)."""
+    shown_after_stop: float
+    """Status line says unreachable, after the engine was told to stop (SIGTERM)."""
     back: float
     """Table right again, after the engine first answered."""
     engine_down: float
@@ -228,13 +231,15 @@ async def run(restarts: int, containers: int) -> list[Restart]:
                 right_at = await until(lambda: right(engine_states(probe)))
                 result = Restart(
                     unreachable=shown_at - gone_at,
+                    shown_after_stop=shown_at - stopping,
                     back=right_at - answered,
                     engine_down=gone_at - stopping,
                     engine_up=answered - launched,
                 )
                 results.append(result)
                 print(
-                    f"  restart {number:2d}: unreachable shown {result.unreachable:+.2f} s, "
+                    f"  restart {number:2d}: unreachable shown {result.shown_after_stop:.2f} s "
+                    f"after SIGTERM ({result.unreachable:+.2f} s from the exit), "
                     f"table right {result.back:.2f} s after the engine answered "
                     f"(engine: {result.engine_down:.2f} s to stop, {result.engine_up:.2f} s "
                     "to answer)",
@@ -250,14 +255,17 @@ async def run(restarts: int, containers: int) -> list[Restart]:
 def report(results: Sequence[Restart], containers: int) -> str:
     """The summary lines."""
     shown = [max(0.0, r.unreachable) for r in results]
+    after_stop = [r.shown_after_stop for r in results]
     back = [r.back for r in results]
     ok_shown = sum(s <= AIM_SHOWN_S for s in shown)
     ok_back = sum(b <= AIM_BACK_S for b in back)
     return "\n".join(
         [
             f"=== {len(results)} engine restarts, {containers} containers ===",
-            f"unreachable shown: median {statistics.median(shown):.2f} s, max {max(shown):.2f} s"
-            f"; within {AIM_SHOWN_S:.0f} s: {ok_shown}/{len(results)}",
+            f"unreachable shown after the engine exited: median {statistics.median(shown):.2f} s,"
+            f" max {max(shown):.2f} s; within {AIM_SHOWN_S:.0f} s: {ok_shown}/{len(results)}"
+            f" (after SIGTERM: median {statistics.median(after_stop):.2f} s,"
+            f" max {max(after_stop):.2f} s)",
             f"table right after the engine answered: median {statistics.median(back):.2f} s, "
             f"max {max(back):.2f} s; within {AIM_BACK_S:.0f} s: {ok_back}/{len(results)}",
         ]
