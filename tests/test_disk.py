@@ -223,3 +223,34 @@ def test_a_survey_runs_once_at_a_time_and_keeps_the_last_report(engine, weights)
     report = disk.report
     assert report is not None and disk.error is None
     assert weights["cache"] in {v.name for v in report.volumes}
+
+
+def test_snapshot_json_disk_has_the_disk_views_data(engine, weights):
+    import json
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "snapshot", "--json", "--disk"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    (host,) = json.loads(out.stdout)["hosts"]
+    disk = host["disk"]
+    assert disk["data_root"] and disk["layers_bytes"] > 0
+    image = next(i for i in disk["images"] if weights["image"] in i["tags"])
+    assert 3 * MIB <= image["unique_bytes"] < 4 * MIB and image["dangling"] is False
+    cache = next(v for v in disk["volumes"] if v["name"] == weights["cache"])
+    assert cache["model_cache"] == "Hugging Face cache"
+    assert cache["used_by"] == [weights["writer"]] and cache["size_bytes"] >= 2 * MIB
+    assert set(disk["build_cache"]) == {"entries", "bytes", "reclaimable_bytes"}
+    # Without --disk there is none (volume sizes cost time).
+    plain = subprocess.run(
+        [sys.executable, "-m", "tui", "snapshot", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "disk" not in json.loads(plain.stdout)["hosts"][0]

@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument(
         "--all", action="store_true", default=argparse.SUPPRESS, help="include non-model containers"
     )
+    snap.add_argument(
+        "--disk",
+        action="store_true",
+        help="add each engine's disk use (images, volumes, build cache; volume sizes can take a "
+        "while to compute)",
+    )
     demo = sub.add_parser(
         "demo",
         parents=[common],
@@ -211,6 +217,17 @@ def _snapshot_command(
     document = snapshot_json(
         engines, include_all=getattr(args, "all", False), rules=config.detection_rules()
     )
+    if args.disk:
+        from tui.fleet.disk.survey import survey
+        from tui.fleet.disk.types import disk_json
+
+        for host, engine in zip(document["hosts"], engines, strict=True):
+            if "error" in host:
+                continue  # it did not answer: nothing to survey
+            try:
+                host["disk"] = disk_json(survey(engine))  # type: ignore[typeddict-unknown-key]
+            except EngineError as exc:
+                host["disk_error"] = str(exc)  # type: ignore[typeddict-unknown-key]
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -238,3 +238,44 @@ def refusal(target: Target) -> str | None:
     if isinstance(target, DiskVolume) and target.used_by:
         return f"volume {target.name} is mounted by {', '.join(target.used_by)}: remove them first"
     return None
+
+
+def disk_json(report: DiskReport) -> dict[str, object]:
+    """The disk view's data as `aitop snapshot --json --disk` gives it (bytes; null where the
+    engine did not say)."""
+    return {
+        "data_root": report.data_root,
+        "disk_total_bytes": report.disk_total,
+        "disk_free_bytes": report.disk_free,
+        "layers_bytes": report.layers_size,
+        "containers_bytes": report.containers_size,
+        "volumes_bytes": report.volumes_size,
+        "build_cache": {
+            "entries": report.build_cache_entries,
+            "bytes": report.build_cache_size,
+            "reclaimable_bytes": report.build_cache_reclaimable,
+        },
+        "images": [
+            {
+                "id": image.id,
+                "tags": list(image.tags),
+                "size_bytes": image.size,
+                "unique_bytes": image.unique_size,
+                "containers": image.containers,
+                "dangling": image.dangling,
+                "created": image.created,
+            }
+            for image in report.images
+        ],
+        "volumes": [
+            {
+                "name": volume.name,
+                "driver": volume.driver,
+                "size_bytes": volume.size,
+                "used_by": list(volume.used_by),
+                "model_cache": volume.cache,
+            }
+            for volume in report.volumes
+        ],
+        "surveyed_in_s": round(report.seconds, 3),
+    }
