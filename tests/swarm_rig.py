@@ -16,15 +16,18 @@ Node 1 initialises the swarm and is its only manager; the others join as workers
 builds the test image itself (there is no registry: services use the local image as is).
 Nothing touches the host's own dockerd, its docker0 or its other rules: every dockerd runs
 with `--iptables=false`, and its docker0 is inside its own namespace. `teardown()` undoes
-everything, also after a failed `setup()`, and may be called twice.
+everything, also after a failed `setup()`, and may be called twice; a run killed before its
+teardown leaves an owner file naming its pid, and the next `setup()` sweeps that rig away.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -173,6 +176,8 @@ class SwarmRig:
 
     def __init__(self, count: int = 3, *, gpus: Mapping[int, Sequence[str]] | None = None) -> None:
         self.tag = secrets.token_hex(2)
+        while owner_file(self.tag).exists():  # another run's (or a dead run's, until swept)
+            self.tag = secrets.token_hex(2)
         self.subnet = self._free_subnet()
         self.bridge = f"aitopsw{self.tag}"
         self.nodes = [
@@ -206,17 +211,30 @@ class SwarmRig:
     def setup(self) -> None:
         """Bridge, namespaces, dockerds (started in parallel), the test image on each, the
         swarm, and every node Ready. On a failure everything made so far is undone."""
+        sweep_stale()
         try:
+            self._claim()
             self._network()
+            # Registered first: a node that fails to start must not leave the others running.
+            self._made.append(self._stop_all)
             with ThreadPoolExecutor(len(self.nodes)) as pool:
                 list(pool.map(lambda n: n.start(), self.nodes))
-                self._made.append(self._stop_all)
                 list(pool.map(self._build_image, self.nodes))
             self._form_swarm()
             self.wait_ready()
         except BaseException:
             self.teardown()
             raise
+
+    @property
+    def owner_file(self) -> Path:
+        """Who made this rig (its pid) and how many nodes: a later run sweeps the rig of a
+        run that was killed before its teardown (`sweep_stale`)."""
+        return owner_file(self.tag)
+
+    def _claim(self) -> None:
+        self.owner_file.write_text(json.dumps({"pid": os.getpid(), "nodes": len(self.nodes)}))
+        self._made.append(partial(self.owner_file.unlink, missing_ok=True))
 
     def _network(self) -> None:
         _run(["ip", "link", "add", self.bridge, "type", "bridge"])
@@ -306,6 +324,58 @@ class SwarmRig:
             undo = self._made.pop()
             with contextlib.suppress(Exception):
                 undo()
+
+
+def owner_file(tag: str) -> Path:
+    """The file that names the process owning the rig with this tag."""
+    return Path(f"/tmp/aitop-sw{tag}.owner")
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is no zombie (a killed run nobody reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _gone(pid: int) -> bool:
+    return not _alive(pid)
+
+
+def sweep_stale() -> list[str]:
+    """Remove the rigs of runs that died before their teardown (killed by a timeout, say):
+    their dockerds (by pid file), directories, veths, namespaces, FORWARD rule and bridge,
+    all found by the tag in their names. Returns the tags swept."""
+    swept: list[str] = []
+    for path in Path("/tmp").glob("aitop-sw*.owner"):
+        tag = path.name[len("aitop-sw") : -len(".owner")]
+        try:
+            owner = json.loads(path.read_text())
+            pid, count = int(owner["pid"]), int(owner["nodes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if _alive(pid):
+            continue
+        nodes = [Node(n, tag, 0) for n in range(1, count + 1)]
+        for node in nodes:
+            with contextlib.suppress(OSError, ValueError):
+                daemon = int((node.root / "docker.pid").read_text())
+                os.kill(daemon, signal.SIGTERM)
+                if poll(partial(_gone, daemon), 30, 0.2) is None:
+                    os.kill(daemon, signal.SIGKILL)
+        bridge = f"aitopsw{tag}"
+        for node in nodes:
+            _remove_root(node.root)
+            _run(["ip", "link", "del", node.veth[0]], check=False)
+            _run(["ip", "netns", "del", node.netns], check=False)
+        rule = ["FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+        _run(["iptables", "-D", *rule], check=False)
+        _run(["ip", "link", "del", bridge], check=False)
+        path.unlink(missing_ok=True)
+        swept.append(tag)
+    return swept
 
 
 def _remove_root(root: Path) -> None:

@@ -31,6 +31,7 @@ from tui.fleet.swarm import (
     SwarmService,
     SwarmSnapshot,
     availability_plan,
+    build_snapshot,
     placement_for_one_more,
     read_swarm,
     set_availability,
@@ -271,6 +272,131 @@ def test_snapshot_json_gives_the_manager_its_swarm(swarm: SwarmRig, manager: Eng
         assert "swarm" not in snapshot_json(worker)["hosts"][0]
     finally:
         worker.close()
+
+
+# --- the engine's JSON, without an engine: hostile names, counts, constraints, global mode ----
+
+
+def _node_raw(nid: str, host: str, **kw: object) -> dict[str, object]:
+    return {
+        "ID": nid,
+        "Spec": {"Role": kw.get("role", "worker"), "Availability": kw.get("avail", "active"),
+                 "Labels": kw.get("labels", {})},
+        "Description": {
+            "Hostname": host,
+            "Engine": {"EngineVersion": "27.1.0", "Labels": {}},
+            "Platform": {"OS": "linux", "Architecture": "x86_64"},
+            "Resources": {"NanoCPUs": 8_000_000_000, "MemoryBytes": 1 << 34,
+                          "GenericResources": kw.get("generic", [])},
+        },
+        "Status": {"State": kw.get("state", "ready"), "Addr": "10.0.0.1"},
+    }  # fmt: skip
+
+
+def _task_raw(tid: str, sid: str, nid: str, **kw: object) -> dict[str, object]:
+    return {
+        "ID": tid,
+        "ServiceID": sid,
+        "NodeID": nid,
+        "Slot": kw.get("slot", 1),
+        "DesiredState": kw.get("desired", "running"),
+        "Status": {"State": kw.get("state", "running"), "Err": kw.get("err", ""),
+                   "ContainerStatus": {"ContainerID": "c" * 64}},
+        "Spec": {"Resources": {"Reservations": {"GenericResources": kw.get("reserves", [])}}},
+        "UpdatedAt": kw.get("at", "2026-12-02T18:00:00Z"),
+    }  # fmt: skip
+
+
+def _service_raw(sid: str, name: str, **kw: object) -> dict[str, object]:
+    return {
+        "ID": sid,
+        "Spec": {
+            "Name": name,
+            "Mode": kw.get("mode", {"Replicated": {"Replicas": 2}}),
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "vllm/vllm-openai:v0.6@sha256:" + "0" * 64},
+                "Placement": {"Constraints": kw.get("constraints", []),
+                              "MaxReplicas": kw.get("max_per_node", 0)},
+                "Resources": {"Reservations": {"GenericResources": kw.get("reserves", [])}},
+            },
+        },
+    }  # fmt: skip
+
+
+def test_hostile_names_from_the_engine_are_made_safe() -> None:
+    evil = "\x1b]0;PWNED\x07"
+    snap = build_snapshot(
+        "unix:///x.sock",
+        "n1",
+        [_node_raw("n1", f"{evil}node1", role="manager", labels={"zone": f"{evil}a"})],
+        [_service_raw("s1", f"web{evil}")],
+        [_task_raw("t1", "s1", "n1", state="failed", desired="shutdown", err=f"{evil}boom\x1b[2J")],
+    )
+    text = json.dumps(snap.swarm_json()) + repr(snap)
+    assert "\x1b" not in text and "PWNED" not in text and "\\u001b" not in text
+    assert snap.nodes[0].hostname == "node1"
+    assert snap.services[0].tasks[0].error == "boom"
+
+
+def test_counted_gpus_global_services_and_constraints() -> None:
+    nodes = [
+        _node_raw("n1", "node1", role="manager"),
+        _node_raw("n2", "node2", labels={"accel": "H100"},
+                  generic=[{"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}]),
+        _node_raw("n3", "node3", avail="drain"),
+        _node_raw("n4", "node4", state="down"),
+    ]  # fmt: skip
+    services = [
+        _service_raw("s1", "agent", mode={"Global": {}}),
+        _service_raw("s2", "llm", constraints=["node.labels.accel==h100", "node.role!=manager"],
+                     reserves=[{"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 1}}]),
+        _service_raw("s3", "odd", constraints=["node.ip==10.0.0.9"]),
+        _service_raw("s4", "once", max_per_node=1),
+    ]  # fmt: skip
+    nvidia1 = [{"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 1}}]
+    tasks = [
+        _task_raw("a1", "s1", "n1", slot=0),
+        _task_raw("a2", "s1", "n2", slot=0),
+        _task_raw("l1", "s2", "n2", reserves=nvidia1),
+        # An ended task holds nothing: its GPU is free again.
+        _task_raw("l0", "s2", "n2", state="failed", desired="shutdown", reserves=nvidia1),
+        _task_raw("o1", "s4", "n1"),
+        _task_raw("o2", "s4", "n2", slot=2),
+    ]
+    snap = build_snapshot("unix:///x.sock", "n1", nodes, services, tasks)
+    assert snap.swarm_json()["nodes"][1]["gpus"] == [{"kind": "NVIDIA-GPU", "ids": [], "count": 2}]
+    agent = snap.service("agent")
+    assert agent is not None and (agent.mode, agent.desired, agent.running) == ("global", 2, 2)
+    assert [t.slot for t in agent.tasks] == [None, None]
+    assert [t["slot"] for t in snap.swarm_json()["services"][0]["tasks"]] == [None, None]
+    # The current task of a slot first, then its history.
+    llm = snap.service("llm")
+    assert llm is not None and [t.id for t in llm.tasks] == ["l1", "l0"]
+    place = placement_for_one_more(snap, "llm")
+    assert place.node is not None and place.node.hostname == "node2"
+    assert place.reason == "node2 has 1 NVIDIA-GPU free of 2"
+    assert dict(place.refused) == {
+        "node1": "constraint node.labels.accel==h100 does not hold",
+        "node3": "it is drained",
+        "node4": "it is down",
+    }
+    odd = placement_for_one_more(snap, "odd")
+    assert not odd.fits and "constraint node.ip==10.0.0.9 is not understood here" in odd.reason
+    once = placement_for_one_more(snap, "once")
+    assert not once.fits
+    assert dict(once.refused)["node1"] == "it runs 1 of once's tasks, its most per node"
+    assert placement_for_one_more(snap, "nothing").reason == "no service nothing"
+    assert (
+        "global and runs there already"
+        in dict(placement_for_one_more(snap, "agent").refused)["node1"]
+    )
+    # What changing a node's availability does, said before it is done.
+    assert (
+        availability_plan(snap, "node3", "drain") == "node node3 is already drain: nothing changes"
+    )
+    assert availability_plan(snap, "node1", "pause").startswith("Pause node node1: its 2 running")
+    assert availability_plan(snap, "n4", "drain").startswith("Drain node node4: no task runs")
+    assert availability_plan(snap, "node9", "drain") == "no node node9 in the swarm"
 
 
 def _cpu_of(pid: int) -> float:
