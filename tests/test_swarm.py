@@ -129,6 +129,8 @@ def test_every_task_listed_with_its_node(swarm: SwarmRig, manager: Engine) -> No
                 node.close()
             assert labels["com.docker.swarm.task.id"] == task.id
             assert labels["com.docker.swarm.node.id"] == task.node_id
+            found = read(manager).task_of(task.container_id)
+            assert found is not None and found.id == task.id
 
 
 def test_scaling_converges_across_nodes(swarm: SwarmRig, manager: Engine) -> None:

@@ -184,6 +184,15 @@ class SwarmSnapshot:
             if t.node_id == node_id and t.desired_state == "running"
         )
 
+    def task_of(self, container_id: str) -> SwarmTask | None:
+        """The task whose container this is (full id), on whichever node: how a container
+        aitop watches directly (several engines) is matched to its task."""
+        if not container_id:
+            return None
+        return next(
+            (t for s in self.services for t in s.tasks if t.container_id == container_id), None
+        )
+
     def swarm_json(self) -> SwarmJson:
         """The `"swarm"` value of `aitop snapshot --json` (issue 13)."""
         return {
