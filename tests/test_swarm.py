@@ -483,6 +483,13 @@ def test_a_node_going_down_shows_and_its_tasks_move(swarm: SwarmRig, manager: En
             return snap if n is not None and n.state == "down" else None
 
         try:
+            # aitop watching node3 directly too: its engine is gone, said at once, no hang.
+            direct = Engine(swarm.node("node3").url, timeout=5)
+            began = time.monotonic()
+            with pytest.raises(EngineError):
+                read_swarm(direct)
+            direct.close()
+            assert time.monotonic() - began < 5.0
             wait_for(down, 60, 0.25, "node3 shown down")
             shown_down = time.monotonic() - stopped
 
