@@ -107,4 +107,5 @@ async def test_a_recorded_fleet_says_it_has_no_disk_and_no_processes():
         await pilot.press("escape")
         await pilot.press("h")
         await pilot_wait_for(pilot, lambda: isinstance(app.screen, EventsScreen))
-        assert app.screen.events == ()
+        events = app.screen
+        assert isinstance(events, EventsScreen) and events.events == ()

@@ -25,7 +25,6 @@ from tests.helpers import (
 )
 from tui.fleet.actions.scaling.execute import NewReplica, ScaleResult, execute_plan
 from tui.fleet.actions.scaling.groups import (
-    CLONE_OF,
     KIND_CLONE,
     KIND_COMPOSE,
     KIND_SWARM,
@@ -39,7 +38,7 @@ from tui.fleet.actions.scaling.plan import plan_scale, step_plan
 from tui.fleet.actions.scaling.spec import replica_spec
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
-from tui.fleet.inventory import COMPOSE_NUMBER, parse_time
+from tui.fleet.inventory import CLONE_OF, COMPOSE_NUMBER, parse_time
 
 GIB = 1 << 30
 

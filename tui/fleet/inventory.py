@@ -8,7 +8,9 @@ sanitise them again, and nothing downstream may show a container's metadata any 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +22,8 @@ from tui.fleet.sanitize import safe_mapping, safe_text
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
+CLONE_OF = "aitop.clone-of"
+"""Label on a clone aitop made (`+` on a plain container): the full id of its origin."""
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 SWARM_SERVICE = "com.docker.swarm.service.name"
 
@@ -113,6 +117,7 @@ def container_info(
         compose_service=labels.get(COMPOSE_SERVICE, ""),
         compose_number=number,
         swarm_service=labels.get(SWARM_SERVICE, ""),
+        clone_of=safe_text(labels.get(CLONE_OF, "")),
         pid=int(state.get("Pid") or 0),
         exit_code=int(state.get("ExitCode") or 0),
         oom_killed=bool(state.get("OOMKilled")),
@@ -176,4 +181,24 @@ def info_from_summary(
         compose_service=labels.get(COMPOSE_SERVICE, ""),
         compose_number=number,
         swarm_service=labels.get(SWARM_SERVICE, ""),
+        clone_of=safe_text(labels.get(CLONE_OF, "")),
     )
+
+
+def with_clone_groups(infos: Sequence[ContainerInfo]) -> list[ContainerInfo]:
+    """The containers with each plain container that has clones, and its clones, grouped
+    under the origin's name (`ContainerInfo.clone_group`), as compose replicas are under
+    their service; the others as they are."""
+    origins = {info.clone_of for info in infos if info.clone_of}
+    if not origins:
+        return list(infos)
+    names = {info.id: info.name for info in infos if info.id in origins}
+    grouped = []
+    for info in infos:
+        origin = info.clone_of or (info.id if info.id in origins else "")
+        if origin and not info.compose_project and not info.swarm_service:
+            # A clone whose origin is gone keeps the name the origin had (its own, less -clone-N).
+            name = names.get(origin) or re.sub(r"-clone-\d+$", "", info.name)
+            info = replace(info, clone_group=name)
+        grouped.append(info)
+    return grouped

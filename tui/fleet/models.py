@@ -125,6 +125,11 @@ class ContainerInfo:
     compose_service: str = ""
     compose_number: int = 0
     swarm_service: str = ""
+    clone_of: str = ""
+    """The origin's id, on a clone aitop made (its `aitop.clone-of` label)."""
+    clone_group: str = ""
+    """The origin's name, on a plain container with clones and on its clones: they are
+    grouped under it (`inventory.with_clone_groups`)."""
     pid: int = 0
     """Host PID of the container's main process; 0 when it does not run."""
     exit_code: int = 0
@@ -160,6 +165,8 @@ class ContainerInfo:
             return (self.compose_project, self.compose_service)
         if self.swarm_service:
             return ("swarm", self.swarm_service)
+        if self.clone_group:
+            return ("clones", self.clone_group)
         return ("", "")
 
 

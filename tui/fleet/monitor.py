@@ -35,7 +35,7 @@ from tui.fleet.events import SEED_WINDOW_S, EventLog, FleetEvent
 from tui.fleet.exits import ExitLog
 from tui.fleet.gpu.sampler import GpuSampler
 from tui.fleet.gpu.types import GpuReport, GpuSource, container_gpu_usage
-from tui.fleet.inventory import container_info, info_from_summary, parse_time
+from tui.fleet.inventory import container_info, info_from_summary, parse_time, with_clone_groups
 from tui.fleet.metrics.apistats import ApiStats
 from tui.fleet.metrics.cgroups import CgroupPaths, CgroupReader, RawSample
 from tui.fleet.metrics.host import HostSampler
@@ -430,14 +430,20 @@ class FleetMonitor:
             containers = tuple(
                 ContainerSnapshot(
                     self._exits.complete(info, now),
-                    self._stats.get(cid, NO_STATS),
-                    usage.get(cid, ()),
+                    self._stats.get(info.id, NO_STATS),
+                    usage.get(info.id, ()),
                     # What a stopped container's log said of its server is not its state.
-                    merge(readings.get(cid), signals.get(cid) if info.state == "running" else None),
-                    self._serving.history(cid) if cid in readings else (),
-                    events.get(cid, NO_LOG_EVENTS),
+                    merge(
+                        readings.get(info.id),
+                        signals.get(info.id) if info.state == "running" else None,
+                    ),
+                    self._serving.history(info.id) if info.id in readings else (),
+                    events.get(info.id, NO_LOG_EVENTS),
                 )
-                for cid, info in sorted(self._containers.items(), key=lambda kv: kv[1].name)
+                # Clones under their origin, as compose replicas under their service.
+                for info in with_clone_groups(
+                    sorted(self._containers.values(), key=lambda i: i.name)
+                )
             )
             return FleetSnapshot(
                 engine=self._status,

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 from tui.fleet.actions.scaling.groups import (
     CLONE_NUMBER,
-    CLONE_OF,
     KIND_COMPOSE,
     KIND_SWARM,
     Replica,
@@ -27,7 +26,7 @@ from tui.fleet.actions.scaling.plan import ScalePlan
 from tui.fleet.actions.scaling.spec import ReplicaSpec, replica_spec
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError
-from tui.fleet.inventory import COMPOSE_NUMBER, format_ports
+from tui.fleet.inventory import CLONE_OF, COMPOSE_NUMBER, format_ports
 
 MAX_PARALLEL = 8
 """Replicas created (or removed) at once."""

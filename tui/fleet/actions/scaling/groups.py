@@ -11,15 +11,13 @@ from typing import Any
 
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import ContainerGone, EngineError
-from tui.fleet.inventory import COMPOSE_NUMBER, COMPOSE_PROJECT, COMPOSE_SERVICE
+from tui.fleet.inventory import CLONE_OF, COMPOSE_NUMBER, COMPOSE_PROJECT, COMPOSE_SERVICE
 from tui.fleet.sanitize import safe_text
 
 KIND_COMPOSE = "compose"
 KIND_SWARM = "swarm"
 KIND_CLONE = "clone"
 
-CLONE_OF = "aitop.clone-of"
-"""Label on a clone: the full id of the container it was cloned from."""
 CLONE_NUMBER = "aitop.clone-number"
 """Label on a clone: its number among the origin's clones (1, 2, ...)."""
 COMPOSE_ONEOFF = "com.docker.compose.oneoff"
@@ -220,12 +218,15 @@ def find_group(
 ) -> ScaleGroup:
     """The scalable group of a selected container or of a (project, service) group row.
 
-    A group row ("swarm", name) is a swarm service; (project, service) a compose service.
+    A group row ("swarm", name) is a swarm service, ("clones", name) a plain container with
+    its clones; (project, service) a compose service.
     """
     if group is not None and group != ("", ""):
         project, service = group
         if project == "swarm":
             return swarm_group(engine, service)
+        if project == "clones":
+            return clone_group(engine, engine.inspect(service))  # by the origin's name
         if not service:
             raise ScaleError(f"pick one service of project {project} to scale")
         return compose_group(engine, project, service)
