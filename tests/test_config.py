@@ -15,8 +15,10 @@ import pytest
 from tui.commands import check_settings, default_keymap_lines
 from tui.config import (
     CONFIG_ENV,
+    CannotWrite,
     Config,
     RefreshConfig,
+    TableConfig,
     ThresholdsConfig,
     choose_hosts,
     default_file,
@@ -24,6 +26,7 @@ from tui.config import (
     key_lines,
     load_config,
     parse_config,
+    save_table_columns,
 )
 from tui.fleet.detect import classify
 from tui.fleet.gpu import types as gpu_types
@@ -196,7 +199,8 @@ def test_a_partial_file_applies_what_is_right_and_names_each_mistake(tmp_path):
         "string (''); ignored",
         f"{path}:22: keymap: 'stop': expected a string, got a whole number (5); ignored",
         f"{path}:24: unknown setting 'colours', ignored; (expected at the top level: theme, "
-        "read_only, low_bandwidth, hosts, refresh, detection, logs, thresholds, keymap)",
+        "read_only, low_bandwidth, hosts, refresh, detection, logs, thresholds, table, "
+        "keymap)",
     ]
     c = loaded.config
     # What was right applies; each mistake left its own setting at the default.
@@ -487,3 +491,59 @@ def test_the_notice_of_an_ignored_file_says_the_defaults_apply(tmp_path):
     notice = config_notice(load_config(str(path)).problems)
     assert notice.title == "configuration: 1 problem, the file is ignored: defaults apply"
     assert notice.message.startswith("line 1: not valid TOML")
+
+
+def test_table_columns_are_read_and_unknown_or_repeated_names_reported(tmp_path):
+    good = parse_config('[table]\ncolumns = ["name", "cpu", "gpu_mem"]\n', tmp_path / "c.toml")
+    assert not good.problems
+    assert good.config.table.columns == ("name", "cpu", "gpu_mem")
+    bad = write(tmp_path, '# columns\n[table]\ncolumns = ["name", "cpux", "state"]\n')
+    out = aitop("--config", str(bad), "config", "--check")
+    assert out.returncode == 1
+    line = out.stdout.strip()
+    assert line.startswith(f"{bad}:3: table.columns: expected known column keys; 'cpux' is not")
+    assert "did you mean 'cpu'?" in line and line.endswith("the default applies")
+    twice = parse_config('[table]\ncolumns = ["cpu", "cpu"]\n', tmp_path / "c.toml")
+    assert [(p.line, "'cpu' is named twice" in p.message) for p in twice.problems] == [(2, True)]
+    assert twice.config.table.columns == TableConfig().columns
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", '[table]\ncolumns = ["name", "cpu"]\n'),
+        (
+            'theme = "nord"  # kept\n[refresh]\nfleet = 2',
+            'theme = "nord"  # kept\n[refresh]\nfleet = 2\n\n[table]\ncolumns = ["name", "cpu"]\n',
+        ),
+        (
+            '[table]\ncolumns = [\n  "state", # a ] in a comment\n  "mem",\n]\n# after\n'
+            "[logs]\nmax_lines = 3\n",
+            '[table]\ncolumns = ["name", "cpu"]\n# after\n[logs]\nmax_lines = 3\n',
+        ),
+        (
+            "[table]\r\n\r\n[keymap]\r\nquit = 'x'\r\n",
+            '[table]\r\ncolumns = ["name", "cpu"]\r\n\r\n[keymap]\r\nquit = \'x\'\r\n',
+        ),
+    ],
+)
+def test_the_columns_are_written_into_the_file_and_nothing_else_changes(tmp_path, text, expected):
+    path = tmp_path / "config.toml"
+    if text:
+        path.write_bytes(text.encode())
+    save_table_columns(path, ("name", "cpu"))
+    assert path.read_bytes() == expected.encode()
+    assert load_config(str(path)).config.table.columns == ("name", "cpu")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["table.columns = ['name']\n", "table = { columns = ['name'] }\n", "x = [", "table = 3\n"],
+)
+def test_a_file_aitop_cannot_edit_safely_is_left_alone(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(CannotWrite):
+        save_table_columns(path, ("name", "cpu"))
+    assert path.read_text() == text
+    assert list(tmp_path.iterdir()) == [path]

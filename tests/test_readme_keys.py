@@ -24,6 +24,7 @@ SCOPE_ORDER = (
     "Confirmation",
     "Replica count",
     "Signal picker",
+    "Column picker",
     "Inspect view",
     "Serving view",
     "Disk view",

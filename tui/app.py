@@ -42,7 +42,7 @@ from tui.commands import (
     describe_hosts,
     help_sections,
 )
-from tui.config import Config, ConfigProblem, config_notice
+from tui.config import Config, ConfigProblem, config_notice, find_config
 from tui.container_view import ContainerController
 from tui.disk_view import DiskController
 from tui.fleet.engine.ssh import SshTunnel
@@ -56,6 +56,7 @@ from tui.fleet.source import FleetSource
 from tui.fleet_actions import FleetActions
 from tui.fleets import Fleets, is_local_url, unreachable_notes
 from tui.messages import FleetUpdated
+from tui.screens.columns import pick_columns
 from tui.screens.container import ContainerScreen
 from tui.screens.disk import DiskScreen
 from tui.screens.events import EventsScreen
@@ -124,9 +125,11 @@ class AitopApp(FleetActions):
         config: Config,
         config_problems: Sequence[ConfigProblem] = (),
         show_all: bool = False,
+        config_path: Path | None = None,
     ) -> None:
         """`monitors`: one source per engine, in the order the hosts were given; `config`: the
-        settings, checked and with the command line's flags folded in."""
+        settings, checked and with the command line's flags folded in; `config_path`: the
+        file they came from (where `c` writes the columns; default: `find_config()`'s)."""
         super().__init__(Fleets.of(monitors))
         self.monitors: tuple[FleetSource, ...] = tuple(monitors)
         """One source per engine watched."""
@@ -134,6 +137,8 @@ class AitopApp(FleetActions):
         """The settings (already checked; see tui/config.py and tui/cli.py)."""
         self.config_problems = tuple(config_problems)
         """What was wrong with the configuration file (shown once mounted)."""
+        self.config_path = config_path
+        """The configuration file the settings came from; None: wherever `find_config` says."""
         self.keymap: dict[str, str] = dict(config.keymap)
         """Keys by binding id, over the registry's defaults."""
         if self.keymap:
@@ -177,6 +182,7 @@ class AitopApp(FleetActions):
                 loop.add_signal_handler(sig, self._end_on_signal, sig)
         table = self.query_one(ContainerTable)
         table.show_all = self._show_all
+        table.columns = self.config.table.columns
         toggle = next(c.key for c in APP_COMMANDS if c.id == "toggle-all")
         table.toggle_key = self.keymap.get("toggle-all", toggle).split(",")[0].strip()
         table.focus()
@@ -361,6 +367,11 @@ class AitopApp(FleetActions):
         events = [event for each in self.monitors for event in each.recent_events()]
         events.sort(key=lambda e: e.at, reverse=True)
         return tuple(events)
+
+    def action_pick_columns(self) -> None:
+        """Pick and order the table's columns; kept in the configuration file."""
+        path = self.config_path or find_config()[0]
+        pick_columns(self, self.query_one(ContainerTable), path)
 
     def action_show_events(self) -> None:
         """Open the events view: what happened to the fleet lately, newest first."""

@@ -154,6 +154,13 @@ APP_COMMANDS: tuple[Command, ...] = (
         key="ctrl+p",
         priority=True,
     ),
+    Command(
+        "columns",
+        "pick_columns",
+        "Pick the table's columns",
+        "Show, hide and order the fleet table's columns (kept in the configuration file)",
+        key="c",
+    ),
     Command("set-theme", "change_theme", "Set theme", "Pick another colour theme (for this run)"),
     Command(
         "switch-host",
@@ -316,6 +323,7 @@ SCOPE_TITLES: dict[str, str] = {
     "EventsScreen": "Events view",
     "ReplicaScreen": "Replica count",
     "SignalScreen": "Signal picker",
+    "ColumnsScreen": "Column picker",
     "HelpScreen": "Help",
 }
 """How a node's bindings are headed in the help screen and the default file, by class name."""

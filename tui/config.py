@@ -153,6 +153,56 @@ class ThresholdsConfig:
         )
 
 
+TABLE_COLUMNS: tuple[str, ...] = (
+    "name",
+    "state",
+    "cpu",
+    "mem",
+    "gpu_mem",
+    "gpu_util",
+    "gpus",
+    "serving",
+    "tok_s",
+    "requests",
+    "kv",
+    "ttft",
+    "model",
+    "uptime",
+    "restarts",
+    "events",
+    "exit",
+    "image",
+    "rx",
+    "tx",
+    "ports",
+    "group",
+)
+"""The fleet table's columns by key, in the order it shows them unless `[table] columns`
+says otherwise (`widgets.container_table` draws each)."""
+
+
+def _table_columns(value: Sequence[str]) -> str | None:
+    """None for a list of known, distinct column keys, else what is expected."""
+    unknown = [v for v in value if v not in TABLE_COLUMNS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], TABLE_COLUMNS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"known column keys; {unknown[0]!r} is not one{hint}: {', '.join(TABLE_COLUMNS)}"
+    repeated = sorted({v for v in value if list(value).count(v) > 1})
+    if repeated:
+        return f"each column once; {repeated[0]!r} is named twice"
+    return None
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """The fleet table."""
+
+    columns: tuple[str, ...] = field(default=TABLE_COLUMNS, metadata=_check(_table_columns))
+    """The columns shown, in order (the name always comes first); `c` in aitop picks them.
+    Columns blank in every row (GPU ones without GPUs) are not drawn."""
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the configuration file can set."""
@@ -175,6 +225,8 @@ class Config:
     """How much of a container's log the log pane keeps (the oldest lines go first)."""
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
     """When a figure is drawn as a warning."""
+    table: TableConfig = field(default_factory=TableConfig)
+    """The fleet table."""
     keymap: dict[str, str] = field(default_factory=dict, metadata=_check(_keys))
     """Keys by binding id, e.g. "toggle-all" = "A" or "log_pane.follow" = "f,end"; `?` in aitop
     shows each key's id. Several keys are separated by commas."""
@@ -681,6 +733,122 @@ def default_file(bindings: Sequence[tuple[str, str, str]] = ()) -> str:
     for binding_id, keys, what in bindings:
         out.append(f"# {_toml_key(binding_id)} = {_toml_string(keys)}  # {what}".rstrip())
     return "\n".join(out) + "\n"
+
+
+# --- writing the table's columns --------------------------------------------------------------
+
+
+class CannotWrite(Exception):
+    """The configuration file could not be changed safely; it was left as it was."""
+
+
+def _array_end(lines: Sequence[str], start: int) -> int:
+    """The index of the line on which the TOML value that starts on `lines[start]` (after its
+    `=`) ends: brackets are counted outside strings and comments."""
+    depth, quote = 0, ""
+    for number in range(start, len(lines)):
+        line = lines[number]
+        i = line.index("=") + 1 if number == start else 0
+        while i < len(line):
+            ch = line[i]
+            if quote:
+                if ch == "\\" and quote == '"':
+                    i += 1
+                elif ch == quote:
+                    quote = ""
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch == "[":
+                depth += 1
+            elif ch == "]":
+                depth -= 1
+            i += 1
+        if depth <= 0:
+            return number
+    return len(lines) - 1
+
+
+def with_table_columns(text: str, columns: Sequence[str]) -> str:
+    """`text` (a configuration file) with `[table] columns` set to `columns`: the line (or
+    lines) of an existing setting replaced, else the setting added to its `[table]`, else a
+    `[table]` appended; every other byte as it was.
+
+    Raises `CannotWrite` unless the result reads back as the same settings with only the
+    columns changed (a `table.columns` written some other way, or a file that is not TOML).
+    """
+    try:
+        before = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CannotWrite(f"it is not valid TOML ({exc})") from None
+    setting = f"columns = {_toml_value(tuple(columns))}"
+    lines = text.splitlines(keepends=True)
+    header = key_at = None
+    for number, raw in enumerate(lines):
+        line = raw.strip()
+        if line.startswith("[") and not line.startswith("[["):
+            parsed = _parse_key(line[1:])
+            inside = parsed is not None and parsed[0] == ("table",)
+            if header is not None and not inside:
+                break
+            if inside and parsed is not None and parsed[1].lstrip().startswith("]"):
+                header = number
+            continue
+        if header is not None:
+            parsed = _parse_key(line)
+            if parsed is not None and parsed[0] == ("columns",) and parsed[1].startswith("="):
+                key_at = number
+                break
+    if key_at is not None:
+        end = _array_end(lines, key_at)
+        ending = "\r\n" if lines[end].endswith("\r\n") else "\n"
+        lines[key_at : end + 1] = [setting + ending]
+    elif header is not None:
+        ending = "\r\n" if lines[header].endswith("\r\n") else "\n"
+        if not lines[header].endswith(("\n", "\r")):
+            lines[header] += ending
+        lines.insert(header + 1, setting + ending)
+    else:
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += "\n"
+        lines.append(("\n" if lines else "") + "[table]\n" + setting + "\n")
+    after_text = "".join(lines)
+    wanted = dict(before)
+    table = dict(wanted.get("table", {})) if isinstance(wanted.get("table"), dict) else None
+    if table is None and "table" in wanted:
+        raise CannotWrite("its `table` is not a table")
+    wanted["table"] = {**(table or {}), "columns": list(columns)}
+    try:
+        after = tomllib.loads(after_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CannotWrite(f"the change would not read back ({exc})") from None
+    if after != wanted:
+        raise CannotWrite("its [table] is written in a way aitop does not edit")
+    return after_text
+
+
+def save_table_columns(path: Path, columns: Sequence[str]) -> None:
+    """Set `[table] columns` in the configuration file at `path` (made when missing), through
+    `with_table_columns` and a rename, so that a failure leaves the file as it was. Raises
+    `CannotWrite` (with the reason) when that cannot be done."""
+    try:
+        # Bytes, not text mode: the file's own line endings are kept.
+        text = path.read_bytes().decode("utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CannotWrite(f"it cannot be read ({exc})") from None
+    new = with_table_columns(text, columns)
+    part = path.with_name(f".{path.name}.aitop-new")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(new.encode("utf-8"))
+        if path.exists():
+            os.chmod(part, path.stat().st_mode & 0o7777)
+        os.replace(part, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise CannotWrite(f"it cannot be written ({exc.strerror or exc})") from None
 
 
 # --- the engines ------------------------------------------------------------------------------

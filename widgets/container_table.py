@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar, Literal
 
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -278,6 +278,45 @@ _HOST = len(COLUMNS)
 _ONE_ENGINE = tuple(range(len(COLUMNS)))
 _SEVERAL_ENGINES = (0, _HOST, *range(1, len(COLUMNS)))
 _STATE, _CPU, _GPUS = (COLUMN_KEYS.index(k) for k in ("state", "cpu", "gpus"))
+DEFAULT_COLUMNS: tuple[str, ...] = (
+    "name",
+    "state",
+    "cpu",
+    "mem",
+    "gpu_mem",
+    "gpu_util",
+    "gpus",
+    "serving",
+    "tok_s",
+    "requests",
+    "kv",
+    "ttft",
+    "model",
+    "uptime",
+    "restarts",
+    "events",
+    "exit",
+    "image",
+    "rx",
+    "tx",
+    "ports",
+    "group",
+)
+"""The columns shown, in order, unless the user picks (`c`, `[table] columns`): what a glance
+needs first (state, CPU, memory, GPUs, serving figures), so that they fit 80 columns; the wide
+text columns last."""
+ALWAYS_SHOWN = frozenset({"name", "state"})
+"""Columns drawn even when every row leaves them blank (name stays put when scrolling)."""
+SHRINK_ORDER: tuple[tuple[str, int], ...] = (
+    ("image", 10),
+    ("ports", 8),
+    ("group", 10),
+    ("model", 12),
+    ("name", 16),
+    ("state", 12),
+)
+"""Text columns that give up width when the table is wider than its window, first to last,
+and the narrowest each gets (its text is then cut with `…`)."""
 _SERVING, _REQUESTS, _TOK_S, _KV, _TTFT, _EVENTS, _EXIT = (
     COLUMN_KEYS.index(k) for k in ("serving", "requests", "tok_s", "kv", "ttft", "events", "exit")
 )
@@ -424,6 +463,26 @@ def exit_cell(info: ContainerInfo, now: float) -> Cell:
     if info.restarts_recent:
         cell.append((f" ↻{info.restarts_recent}", "warn"))
     return tuple(cell)
+
+
+def _fit(cell: Sequence[Piece], width: int) -> Sequence[Piece]:
+    """A cell cut to `width` cells, ending in `…` when it was wider (a shrunk column)."""
+    total = sum(cell_len(text) for text, _ in cell)
+    if total <= width:
+        return cell
+    room = max(0, width - 1)
+    out: list[Piece] = []
+    for text, colour in cell:
+        size = cell_len(text)
+        if size <= room:
+            out.append((text, colour))
+            room -= size
+            continue
+        if room:
+            out.append((set_cell_size(text, room), colour))
+        break
+    out.append(("…", ""))
+    return out
 
 
 def _plain(cell: Cell) -> str:
@@ -614,6 +673,10 @@ class ContainerTable(ScrollView, can_focus=True):
     """Ids of the containers marked for a bulk action (drawn with a mark)."""
     cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)
     """Index of the row under the cursor."""
+    columns: reactive[tuple[str, ...]] = reactive(DEFAULT_COLUMNS)
+    """The columns the user wants, in order (`c` picks them, `[table] columns` sets them);
+    unknown keys are skipped, the name always comes first. Of these, the ones blank in every
+    row are not drawn (no GPUs here: no GPU columns), nor HOST (the host rows say it)."""
     toggle_key: reactive[str] = reactive("a", repaint=False)
     """The key that shows all containers (named when the model view is empty; the app sets
     the user's)."""
@@ -647,6 +710,9 @@ class ContainerTable(ScrollView, can_focus=True):
         self._rows: list[_Row] = []
         self._index: dict[str, int] = {}
         self._widths: tuple[int, ...] = tuple(len(col.label) for col in COLUMNS)
+        # What is drawn: indexes into _ALL in display order, and each one's width on screen.
+        self._shown: tuple[int, ...] = (0,)
+        self._shown_widths: tuple[int, ...] = (len(COLUMNS[0].label),)
         self._posted: Selection | None = None  # None: nothing posted yet
         self._view = TableView()
         self._posted_view: TableView | None = None
@@ -745,13 +811,30 @@ class ContainerTable(ScrollView, can_focus=True):
 
     @property
     def column_widths(self) -> tuple[int, ...]:
-        """The widths of the columns shown, in order (their text, without the padding)."""
+        """The widths the columns' text takes, in `column_keys` order (without the padding):
+        what each column needs, before a narrow window shrinks the text columns."""
         return self._widths
 
     @property
     def column_keys(self) -> tuple[str, ...]:
-        """Keys of the columns shown, in order (`host` second with several engines)."""
+        """Keys of every column a row has, in the order `get_row` returns its cells (`host`
+        second with several engines); `shown_columns` says which are drawn, and where."""
         return tuple(_ALL[i].key for i in self._order)
+
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        """Keys of the columns drawn, left to right."""
+        return tuple(_ALL[i].key for i in self._shown)
+
+    @property
+    def shown_widths(self) -> tuple[int, ...]:
+        """The width each drawn column has on screen (its text, without the padding)."""
+        return self._shown_widths
+
+    @property
+    def column_choices(self) -> tuple[tuple[str, str], ...]:
+        """(key, header) of every column the user may pick, in the table's data order."""
+        return tuple((col.key, col.label) for col in COLUMNS)
 
     def header_label(self, key: str) -> str:
         """A column's header as shown, with the sort arrow on the sorted column."""
@@ -826,8 +909,8 @@ class ContainerTable(ScrollView, can_focus=True):
         if offset.y == 0:
             column = self._column_at(offset.x)
             # Rows are grouped by host first: the host column sorts nothing.
-            if column is not None and self._order[column] != _HOST:
-                self.sort_by(_ALL[self._order[column]].key)
+            if column is not None and self._shown[column] != _HOST:
+                self.sort_by(_ALL[self._shown[column]].key)
         else:
             self.move_cursor(row=int(self.scroll_offset.y) + offset.y - 1)
 
@@ -845,6 +928,44 @@ class ContainerTable(ScrollView, can_focus=True):
 
     def watch_marked(self) -> None:
         self._rebuild()
+
+    def watch_columns(self) -> None:
+        self._rebuild()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # A narrower window shrinks the text columns; a shorter one keeps the cursor's row
+        # on screen (the view would otherwise stay where it was, the cursor below it).
+        self._layout()
+        self.refresh()
+        self.call_after_refresh(self._scroll_to_cursor, animate=False)
+
+    def action_scroll_right(self) -> None:
+        """A screen's worth of columns to the right: the first one cut at the right edge
+        comes to stand next to the name."""
+        spans = self._column_spans()
+        if len(spans) < 2:
+            return
+        fixed = spans[0][1]
+        x = int(self.scroll_offset.x)
+        edge = x + self.scrollable_content_region.width
+        target = next((start - fixed for start, end in spans[1:] if end > edge), None)
+        if target is None or target <= x:
+            target = x + max(1, self.scrollable_content_region.width - fixed)
+        self.scroll_to(x=min(target, int(self.max_scroll_x)), animate=False, immediate=True)
+
+    def action_scroll_left(self) -> None:
+        """A screen's worth of columns to the left (back to the first at the start)."""
+        spans = self._column_spans()
+        x = int(self.scroll_offset.x)
+        if len(spans) < 2 or x <= 0:
+            self.scroll_to(x=0, animate=False, immediate=True)
+            return
+        fixed = spans[0][1]
+        room = self.scrollable_content_region.width - fixed
+        first = next((i for i, (start, _) in enumerate(spans[1:], 1) if start - fixed >= x), None)
+        end = spans[first][0] if first is not None else x + fixed
+        target = next((start - fixed for start, _ in spans[1:] if end - start <= room), 0)
+        self.scroll_to(x=max(0, min(target, x - 1)), animate=False, immediate=True)
 
     def watch_cursor_row(self, old: int, new: int) -> None:
         if old != new:
@@ -881,7 +1002,7 @@ class ContainerTable(ScrollView, can_focus=True):
     def _column_spans(self) -> list[tuple[int, int]]:
         """Where each column starts and ends on the unscrolled line."""
         spans, x = [], 0
-        for width in self._widths:
+        for width in self._shown_widths:
             spans.append((x, x + width + 2 * CELL_PADDING))
             x += width + 2 * CELL_PADDING
         return spans
@@ -1221,7 +1342,7 @@ class ContainerTable(ScrollView, can_focus=True):
         self._widths = tuple(widths)
         if len(self._strips) > 2 * len(rows) + 64:
             self._strips = {k: v for k, v in self._strips.items() if k in self._index}
-        self.virtual_size = Size(sum(widths) + 2 * CELL_PADDING * len(widths), len(rows) + 1)
+        self._layout()
         if not self.is_mounted:
             return
         # The cursor follows its row when rows move; when its row is gone it stays put.
@@ -1237,16 +1358,44 @@ class ContainerTable(ScrollView, can_focus=True):
             self.post_message(self.ViewChanged(self._view))
         self._refresh_changed()
 
+    def _layout(self) -> None:
+        """Which columns are drawn, where, and how wide, for the rows and the window now."""
+        at = {_ALL[i].key: n for n, i in enumerate(self._order)}
+        wanted = ["name", *(k for k in self.columns if k != "name")]
+        # With several engines the host rows head each engine's rows: HOST would repeat them.
+        picked = [k for k in dict.fromkeys(wanted) if k in at and k != HOST_COLUMN.key]
+        rows = self._rows
+        if rows:
+            picked = [
+                k
+                for k in picked
+                if k in ALWAYS_SHOWN or any(row.widths[self._order[at[k]]] for row in rows)
+            ]
+        widths = {k: self._widths[at[k]] for k in picked}
+        room = self.scrollable_content_region.width if self.is_mounted else 0
+        excess = sum(widths.values()) + 2 * CELL_PADDING * len(widths) - room
+        for key, narrowest in SHRINK_ORDER:
+            if room <= 0 or excess <= 0:
+                break
+            if key in widths and widths[key] > narrowest:
+                given = min(excess, widths[key] - narrowest)
+                widths[key] -= given
+                excess -= given
+        self._shown = tuple(self._order[at[k]] for k in picked)
+        self._shown_widths = tuple(widths[k] for k in picked)
+        total = sum(self._shown_widths) + 2 * CELL_PADDING * len(picked)
+        self.virtual_size = Size(total, len(rows) + 1)
+
     def _line_token(self, y: int, top: int) -> object:
         """What screen line `y` shows when the view starts at row `top`: equal tokens, equal
         lines."""
         if y == 0:
-            return (self._widths, self._order, self.sort_column, self.sort_reverse)
+            return (self._shown_widths, self._shown, self.sort_column, self.sort_reverse)
         index = top + y - 1
         if not 0 <= index < len(self._rows):
             return ("empty", self.empty_text) if y == 1 and not self._rows else None
         row = self._rows[index]
-        return (row.key, row.plain, index == self.cursor_row, self._widths)
+        return (row.key, row.plain, index == self.cursor_row, self._shown_widths, self._shown)
 
     def _refresh_changed(self) -> None:
         # Most ticks change a few figures of a large fleet: repainting only the lines that
@@ -1277,7 +1426,7 @@ class ContainerTable(ScrollView, can_focus=True):
         self._drawn[y] = self._line_token(y, scroll_y)
         if y == 0:
             line = self._line(
-                [[(self._header(_ALL[i]), "")] for i in self._order],
+                [[(self._header(_ALL[i]), "")] for i in self._shown],
                 base + self.get_component_rich_style("container-table--header"),
                 {},
             )
@@ -1293,7 +1442,7 @@ class ContainerTable(ScrollView, can_focus=True):
                 return Strip.blank(width, base)
             line = self._row_strip(index, base)
         # The name column stays put; the rest scrolls sideways under it.
-        fixed = self._widths[0] + 2 * CELL_PADDING
+        fixed = self._shown_widths[0] + 2 * CELL_PADDING
         if scroll_x == 0 or line.cell_length <= fixed:
             return line.crop_extend(0, width, base)
         rest = line.crop_extend(fixed + scroll_x, width + scroll_x, base)
@@ -1302,7 +1451,8 @@ class ContainerTable(ScrollView, can_focus=True):
     def _row_strip(self, index: int, base: Style) -> Strip:
         row = self._rows[index]
         cursor = index == self.cursor_row
-        key = (row.plain, cursor, self._widths, self.app.theme, self.has_focus, hash(base))
+        shown = (self._shown_widths, self._shown)
+        key = (row.plain, cursor, shown, self.app.theme, self.has_focus, hash(base))
         cached = self._strips.get(row.key)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -1312,7 +1462,7 @@ class ContainerTable(ScrollView, can_focus=True):
         if self._frame_palette is None:
             self._frame_palette = self._palette()
         cells = row.cells()
-        strip = self._line([cells[i] for i in self._order], style, self._frame_palette)
+        strip = self._line([cells[i] for i in self._shown], style, self._frame_palette)
         self._strips[row.key] = (key, strip)
         return strip
 
@@ -1325,8 +1475,9 @@ class ContainerTable(ScrollView, can_focus=True):
         segments: list[Segment] = []
         run: list[str] = []
         pad = " " * CELL_PADDING
-        numerics = (_ALL[i].numeric for i in self._order)
-        for cell, width, numeric in zip(cells, self._widths, numerics, strict=True):
+        numerics = (_ALL[i].numeric for i in self._shown)
+        for whole, width, numeric in zip(cells, self._shown_widths, numerics, strict=True):
+            cell = _fit(whole, width)
             used = sum(cell_len(text) for text, _ in cell)
             gap = " " * max(0, width - used)
             run.append(pad + gap if numeric else pad)
