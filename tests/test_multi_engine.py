@@ -6,7 +6,8 @@ both engines gives two group rows; an action on the second engine's container re
 engine only; when the second engine stops, its host row says it is unreachable while the first
 engine's fleet keeps updating, and it comes back by itself once the engine does. An ssh://
 engine through a private sshd on loopback (MaxSessions 1) is listed, sampled through the stats
-API, paused and followed, all over one ssh connection.
+API, paused and followed, its GPUs read there (`monitors_for`, as the CLI builds it), all
+over one ssh connection.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tui.fleet.engine.errors import EngineError
 from tui.fleet.engine.ssh import SshTunnel
 from tui.fleet.monitor import FleetMonitor
 from tui.screens.confirm import ConfirmScreen
+from tui.watch import monitors_for
 from widgets.container_table import HOST_PREFIX, ContainerTable, group_key, host_label
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
@@ -92,6 +94,15 @@ def fleet_pair(engine, second_engine, image, session_tag):
 def two_engine_app(first: str, second: str) -> AitopApp:
     monitors = [FleetMonitor(Engine(url), interval=0.5) for url in (first, second)]
     return AitopApp(monitors, config=Config(), show_all=True)
+
+
+def cli_app(*urls: str) -> AitopApp:
+    """The app with its monitors as `aitop --host` builds them (`monitors_for`): an ssh://
+    engine's GPUs are read on its machine, over its one connection."""
+    config = Config()
+    return AitopApp(
+        monitors_for([Engine(url) for url in urls], config), config=config, show_all=True
+    )
 
 
 async def until(pilot, predicate, what: str, timeout: float = 40.0) -> None:
@@ -232,8 +243,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _ssh_processes(port: int) -> list[int]:
-    """Pids of the ssh clients of this machine connected to `port`."""
+def _ssh_processes(port: int, *, forwards_only: bool = False) -> list[int]:
+    """Pids of the ssh clients of this machine connected to `port`; only the ones that
+    forward a socket (`-L`, not a session on another's connection) if `forwards_only`."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -241,7 +253,9 @@ def _ssh_processes(port: int) -> list[int]:
                 argv = fh.read().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == b"ssh" and str(port).encode() in argv:
+        if not argv or os.path.basename(argv[0]) != b"ssh" or str(port).encode() not in argv:
+            continue
+        if not forwards_only or b"-L" in argv:
             found.append(int(pid))
     return found
 
@@ -251,8 +265,9 @@ def sshd(tmp_path, monkeypatch, second_engine):
     """A private sshd on a loopback port that lets root in with a key made here.
 
     `ssh` on PATH becomes a wrapper that adds this session's client config (key, known
-    hosts), as a user's ~/.ssh/config would. MaxSessions is 1: aitop needs none, since it
-    forwards the engine's socket over one connection instead of one session per request.
+    hosts), as a user's ~/.ssh/config would. MaxSessions is 1: the engine's API needs none,
+    since aitop forwards its socket over one connection instead of one session per request;
+    a GPU reading takes that one session for its short `sh -s`, on the same connection.
     """
     binary = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(binary) or shutil.which("ssh") is None or os.geteuid() != 0:
@@ -324,7 +339,7 @@ async def test_an_ssh_engine_over_one_connection(engine, second_engine, sshd, se
         "while :; do echo tick; sleep 0.2; done",
     )
     try:
-        app = two_engine_app(engine.url, url)
+        app = cli_app(engine.url, url)
         async with app.run_test(size=(200, 60)) as pilot:
             table = app.query_one(ContainerTable)
             table.filter_text = name
@@ -334,8 +349,12 @@ async def test_an_ssh_engine_over_one_connection(engine, second_engine, sshd, se
             assert host_row[3].plain == "stats: api" and "running" in host_row[4].plain
             # No cgroup files over there: the figures come from the stats API.
             await until(pilot, lambda: table.get_row(cid)[7].plain not in ("", "-"), "CPU figures")
-            gpu_state = str(app.query_one("#gpu-state").render())
-            assert f"{host_label(url)}: no GPU data here; it needs aitop on that host" in gpu_state
+            # Its GPUs are read over there, through the same connection: the ssh host has a
+            # line of its own in the GPU pane (here: no nvidia-smi on the loopback "host").
+            await until(pilot, lambda: app.query(".gpu-host"), "the ssh host's GPU line")
+            gpu_host = str(app.query_one(".gpu-host").render())
+            assert gpu_host.startswith(f"{host_label(url)}: GPU: no nvidia-smi"), gpu_host
+            assert "no GPU data here" not in str(app.query_one("#gpu-state").render())
 
             # An action and a log stream over the same one connection.
             table.move_cursor(row=table.row_keys.index(cid))
@@ -345,9 +364,13 @@ async def test_an_ssh_engine_over_one_connection(engine, second_engine, sshd, se
             await until(pilot, lambda: any(line.text == "tick" for line in pane.buffer), "logs")
             await pilot.press("escape", "p")
             await until(pilot, lambda: paused(second, cid), "paused through ssh")
-            assert len(_ssh_processes(port)) == 1
-        # Leaving aitop ends the forward.
-        assert _ssh_processes(port) == []
+            # One forward; a GPU reading's session client (`ssh -o ControlPath=...`) may
+            # come and go beside it.
+            assert len(_ssh_processes(port, forwards_only=True)) == 1
+        # Leaving aitop ends the forward; a reading's client caught under way ends with the
+        # connection (its master gone), moments later.
+        assert _ssh_processes(port, forwards_only=True) == []
+        wait_for(lambda: not _ssh_processes(port), timeout=5, what="every ssh client ended")
     finally:
         docker(second, "rm", "-f", cid)
 
@@ -415,8 +438,8 @@ def test_an_unreachable_ssh_engine_says_why_in_one_line():
 
 
 def test_the_real_command_watches_two_engines(engine, second_engine, fleet_pair):
-    """`aitop --host A --host B` in a real terminal: both host rows, the HOST column, and the
-    second engine's container; q quits cleanly."""
+    """`aitop --host A --host B` in a real terminal: both host rows, each engine's container
+    under its own (no HOST column: the host rows say it); q quits cleanly."""
     require_tools("tmux")
 
     prefix, _ = fleet_pair
@@ -434,11 +457,15 @@ def test_the_real_command_watches_two_engines(engine, second_engine, fleet_pair)
         term.keys("Enter")
         screen = term.wait_for(f"filter: '{prefix}'")
         screen = term.wait_for(f"{prefix}-model-2")
-        header = next(line for line in screen.splitlines() if "NAME" in line)
-        assert header.split()[:3] == ["NAME", "▲", "HOST"]
-        assert f"▣ {host_label(engine.url)}" in screen and f"▣ {second_label}" in screen
-        row = next(line for line in screen.splitlines() if f"{prefix}-model-2" in line)
-        assert second_label in row
+        lines = screen.splitlines()
+        header = next(line for line in lines if "NAME" in line)
+        assert header.split()[:2] == ["NAME", "▲"] and "HOST" not in header.split()
+
+        def at(text: str) -> int:
+            return next(n for n, line in enumerate(lines) if text in line)
+
+        first_host, second_host = at(f"▣ {host_label(engine.url)}"), at(f"▣ {second_label}")
+        assert first_host < at(f"{prefix}-model-1") < second_host < at(f"{prefix}-model-2")
         term.keys("q")
         screen = term.wait_for("EXIT=0")
         assert "Traceback" not in screen
