@@ -23,11 +23,12 @@ import subprocess
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pluggy
 import pytest
 
+from tests.fixtures.serving.rig import build_serving_image
 from tests.helpers import (
     TEST_IMAGE,
     TEST_LABEL,
@@ -289,3 +290,35 @@ def swarm(engine: Engine) -> Iterator[SwarmRig]:
         yield rig
     finally:
         rig.teardown()
+
+
+@pytest.fixture(scope="session")
+def serving_image(engine: Engine) -> str:
+    """The stand-in model servers' image (tests/fixtures/serving/rig.py), built once."""
+    try:
+        return build_serving_image(engine)
+    except EngineError as exc:
+        _no_engine(f"no serving image: {exc}")
+
+
+@pytest.fixture
+def run_server(
+    engine: Engine, serving_image: str, session_tag: str
+) -> Iterator[Callable[..., str]]:
+    """Run containers of the serving image (labelled, removed after the test)."""
+    made: list[str] = []
+
+    def run(command: list[str], *, labels: dict[str, str] | None = None, **kw: Any) -> str:
+        cid = engine.run(
+            serving_image,
+            command,
+            labels={TEST_LABEL: session_tag, **(labels or {})},
+            name=f"aitop-test-serving-{uuid.uuid4().hex[:8]}",
+            **kw,
+        )
+        made.append(cid)
+        return cid
+
+    yield run
+    for cid in made:
+        engine.remove(cid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from tui.fleet.actions.scaling.groups import find_group
 from tui.fleet.actions.scaling.plan import plan_scale, step_plan
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
+from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 
 _T = TypeVar("_T")
 
@@ -231,3 +233,20 @@ UTF-8: each payload's harmless text ends in "after"."""
 FORBIDDEN_TEXT = ("PWNED", "evil.example", "cm0gLXJmIH4=")
 """Text whose appearance in what was drawn means an escape sequence of HOSTILE_OUTPUT got
 through."""
+
+
+class Latest:
+    """A monitor's latest published snapshot (hand it as `on_snapshot`; thread-safe)."""
+
+    def __init__(self) -> None:
+        self.snapshot: FleetSnapshot | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, snap: FleetSnapshot) -> None:
+        with self.lock:
+            self.snapshot = snap
+
+    def container(self, cid: str) -> ContainerSnapshot | None:
+        """The container in the latest snapshot (None: not there, or no snapshot yet)."""
+        snap = self.snapshot
+        return next((c for c in snap.containers if c.info.id == cid), None) if snap else None

@@ -6,7 +6,6 @@ engine, how `ExitLog` reads the events and what inspect's State gives."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import Latest, wait_for
 from tui.fleet.engine.client import Engine
 from tui.fleet.exits import ExitLog
 from tui.fleet.inventory import container_info, last_exit
@@ -23,8 +22,6 @@ from tui.fleet.logs.types import LineKind
 from tui.fleet.models import (
     NO_LOG_EVENTS,
     ContainerInfo,
-    ContainerSnapshot,
-    FleetSnapshot,
     LastExit,
     LogEventCounts,
 )
@@ -35,22 +32,6 @@ from tui.fleet.snapshot import snapshot_json
 FILL_MEMORY = "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"
 """A shell that doubles a string until the OOM killer ends it."""
 CRASH = "sleep 1; exit 3"
-
-
-class Latest:
-    """The monitor's latest published snapshot."""
-
-    def __init__(self) -> None:
-        self.snapshot: FleetSnapshot | None = None
-        self.lock = threading.Lock()
-
-    def __call__(self, snap: FleetSnapshot) -> None:
-        with self.lock:
-            self.snapshot = snap
-
-    def container(self, cid: str) -> ContainerSnapshot | None:
-        snap = self.snapshot
-        return next((c for c in snap.containers if c.info.id == cid), None) if snap else None
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,15 +20,12 @@ import pytest
 
 from tests.fixtures.serving.rig import (
     HERE,
-    build_serving_image,
     docker_exec,
     serve_command,
     server_command,
     set_route,
 )
-from tests.helpers import TEST_LABEL
 from tui.fleet.engine.client import Engine
-from tui.fleet.engine.errors import EngineError
 from tui.fleet.serving.discover import Target, discover
 from tui.fleet.serving.scrape import ServingPool
 from tui.fleet.serving.types import ServingReading
@@ -37,35 +33,6 @@ from tui.fleet.serving.types import ServingReading
 CGI_METRICS = {"aitop.metrics-path": "/cgi-bin/srv/metrics"}
 
 Run = Callable[..., str]
-
-
-@pytest.fixture(scope="module")
-def serving_image(engine: Engine) -> str:
-    try:
-        return build_serving_image(engine)
-    except EngineError as exc:
-        pytest.skip(f"no serving image: {exc}")
-
-
-@pytest.fixture
-def start(engine: Engine, serving_image: str, session_tag: str) -> Iterator[Run]:
-    """Run stand-in server containers (labelled, removed after the test)."""
-    made: list[str] = []
-
-    def run(command: list[str], *, labels: dict[str, str] | None = None, **kw: Any) -> str:
-        cid = engine.run(
-            serving_image,
-            command,
-            labels={TEST_LABEL: session_tag, **(labels or {})},
-            name=f"aitop-test-serving-{uuid.uuid4().hex[:8]}",
-            **kw,
-        )
-        made.append(cid)
-        return cid
-
-    yield run
-    for cid in made:
-        engine.remove(cid)
 
 
 @pytest.fixture
@@ -113,8 +80,8 @@ def target_of(pool: ServingPool, engine: Engine, cid: str) -> Target:
 # --- discovery, by each route -----------------------------------------------------------------
 
 
-def test_by_label_on_an_unrecognised_container(engine, start, pool):
-    cid = start(
+def test_by_label_on_an_unrecognised_container(engine, run_server, pool):
+    cid = run_server(
         server_command(serve_command(9100, metrics="vllm_v1.metrics")),
         labels={"aitop.metrics-port": "9100"},
     )
@@ -126,8 +93,8 @@ def test_by_label_on_an_unrecognised_container(engine, start, pool):
     assert target_of(pool, engine, cid).found_by == "label"
 
 
-def test_by_the_servers_port_flag(engine, start, pool):
-    cid = start(
+def test_by_the_servers_port_flag(engine, run_server, pool):
+    cid = run_server(
         server_command(
             serve_command(9001, metrics="vllm_v1.metrics"), "vllm", "serve", "m", "--port", "9001"
         )
@@ -139,8 +106,8 @@ def test_by_the_servers_port_flag(engine, start, pool):
     assert target.found_by == "flag" and target.api is not None and target.api.port == 9001
 
 
-def test_by_a_published_port(engine, start, pool):
-    cid = start(
+def test_by_a_published_port(engine, run_server, pool):
+    cid = run_server(
         server_command(serve_command(7000, metrics="vllm_v1.metrics"), "vllm", "serve", "m"),
         ports=[7000],
         port_bindings={7000: None},
@@ -161,9 +128,9 @@ def test_by_a_published_port(engine, start, pool):
         via_host.close()
 
 
-def test_by_the_listening_socket_only(engine, start, pool):
+def test_by_the_listening_socket_only(engine, run_server, pool):
     # No flag, nothing exposed or published, not the default port: only the socket tells.
-    cid = start(
+    cid = run_server(
         server_command(serve_command(9123, metrics="vllm_v1.metrics"), "vllm", "serve", "m")
     )
     watch(pool, engine, cid)
@@ -177,10 +144,10 @@ SGLANG_WORDS = ("python3", "-m", "sglang.launch_server", "--model-path", "Qwen/Q
 
 
 @pytest.mark.may_skip
-def test_bound_to_127_0_0_1_inside_the_container_as_root(engine, start, pool):
+def test_bound_to_127_0_0_1_inside_the_container_as_root(engine, run_server, pool):
     if os.geteuid() != 0:
         pytest.skip("entering a container's network namespace needs root")
-    cid = start(
+    cid = run_server(
         server_command(serve_command("127.0.0.1:30000", metrics="sglang.metrics"), *SGLANG_WORDS)
     )
     watch(pool, engine, cid)
@@ -193,8 +160,8 @@ def test_bound_to_127_0_0_1_inside_the_container_as_root(engine, start, pool):
     )
 
 
-def test_bound_to_127_0_0_1_without_the_right_to_enter(engine, start):
-    cid = start(
+def test_bound_to_127_0_0_1_without_the_right_to_enter(engine, run_server):
+    cid = run_server(
         server_command(serve_command("127.0.0.1:30000", metrics="sglang.metrics"), *SGLANG_WORDS)
     )
     time.sleep(0.5)  # let httpd bind, so that its socket is what discovery reads
@@ -211,8 +178,8 @@ def test_bound_to_127_0_0_1_without_the_right_to_enter(engine, start):
 # --- states -----------------------------------------------------------------------------------
 
 
-def test_loading_while_the_port_is_closed_then_ready(engine, start, pool):
-    cid = start(
+def test_loading_while_the_port_is_closed_then_ready(engine, run_server, pool):
+    cid = run_server(
         server_command(
             serve_command(8000, metrics="vllm_v1.metrics", delay=4), "vllm", "serve", "m"
         )
@@ -227,8 +194,8 @@ def test_loading_while_the_port_is_closed_then_ready(engine, start, pool):
     assert attrs["State"]["Running"]
 
 
-def test_llamacpp_loading_503_then_ready(engine, start, pool):
-    cid = start(
+def test_llamacpp_loading_503_then_ready(engine, run_server, pool):
+    cid = run_server(
         server_command(serve_command(8080), "llama-server", "-m", "/models/q.gguf", "--metrics"),
         labels=CGI_METRICS,
         environment={"LLAMA_ARG_HOST": "0.0.0.0"},
@@ -246,8 +213,8 @@ def test_llamacpp_loading_503_then_ready(engine, start, pool):
     assert reading.requests_running == 2 and reading.model == "qwen2.5-7b-instruct-q4_k_m"
 
 
-def test_a_dead_engine_is_unhealthy(engine, start, pool):
-    cid = start(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
+def test_a_dead_engine_is_unhealthy(engine, run_server, pool):
+    cid = run_server(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
     set_route(cid, "/health", 200)
     set_route(cid, "/metrics", 200, body_file="vllm_v1.metrics")
     watch(pool, engine, cid)
@@ -257,8 +224,8 @@ def test_a_dead_engine_is_unhealthy(engine, start, pool):
     assert reading.state.detail == "engine not running (/health 503)"
 
 
-def test_a_server_that_died_goes_stale(engine, start, pool):
-    cid = start(
+def test_a_server_that_died_goes_stale(engine, run_server, pool):
+    cid = run_server(
         server_command(
             serve_command(8000, metrics="vllm_v1.metrics", foreground=False), "vllm", "serve", "m"
         )
@@ -273,15 +240,15 @@ def test_a_server_that_died_goes_stale(engine, start, pool):
     assert stale.requests_running == good.requests_running, "the last good figures are kept"
 
 
-def test_sglang_with_metrics_off(engine, start, pool):
-    cid = start(server_command(serve_command(30000), *SGLANG_WORDS, "--host", "0.0.0.0"))
+def test_sglang_with_metrics_off(engine, run_server, pool):
+    cid = run_server(server_command(serve_command(30000), *SGLANG_WORDS, "--host", "0.0.0.0"))
     watch(pool, engine, cid)
     reading = settle(pool, cid, lambda r: r.state.name == "metrics-off")
     assert str(reading.state) == "metrics-off: --enable-metrics"
 
 
-def test_llamacpp_with_metrics_off(engine, start, pool):
-    cid = start(
+def test_llamacpp_with_metrics_off(engine, run_server, pool):
+    cid = run_server(
         server_command(serve_command(8080), "llama-server", "-m", "/models/q.gguf"),
         labels=CGI_METRICS,
         environment={"LLAMA_ARG_HOST": "0.0.0.0"},
@@ -293,8 +260,8 @@ def test_llamacpp_with_metrics_off(engine, start, pool):
     assert reading.state.detail == "--metrics (or LLAMA_ARG_ENDPOINT_METRICS=1)"
 
 
-def test_a_restart_resets_the_counters(engine, start, pool):
-    cid = start(
+def test_a_restart_resets_the_counters(engine, run_server, pool):
+    cid = run_server(
         server_command(serve_command(8000, metrics="vllm_v1.metrics"), "vllm", "serve", "m")
     )
     watch(pool, engine, cid)
@@ -322,16 +289,16 @@ def test_a_restart_resets_the_counters(engine, start, pool):
         ("vllm_v1_0_9.metrics", "vllm:kv_cache_usage_perc"),
     ],
 )
-def test_renamed_metrics(engine, start, pool, page, kv_name):
-    cid = start(server_command(serve_command(8000, metrics=page), "vllm", "serve", "m"))
+def test_renamed_metrics(engine, run_server, pool, page, kv_name):
+    cid = run_server(server_command(serve_command(8000, metrics=page), "vllm", "serve", "m"))
     watch(pool, engine, cid)
     reading = settle(pool, cid, ready)
     line = next(x for x in (HERE / page).read_text().splitlines() if x.startswith(kv_name + "{"))
     assert reading.kv_cache_percent == pytest.approx(float(line.split()[-1]) * 100)
 
 
-def test_tgi_reads_its_model_from_info(engine, start, pool):
-    cid = start(
+def test_tgi_reads_its_model_from_info(engine, run_server, pool):
+    cid = run_server(
         server_command(
             serve_command(80, metrics="tgi.metrics", extra="cp /fixtures/tgi_info.json /www/info"),
             "text-generation-launcher",
@@ -343,13 +310,13 @@ def test_tgi_reads_its_model_from_info(engine, start, pool):
     assert reading.kind == "tgi" and reading.model == "meta-llama/Llama-3.1-8B-Instruct"
 
 
-def test_triton_health_and_metrics_on_their_own_ports(engine, start, pool):
+def test_triton_health_and_metrics_on_their_own_ports(engine, run_server, pool):
     script = (
         "mkdir -p /www/v2/health /m && : > /www/v2/health/ready"
         " && cp /fixtures/triton.metrics /m/metrics"
         " && httpd -p 8000 -h /www && exec httpd -f -p 8002 -h /m"
     )
-    cid = start(server_command(script, "tritonserver", "--model-repository=/models"))
+    cid = run_server(server_command(script, "tritonserver", "--model-repository=/models"))
     watch(pool, engine, cid)
     reading = settle(pool, cid, ready)
     assert reading.kind == "triton" and reading.model == "ensemble"
@@ -357,12 +324,12 @@ def test_triton_health_and_metrics_on_their_own_ports(engine, start, pool):
     assert reading.requests_running == 14
 
 
-def test_ollama_lists_its_models(engine, start, pool):
+def test_ollama_lists_its_models(engine, run_server, pool):
     extra = (
         "mkdir -p /www/api && cp /fixtures/ollama_ps.json /www/api/ps"
         " && cp /fixtures/ollama_root.txt /www/index.html"
     )
-    cid = start(
+    cid = run_server(
         server_command(serve_command(11434, health=False, extra=extra), "/bin/ollama", "serve"),
         environment={"OLLAMA_HOST": "0.0.0.0:11434"},
     )
@@ -382,16 +349,16 @@ def test_ollama_lists_its_models(engine, start, pool):
 # --- hostile servers --------------------------------------------------------------------------
 
 
-def test_a_huge_page_is_refused(engine, start, pool):
+def test_a_huge_page_is_refused(engine, run_server, pool):
     big = "yes 'vllm:num_requests_running{model_name=\"m\"} 1' | head -c 52428800 > /www/metrics"
-    cid = start(server_command(serve_command(8000, extra=big), "vllm", "serve", "m"))
+    cid = run_server(server_command(serve_command(8000, extra=big), "vllm", "serve", "m"))
     watch(pool, engine, cid)
     reading = settle(pool, cid, lambda r: r.state.name == "unreachable", timeout=30)
     assert reading.state.detail == "metrics page: answer over 4 MiB"
 
 
-def test_a_page_that_never_ends_is_refused(engine, start, pool):
-    cid = start(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
+def test_a_page_that_never_ends_is_refused(engine, run_server, pool):
+    cid = run_server(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
     set_route(cid, "/health", 200)
     set_route(cid, "/metrics", 200, mode="flood")
     watch(pool, engine, cid)
@@ -402,8 +369,8 @@ def test_a_page_that_never_ends_is_refused(engine, start, pool):
     )
 
 
-def test_a_page_that_drips_is_cut_at_the_deadline(engine, start, pool):
-    cid = start(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
+def test_a_page_that_drips_is_cut_at_the_deadline(engine, run_server, pool):
+    cid = run_server(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
     set_route(cid, "/health", 200)
     set_route(cid, "/metrics", 200, mode="drip")
     watch(pool, engine, cid)
@@ -411,8 +378,8 @@ def test_a_page_that_drips_is_cut_at_the_deadline(engine, start, pool):
     assert reading.state.detail == "metrics page: no complete answer within 2 s"
 
 
-def test_a_slow_server_times_out_then_goes_stale(engine, start, pool):
-    cid = start(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
+def test_a_slow_server_times_out_then_goes_stale(engine, run_server, pool):
+    cid = run_server(server_command(serve_command(8000), "vllm", "serve", "m"), labels=CGI_METRICS)
     set_route(cid, "/health", 200)
     set_route(cid, "/metrics", 200, body_file="vllm_v1.metrics")
     watch(pool, engine, cid)
@@ -423,8 +390,8 @@ def test_a_slow_server_times_out_then_goes_stale(engine, start, pool):
     assert stale.requests_running == good.requests_running
 
 
-def test_a_hostile_page(engine, start, pool):
-    cid = start(
+def test_a_hostile_page(engine, run_server, pool):
+    cid = run_server(
         server_command(serve_command(8000, metrics="hostile.metrics"), "vllm", "serve", "m")
     )
     watch(pool, engine, cid)

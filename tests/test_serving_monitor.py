@@ -10,22 +10,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.fixtures.serving.rig import (
-    build_serving_image,
     docker_exec,
     serve_command,
     server_command,
 )
-from tests.helpers import TEST_LABEL, wait_for
+from tests.helpers import Latest, wait_for
 from tui.fleet.engine.client import Engine
-from tui.fleet.engine.errors import EngineError
-from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from tui.fleet.monitor import INSPECT_WORKERS, FleetMonitor
 from tui.fleet.recording import dump, load
 from tui.fleet.serving.logstate import MAX_BYTES, PER_ROUND, TAIL_LINES
@@ -35,49 +31,6 @@ from tui.fleet.snapshot import snapshot_json
 Run = Callable[..., str]
 
 VLLM_WORDS = ("vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--port", "9001")
-
-
-@pytest.fixture(scope="module")
-def serving_image(engine: Engine) -> str:
-    try:
-        return build_serving_image(engine)
-    except EngineError as exc:
-        pytest.skip(f"no serving image: {exc}")
-
-
-@pytest.fixture
-def start(engine: Engine, serving_image: str, session_tag: str) -> Iterator[Run]:
-    """Run containers of the serving image (labelled, removed after the test)."""
-    made: list[str] = []
-
-    def run(command: list[str], *, labels: dict[str, str] | None = None, **kw: Any) -> str:
-        cid = engine.run(
-            serving_image,
-            command,
-            labels={TEST_LABEL: session_tag, **(labels or {})},
-            name=f"aitop-test-serving-{uuid.uuid4().hex[:8]}",
-            **kw,
-        )
-        made.append(cid)
-        return cid
-
-    yield run
-    for cid in made:
-        engine.remove(cid)
-
-
-class Latest:
-    """The monitor's latest published snapshot."""
-
-    def __init__(self) -> None:
-        self.snapshot: FleetSnapshot | None = None
-
-    def __call__(self, snap: FleetSnapshot) -> None:
-        self.snapshot = snap
-
-    def container(self, cid: str) -> ContainerSnapshot | None:
-        snap = self.snapshot
-        return next((c for c in snap.containers if c.info.id == cid), None) if snap else None
 
 
 @pytest.fixture
@@ -99,10 +52,10 @@ def serving_of(latest: Latest, cid: str, check: Callable[[Any], bool], timeout: 
     return wait_for(seen, timeout, what=lambda: f"serving of {cid[:12]}: {latest.container(cid)}")
 
 
-def test_the_monitor_publishes_readings_and_history(engine, start, live):
+def test_the_monitor_publishes_readings_and_history(engine, run_server, live):
     monitor, latest = live
-    server = start(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
-    plain = start(["sleep", "3600"], labels={"aitop.model": "org/not-a-server"})
+    server = run_server(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
+    plain = run_server(["sleep", "3600"], labels={"aitop.model": "org/not-a-server"})
     reading = serving_of(latest, server, lambda r: r.state.name == "ready")
     assert reading.kind == "vllm"
     assert reading.model == "meta-llama/Llama-3.1-8B-Instruct"
@@ -126,9 +79,9 @@ def test_the_monitor_publishes_readings_and_history(engine, start, live):
     assert server not in {c.info.id for c in monitor.snapshot().containers}
 
 
-def test_a_stopped_server_has_no_reading(engine, start, live):
+def test_a_stopped_server_has_no_reading(engine, run_server, live):
     _, latest = live
-    server = start(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
+    server = run_server(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
     serving_of(latest, server, lambda r: r.state.name == "ready")
     engine.stop_container(server, timeout=1)
     wait_for(
@@ -141,9 +94,9 @@ def test_a_stopped_server_has_no_reading(engine, start, live):
     )
 
 
-def test_snapshot_json_has_serving_with_exactly_the_issues_keys(engine, start, session_tag):
-    server = start(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
-    plain = start(["sleep", "3600"])
+def test_snapshot_json_has_serving_with_exactly_the_issues_keys(engine, run_server, session_tag):
+    server = run_server(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
+    plain = run_server(["sleep", "3600"])
     wait_for(lambda: engine.inspect(server)["State"]["Running"], what="the server running")
     began = time.monotonic()
     doc = snapshot_json(Engine(engine.url), include_all=True)
@@ -163,9 +116,9 @@ def test_snapshot_json_has_serving_with_exactly_the_issues_keys(engine, start, s
     json.dumps(doc)  # plain JSON all the way down
 
 
-def test_a_recorded_fleet_keeps_its_serving_readings(engine, start, live):
+def test_a_recorded_fleet_keeps_its_serving_readings(engine, run_server, live):
     _, latest = live
-    server = start(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
+    server = run_server(server_command(serve_command(9001, metrics="vllm_v1.metrics"), *VLLM_WORDS))
     serving_of(latest, server, lambda r: r.state.name == "ready")
     wait_for(
         lambda: (c := latest.container(server)) is not None and len(c.serving_history) >= 2,
@@ -200,10 +153,10 @@ def stepped_log() -> str:
     return "; ".join(parts)
 
 
-def test_the_log_tells_loading_ready_and_dead_until_the_next_start(engine, start, live):
+def test_the_log_tells_loading_ready_and_dead_until_the_next_start(engine, run_server, live):
     """A model container with no server aitop can read: its log is the only witness."""
     _, latest = live
-    cid = start(["sh", "-c", stepped_log()], labels={"aitop.model": "org/log-only"})
+    cid = run_server(["sh", "-c", stepped_log()], labels={"aitop.model": "org/log-only"})
     loading = serving_of(latest, cid, lambda r: r.state.name == "loading")
     assert loading.kind == "unknown" and loading.state.detail == "from its log"
     assert loading.since is not None and abs(loading.since - time.time()) < 60
@@ -226,18 +179,20 @@ def test_the_log_tells_loading_ready_and_dead_until_the_next_start(engine, start
     )
 
 
-def test_the_log_stands_in_for_an_unreachable_server(engine, start, live):
+def test_the_log_stands_in_for_an_unreachable_server(engine, run_server, live):
     """Labelled with a port nothing listens on: the pages say unreachable (and why), the log
     says ready; the state is ready and the reason stays in the detail."""
     _, latest = live
     script = f"{STEPS[1]}; exec sleep 3600"
-    cid = start(["sh", "-c", script], labels={"aitop.model": "org/m", "aitop.metrics-port": "9009"})
+    cid = run_server(
+        ["sh", "-c", script], labels={"aitop.model": "org/m", "aitop.metrics-port": "9009"}
+    )
     reading = serving_of(latest, cid, lambda r: r.state.name == "ready")
     assert reading.state.detail.startswith("from its log; metrics: ")
     assert "9009" in reading.state.detail
 
 
-def test_log_reads_are_bounded(engine, start, live):
+def test_log_reads_are_bounded(engine, run_server, live):
     """A model container that floods its log: each read takes at most MAX_BYTES, the rounds
     run on the monitor's engine pool (no thread of their own) and read at most PER_ROUND."""
     monitor, latest = live
@@ -245,7 +200,7 @@ def test_log_reads_are_bounded(engine, start, live):
         "i=0; while [ $i -lt 4000 ]; do echo 'request served tokens=128 padding padding'; "
         "i=$((i+1)); done; exec sleep 3600"
     )
-    ids = [start(["sh", "-c", flood], labels={"aitop.model": "org/flood"}) for _ in range(3)]
+    ids = [run_server(["sh", "-c", flood], labels={"aitop.model": "org/flood"}) for _ in range(3)]
     wait_for(lambda: monitor.log_counts.reads >= 6, timeout=20, what="two rounds of log reads")
     counts = monitor.log_counts
     assert counts.bytes <= counts.reads * MAX_BYTES
@@ -261,8 +216,8 @@ def test_log_reads_are_bounded(engine, start, live):
         assert entry is not None and entry.serving is None
 
 
-def test_snapshot_json_reads_the_logs_of_servers_that_say_nothing(engine, start):
-    cid = start(["sh", "-c", f"{STEPS[0]}; exec sleep 3600"], labels={"aitop.model": "org/m"})
+def test_snapshot_json_reads_the_logs_of_servers_that_say_nothing(engine, run_server):
+    cid = run_server(["sh", "-c", f"{STEPS[0]}; exec sleep 3600"], labels={"aitop.model": "org/m"})
     wait_for(lambda: engine.inspect(cid)["State"]["Running"], what="running")
     wait_for(lambda: b"Loading" in _logs(engine, cid), what="the load line written")
     doc = snapshot_json(Engine(engine.url))

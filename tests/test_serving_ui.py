@@ -15,14 +15,13 @@ from rich.style import Style
 from rich.text import Text
 from textual.command import CommandInput, CommandList, CommandPalette
 
-from tests.fixtures.serving.rig import build_serving_image, serve_command, server_command
+from tests.fixtures.serving.rig import serve_command, server_command
 from tests.fleet_fixtures import ReplayMonitor, demo_fleet, live_app, replay_app
 from tests.helpers import TEST_LABEL, pilot_wait_for
 from tui.app import AitopApp
 from tui.commands import palette_entries
 from tui.config import Config
 from tui.fleet.engine.client import Engine
-from tui.fleet.engine.errors import EngineError
 from tui.fleet.models import FleetSnapshot
 from tui.fleet.serving.types import (
     JSON_KEYS,
@@ -426,14 +425,6 @@ async def test_the_palette_opens_the_view():
 
 
 # --- a real stand-in server ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def serving_image(engine: Engine) -> str:
-    try:
-        return build_serving_image(engine)
-    except EngineError as exc:
-        pytest.skip(f"no serving image: {exc}")
 
 
 @pytest.fixture
