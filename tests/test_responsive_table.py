@@ -3,7 +3,8 @@
 At 80 columns what a glance needs comes first (state, CPU, memory, GPU, the serving
 figures); columns blank for every row are not drawn; `c` picks and orders the columns and the
 choice is written to `[table] columns`; `→` moves a screen's worth of columns; a window made
-smaller keeps the cursor's row on screen; HOST is not drawn beside the host rows.
+smaller keeps the cursor's row on screen; HOST is not drawn beside the host rows; the footer
+leaves out the keys that do not fit whole.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from textual.widgets._footer import FooterKey
 
 from tests.fleet_fixtures import (
     ReplayMonitor,
@@ -239,3 +241,22 @@ async def test_escape_leaves_the_columns_as_they_were(tmp_path, monkeypatch):
 def test_the_config_knows_every_column_of_the_table():
     assert TABLE_COLUMNS == DEFAULT_COLUMNS
     assert set(TABLE_COLUMNS) == set(COLUMN_KEYS)
+
+
+@pytest.mark.parametrize("size", [(60, 15), *SIZES])
+async def test_the_footer_never_ends_in_a_cut_label(size):
+    app = replay_app(demo_fleet())
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        keys = list(app.query(FooterKey))
+        palette = next(k for k in keys if k.has_class("-command-palette"))
+        shown = [k for k in keys if k.display and k is not palette]
+        assert shown and shown[0].key == "question_mark"
+        # Every key drawn is drawn whole, left of the palette's key; the ones after are not.
+        assert all(k.region.right <= palette.region.x for k in shown), [
+            (k.key, k.region) for k in shown
+        ]
+        assert keys.index(shown[-1]) == len(shown) - 1
+        if size == (80, 24):
+            assert not next(k for k in keys if k.key == "s").display

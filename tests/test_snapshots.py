@@ -41,7 +41,10 @@ def test_fleet_table(snap_compare):
     serving columns filled from the demo's stand-in servers (llama "3/3 ready" with its
     requests and tok/s summed, KV 87.1% in the warning colour; the unhealthy server
     "unhealthy" in red); numeric columns as wide as their formats (CPU% fits 1600.0%); the
-    status line names the engine and says 8 model containers of 9 are shown."""
+    columns in the default order (NAME, STATE, CPU%, MEM / LIMIT, the serving figures, then
+    MODEL and the rest), no GPU columns (no GPUs here), IMAGE and the others past MODEL cut
+    with `…` to fit 200 columns; the status line names the engine and says 8 model
+    containers of 9 are shown."""
     app = replay_app(demo_fleet())
     assert snap_compare(app, terminal_size=(200, 30))
 
@@ -51,7 +54,7 @@ def test_fleet_table_with_gpus(snap_compare, tmp_path):
     fan N/A, clocks, holders); GPU 1's memory above 90 % in the critical colour, and the status
     line warns that GPU 1 is under memory pressure naming aitop-demo-llama-1. In the table,
     llama-1 holds "0:18.2G 1:..." with its SM share, mistral-1 holds GPU 1, and llama-2 shows
-    its reserved GPU 0 as idle."""
+    its reserved GPU 0 as idle; GPU MEM, GPU% and GPUS come right after MEM / LIMIT."""
     app = replay_app(demo_fleet_with_gpus(tmp_path))
     assert snap_compare(app, terminal_size=(220, 40))
 
@@ -74,8 +77,17 @@ def test_engine_unreachable(snap_compare):
 
 
 def test_small_terminal(snap_compare):
-    """At 80x24 the table scrolls horizontally; nothing overlaps and the footer stays."""
+    """At 80x24 the table shows what a glance needs first: NAME (cut with `…`), STATE, CPU%,
+    MEM / LIMIT, SERVING and TOK/S (no GPU columns: no GPUs here); the rest is a `→` away.
+    The footer ends with whole keys (`u Start`), then the command palette's."""
     app = replay_app(demo_fleet())
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_small_terminal_with_gpus(snap_compare, tmp_path):
+    """At 80x24 on the two-GPU machine: NAME, STATE, CPU%, MEM / LIMIT and GPU MEM (llama-1
+    "0:18.2G 1:18.1G", mistral-1 "1:54.0G") on the first screen."""
+    app = replay_app(demo_fleet_with_gpus(tmp_path))
     assert snap_compare(app, terminal_size=(80, 24))
 
 
@@ -92,7 +104,7 @@ def test_help_screen(snap_compare):
 
 
 def test_two_engines_and_one_unreachable(snap_compare):
-    """Three engines at 200x60: a HOST column right after NAME, and the rows grouped by host,
+    """Three engines at 200x60: no HOST column (the host rows say it), the rows grouped by host,
     each host under a bold "▣" host row. First the local socket (/var/run/docker.sock: Docker
     20.10.24+dfsg1, 8/8 running, stats: cgroup) with the demo fleet as in test_fleet_table;
     then me@gpu-box (stats: api) with its own aitop-demo/llama group (2 replicas) and a

@@ -32,7 +32,7 @@ from textual.binding import BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from tui.commands import (
     ACTION_COMMANDS,
@@ -66,6 +66,7 @@ from widgets.action_progress import ActionProgress
 from widgets.container_table import ContainerTable, Selection, TableView, host_label
 from widgets.gpu_panel import GpuPanel
 from widgets.host_gauges import HostGauges
+from widgets.key_footer import KeyFooter
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
 
@@ -171,7 +172,7 @@ class AitopApp(FleetActions):
         yield Input(placeholder="filter by name, model, image or label (Esc clears)", id="filter")
         yield ActionProgress(id="action-progress")
         yield StatusLine(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         # A closed SSH session (SIGHUP) or a `kill` (SIGTERM) ends aitop as `q` does: the
