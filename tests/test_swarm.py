@@ -2,11 +2,6 @@
 tests/swarm_rig.py): nodes, every task of every service with its node, scaling that
 converges across nodes, draining, GPU-aware placement, `snapshot --json`'s "swarm", and a
 node going down while aitop keeps reading. The node-down test comes last: it stops a node.
-
-Found on the way: the first scale of a service made by the `docker` command replaces one
-or two of its running tasks. `Engine.scale_service` posts the current spec, and the engine
-answers with its defaults filled in (StopGracePeriod, RestartPolicy, UpdateConfig), which is
-a changed task template: a rolling update, one task at a time.
 """
 
 from __future__ import annotations
@@ -144,10 +139,9 @@ def test_scaling_converges_across_nodes(swarm: SwarmRig, manager: Engine) -> Non
         assert down.ok and down.converged == 3, down.summary
         svc = wait_for(converged(manager, name, 3), 30, 0.25, f"{name} runs 3 tasks")
         # The tasks scaled away are kept as history: told to shut down (or go), and ended.
-        # (More than 6: the first scale of a CLI-made service also replaces some of its
-        # tasks, as the engine fills in the spec's defaults: see the module docstring.)
+        # Exactly 6: scaling replaces no running task (the service's own spec goes back).
         gone = [t for t in svc.tasks if t.desired_state != "running"]
-        assert len(gone) >= 6
+        assert len(gone) == 6
         assert {t.desired_state for t in gone} <= {"shutdown", "remove"}
         assert {t.state for t in gone} <= {"shutdown", "complete", "failed", "rejected"}
 

@@ -468,12 +468,23 @@ class Engine:
         self._require_swarm(service)
         with Translate(self.url):
             api = self._actions_api()
+            # The service's own spec goes back with only the count changed, as the CLI does:
+            # `fetch_current_spec=True` would post the spec with the engine's defaults filled
+            # in (StopGracePeriod, RestartPolicy, ...), a changed task template, and the swarm
+            # would replace running tasks one by one (a rolling update).
             current = api.inspect_service(service)
+            spec = current["Spec"]
             api.update_service(
                 current["ID"],
                 current["Version"]["Index"],
+                task_template=spec.get("TaskTemplate"),
+                name=spec.get("Name"),
+                labels=spec.get("Labels"),
                 mode={"Replicated": {"Replicas": int(replicas)}},
-                fetch_current_spec=True,
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"),
+                fetch_current_spec=False,
             )
 
     # --- logs and per-container events ----------------------------------------------------
