@@ -88,6 +88,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tui.fleet.gpu.nvml import load_pynvml  # noqa: E402
+from tui.fleet.gpu.remote import smi_value  # noqa: E402
 from tui.fleet.gpu.sampler import GpuSampler  # noqa: E402
 from tui.fleet.gpu.types import ORIGIN_CONTAINER, GpuDevice, GpuReport  # noqa: E402
 from tui.fleet.units import format_bytes  # noqa: E402
@@ -533,14 +534,6 @@ class RecordingNvml:
 
 
 # --- nvidia-smi --------------------------------------------------------------------------------
-
-
-def smi_value(text: str) -> str | None:
-    """One CSV cell; None for nvidia-smi's "[N/A]", "[Not Supported]" and the like."""
-    text = text.strip()
-    if not text or text.startswith("[") or text in ("N/A", "Not Supported"):
-        return None
-    return text
 
 
 def parse_smi(text: str) -> list[dict[str, str | None]]:

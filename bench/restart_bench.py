@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import start_daemon, stop_daemon  # noqa: E402
+from tests.helpers import dockerd_argv, start_daemon, stop_daemon  # noqa: E402
 from tui.config import Config  # noqa: E402
 from tui.fleet.demo import build_busybox_image  # noqa: E402
 from tui.fleet.engine.client import Engine  # noqa: E402
@@ -100,21 +100,7 @@ class PrivateEngine:
 
     def argv(self) -> list[str]:
         """dockerd on our socket, data and exec roots and bridge."""
-        return [
-            "dockerd",
-            "--host",
-            self.url,
-            "--data-root",
-            str(self.root / "data"),
-            "--exec-root",
-            str(self.root / "exec"),
-            "--pidfile",
-            str(self.root / "docker.pid"),
-            "--bridge",
-            BRIDGE,
-            "--iptables=false",
-            "--ip6tables=false",
-        ]
+        return dockerd_argv(self.root, self.url, "--bridge", BRIDGE)
 
     def start(self) -> None:
         """Start dockerd; returns once it answers (raises SystemExit when it does not)."""

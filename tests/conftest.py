@@ -32,6 +32,7 @@ from tests.fixtures.serving.rig import build_serving_image
 from tests.helpers import (
     TEST_IMAGE,
     TEST_LABEL,
+    dockerd_argv,
     require_tools,
     start_daemon,
     stop_daemon,
@@ -176,21 +177,7 @@ class SecondEngine:
 
     def start(self, timeout: float = 60.0) -> None:
         self.proc, failed = start_daemon(
-            [
-                "dockerd",
-                "--host",
-                self.url,
-                "--data-root",
-                str(self.root / "data"),
-                "--exec-root",
-                str(self.root / "exec"),
-                "--pidfile",
-                str(self.root / "docker.pid"),
-                "--bridge",
-                self.BRIDGE,
-                "--iptables=false",
-                "--ip6tables=false",
-            ],
+            dockerd_argv(self.root, self.url, "--bridge", self.BRIDGE),
             self.root / "dockerd.log",
             self.url,
             timeout,

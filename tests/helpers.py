@@ -114,6 +114,25 @@ async def pilot_wait_for(
 # --- daemons a test starts --------------------------------------------------------------------
 
 
+def dockerd_argv(root: Path, url: str, *extra: str) -> list[str]:
+    """A private dockerd: its own socket (`url`), data, exec root and pidfile under `root`,
+    leaving the host's iptables alone; `extra` flags after (its bridge, generic resources)."""
+    return [
+        "dockerd",
+        "--host",
+        url,
+        "--data-root",
+        str(root / "data"),
+        "--exec-root",
+        str(root / "exec"),
+        "--pidfile",
+        str(root / "docker.pid"),
+        "--iptables=false",
+        "--ip6tables=false",
+        *extra,
+    ]
+
+
 def start_daemon(
     argv: list[str], log: Path, url: str, timeout: float
 ) -> tuple[subprocess.Popen[bytes], str | None]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from tests.helpers import TEST_IMAGE, poll, start_daemon, stop_daemon
+from tests.helpers import TEST_IMAGE, dockerd_argv, poll, start_daemon, stop_daemon
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
@@ -119,20 +119,9 @@ class Node:
 
     def argv(self) -> list[str]:
         """How its dockerd is started: in its own network and UTS namespaces."""
-        dockerd = [
-            "dockerd",
-            "--host",
-            self.url,
-            "--data-root",
-            str(self.root / "data"),
-            "--exec-root",
-            str(self.root / "exec"),
-            "--pidfile",
-            str(self.root / "docker.pid"),
-            "--iptables=false",
-            "--ip6tables=false",
-            *(f"--node-generic-resource=gpu={g}" for g in self.gpus),
-        ]
+        dockerd = dockerd_argv(
+            self.root, self.url, *(f"--node-generic-resource=gpu={g}" for g in self.gpus)
+        )
         script = f"hostname {self.hostname}; exec {' '.join(dockerd)}"
         return [
             "nsenter",
