@@ -260,3 +260,23 @@ async def test_the_footer_never_ends_in_a_cut_label(size):
         assert keys.index(shown[-1]) == len(shown) - 1
         if size == (80, 24):
             assert not next(k for k in keys if k.key == "s").display
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_sorting_steps_and_clicks_follow_the_columns_drawn(size):
+    app = replay_app(demo_fleet())
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainerTable)
+        stepped = []
+        for _ in table.shown_columns:
+            await pilot.press("greater_than_sign")
+            stepped.append(table.sort_column)
+        # > goes left to right along what is drawn (no GPU column here), back to the name.
+        assert tuple(stepped) == (*table.shown_columns[1:], "name")
+        # A click on a header sorts by the column drawn there.
+        x = sum(w + 2 for w in table.shown_widths[:2]) + 1
+        await pilot.click(ContainerTable, offset=(x, 0))
+        await pilot.pause()
+        assert table.sort_column == table.shown_columns[2] == "cpu"
+        assert "CPU% ▼" in header(table)

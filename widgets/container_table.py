@@ -884,8 +884,10 @@ class ContainerTable(ScrollView, can_focus=True):
         self.sort_reverse = not self.sort_reverse
 
     def _step_sort(self, step: int) -> None:
-        index = COLUMN_KEYS.index(self.sort_column)
-        self._sort_anew(COLUMN_KEYS[(index + step) % len(COLUMN_KEYS)])
+        # Along the columns as drawn: a hidden one (no GPUs here) would sort by nothing seen.
+        keys = [k for k in self.shown_columns if k != HOST_COLUMN.key] or list(COLUMN_KEYS)
+        index = keys.index(self.sort_column) if self.sort_column in keys else -1 if step > 0 else 0
+        self._sort_anew(keys[(index + step) % len(keys)])
 
     def sort_by(self, key: str) -> None:
         """Sort by column `key` (a figure biggest first, text A to Z); the column already
