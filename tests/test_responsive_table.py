@@ -207,6 +207,8 @@ async def test_c_picks_and_orders_the_columns_and_keeps_them(size, tmp_path, mon
         assert isinstance(screen, ColumnsScreen)
         # First offered: state. Untick it, then move the next one (cpu) below mem.
         assert screen.order[:3] == ("state", "cpu", "mem")
+        # No GPUs here: their columns are offered, and said to be blank.
+        assert set(GPU_COLUMNS) <= screen.blank and "cpu" not in screen.blank
         await pilot.press("space", "down", "right_square_bracket")
         await pilot.pause()
         assert screen.order[:3] == ("state", "mem", "cpu")
@@ -260,6 +262,12 @@ async def test_the_footer_never_ends_in_a_cut_label(size):
         assert keys.index(shown[-1]) == len(shown) - 1
         if size == (80, 24):
             assert not next(k for k in keys if k.key == "s").display
+            # Under a dialog too (its keys are composed again, and not laid out there).
+            await pilot.press("c")
+            await pilot.pause()
+            await pilot.pause()
+            under = list(app.screen_stack[0].query(FooterKey))
+            assert under and not next(k for k in under if k.key == "s").display
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -26,14 +26,18 @@ class KeyFooter(Footer):
     def _fit(self) -> None:
         keys = [k for k in self.children if isinstance(k, FooterKey)]
         docked = [k for k in keys if k.has_class("-command-palette")]
-        room = self.size.width - sum(k.outer_size.width for k in docked)
         viewport = self.app.size
+
+        def width(key: FooterKey) -> int:
+            # Measured from its text, not its region: a key left out (or not laid out yet,
+            # on a screen under a dialog) has none.
+            return key.get_content_width(self.size, viewport) + key.styles.gutter.width
+
+        room = self.size.width - sum(width(k) + k.styles.margin.width for k in docked)
         x, fits = 0, True
         for key in keys:
             if key in docked:
                 continue
-            # Measured from its text, not its region: a key left out has none.
-            width = key.get_content_width(self.size, viewport) + key.styles.gutter.width
-            x += width + key.styles.margin.width
+            x += width(key) + key.styles.margin.width
             fits = fits and x - key.styles.margin.right <= room
             key.display = fits

@@ -34,7 +34,7 @@ class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
         background: $background 60%;
     }
     ColumnsScreen > #dialog {
-        width: 48;
+        width: 60;
         max-width: 95%;
         height: auto;
         max-height: 95%;
@@ -46,6 +46,7 @@ class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
         text-style: bold;
     }
     ColumnsScreen #columns-hint {
+        width: 100%;
         color: $text-muted;
     }
     ColumnsScreen SelectionList {
@@ -65,12 +66,14 @@ class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
         self,
         choices: Sequence[tuple[str, str]],
         shown: Sequence[str],
+        blank: Sequence[str] = (),
         *,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
-        """`choices`: (key, header) of every column; `shown`: the keys shown now, in order."""
+        """`choices`: (key, header) of every column; `shown`: the keys picked now, in order;
+        `blank`: those of them not drawn because every row leaves them blank."""
         super().__init__(name=name, id=id, classes=classes)
         labels = {key: label for key, label in choices if key != "name"}
         ticked = [k for k in dict.fromkeys(shown) if k in labels]
@@ -78,6 +81,7 @@ class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
         """Every column offered, in the order listed."""
         self._labels = labels
         self._ticked = set(ticked)
+        self._blank = frozenset(blank)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -90,9 +94,22 @@ class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
 
     def _selections(self) -> list[Selection[str]]:
         return [
-            Selection(Text(f"{self._labels[k]}  ({k})"), k, k in self._ticked, id=k)
+            Selection(
+                Text.assemble(
+                    f"{self._labels[k]}  ({k})",
+                    ("  (blank: not drawn)" if k in self._blank else "", "dim"),
+                ),
+                k,
+                k in self._ticked,
+                id=k,
+            )
             for k in self._order
         ]
+
+    @property
+    def blank(self) -> frozenset[str]:
+        """The columns picked but not drawn: every row leaves them blank (said in the list)."""
+        return self._blank
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -151,4 +168,5 @@ def pick_columns(app: App[None], table: ContainerTable, config_path: Path) -> No
             description="write [table] columns",
         )
 
-    app.push_screen(ColumnsScreen(table.column_choices, table.columns), chosen)
+    blank = [k for k in table.columns if k not in table.shown_columns]
+    app.push_screen(ColumnsScreen(table.column_choices, table.columns, blank), chosen)
