@@ -521,6 +521,10 @@ class Terminal:
         pid = int(self._tmux("display-message", "-p", "-t", "bench", "#{pane_pid}").strip())
         return psutil.Process(pid)
 
+    def keys(self, *keys: str) -> None:
+        """Type keys into the window (tmux key names: "Enter", "Escape", or text)."""
+        self._tmux("send-keys", "-t", "bench", *keys)
+
     def screen(self, history: int = 0) -> str:
         """The window's text now (and `history` lines above it)."""
         args = ["capture-pane", "-p", "-t", "bench"]

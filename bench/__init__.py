@@ -1,0 +1,1 @@
+"""Benchmarks: aitop against its peers (see bench/README.md); each file runs as a script."""
