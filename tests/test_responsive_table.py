@@ -78,7 +78,7 @@ async def test_what_matters_fits_first_without_gpus(size):
         assert visible[:4] == ["name", "state", "cpu", "mem"], visible
         # No GPUs on this machine: no GPU column at all, the serving figures right after.
         assert not set(GPU_COLUMNS) & set(table.shown_columns)
-        assert visible[4] == "serving"
+        assert visible[4:6] == ["serving", "tok_s"], visible
         line = header(table)
         for label in ("NAME", "STATE", "CPU%", "MEM / LIMIT", "SERVING"):
             assert label in line, line

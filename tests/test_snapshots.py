@@ -42,9 +42,9 @@ def test_fleet_table(snap_compare):
     requests and tok/s summed, KV 87.1% in the warning colour; the unhealthy server
     "unhealthy" in red); numeric columns as wide as their formats (CPU% fits 1600.0%); the
     columns in the default order (NAME, STATE, CPU%, MEM / LIMIT, the serving figures, then
-    MODEL and the rest), no GPU columns (no GPUs here), IMAGE and the others past MODEL cut
-    with `…` to fit 200 columns; the status line names the engine and says 8 model
-    containers of 9 are shown."""
+    MODEL and the rest), no GPU columns (no GPUs here), MODEL, IMAGE, PORTS and
+    PROJECT/SERVICE cut with `…` to fit 200 columns, the names whole; the status line names
+    the engine and says 8 model containers of 9 are shown."""
     app = replay_app(demo_fleet())
     assert snap_compare(app, terminal_size=(200, 30))
 
@@ -77,8 +77,9 @@ def test_engine_unreachable(snap_compare):
 
 
 def test_small_terminal(snap_compare):
-    """At 80x24 the table shows what a glance needs first: NAME (cut with `…`), STATE, CPU%,
-    MEM / LIMIT, SERVING and TOK/S (no GPU columns: no GPUs here); the rest is a `→` away.
+    """At 80x24 the table shows what a glance needs first: NAME (long names cut with `…`),
+    STATE, CPU%, MEM / LIMIT, SERVING and TOK/S (no GPU columns: no GPUs here); the rest is a
+    `→` away.
     The footer ends with whole keys (`u Start`), then the command palette's."""
     app = replay_app(demo_fleet())
     assert snap_compare(app, terminal_size=(80, 24))

@@ -312,11 +312,15 @@ SHRINK_ORDER: tuple[tuple[str, int], ...] = (
     ("ports", 8),
     ("group", 10),
     ("model", 12),
-    ("name", 16),
-    ("state", 12),
 )
 """Text columns that give up width when the table is wider than its window, first to last,
 and the narrowest each gets (its text is then cut with `…`)."""
+GLANCE = 6
+"""How many columns (the name first) a glance needs: the name and the state give up width,
+down to `GLANCE_SHRINK`, only as far as these need to fit the window, never for the columns
+past them (a `→` away anyway)."""
+GLANCE_SHRINK: tuple[tuple[str, int], ...] = (("name", 16), ("state", 12))
+"""The name and the state, and the narrowest each gets to let the first `GLANCE` columns fit."""
 _SERVING, _REQUESTS, _TOK_S, _KV, _TTFT, _EVENTS, _EXIT = (
     COLUMN_KEYS.index(k) for k in ("serving", "requests", "tok_s", "kv", "ttft", "events", "exit")
 )
@@ -1375,14 +1379,19 @@ class ContainerTable(ScrollView, can_focus=True):
             ]
         widths = {k: self._widths[at[k]] for k in picked}
         room = self.scrollable_content_region.width if self.is_mounted else 0
-        excess = sum(widths.values()) + 2 * CELL_PADDING * len(widths) - room
-        for key, narrowest in SHRINK_ORDER:
-            if room <= 0 or excess <= 0:
-                break
-            if key in widths and widths[key] > narrowest:
-                given = min(excess, widths[key] - narrowest)
-                widths[key] -= given
-                excess -= given
+
+        def shrink(order: tuple[tuple[str, int], ...], keys: Sequence[str]) -> None:
+            excess = sum(widths[k] + 2 * CELL_PADDING for k in keys) - room
+            for key, narrowest in order:
+                if room <= 0 or excess <= 0:
+                    break
+                if key in widths and widths[key] > narrowest:
+                    given = min(excess, widths[key] - narrowest)
+                    widths[key] -= given
+                    excess -= given
+
+        shrink(SHRINK_ORDER, picked)
+        shrink(GLANCE_SHRINK, picked[:GLANCE])
         self._shown = tuple(self._order[at[k]] for k in picked)
         self._shown_widths = tuple(widths[k] for k in picked)
         total = sum(self._shown_widths) + 2 * CELL_PADDING * len(picked)
