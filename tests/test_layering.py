@@ -27,6 +27,7 @@ WIDGET_ALLOWED = (
     "tui.fleet.sanitize",
     "tui.fleet.units",
     "tui.fleet.serving.types",
+    "tui.fleet.history",
 )
 
 

@@ -328,7 +328,9 @@ class AitopApp(FleetActions):
                 "Select one container to see its model server", severity="warning", markup=False
             )
             return
-        self.push_screen(ServingScreen(container, snapshot.taken_at))
+        self.push_screen(
+            ServingScreen(container, snapshot.taken_at, self.container_view.history.series)
+        )
 
     def action_show_container(self) -> None:
         """Open the selected container up close: its recent past, processes and details."""

@@ -4,7 +4,6 @@ sparklines beside the container's own CPU, memory and GPU memory."""
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
+from tui.fleet.history import EMPTY_HISTORY, ContainerHistory
 from tui.fleet.models import ContainerSnapshot
 from tui.fleet.serving.types import HistoryPoint, LoadedModel, ServingReading
 from tui.fleet.units import format_bytes
@@ -31,23 +31,8 @@ from widgets.serving_format import (
 )
 from widgets.static_text import set_text
 
-CONTAINER_POINTS = 300
-"""Points of the container's CPU, memory and GPU memory kept while the view is open (one per
-fleet snapshot: five minutes at the default interval), as the server's own history holds."""
-
 NOT_SAID = "-"
 """What a figure the server does not give reads."""
-
-
-@dataclass(frozen=True)
-class _Figures:
-    """The container's own figures at one snapshot (the view keeps their history itself: a
-    snapshot carries only the latest)."""
-
-    at: float
-    cpu_percent: float | None
-    mem_bytes: int | None
-    gpu_mem_bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -55,7 +40,7 @@ class _Series:
     key: str
     label: str
     server: bool
-    """From the server's history (else from the container's figures)."""
+    """From the server's history (else from the container's, `ContainerHistory`)."""
 
 
 SERIES: tuple[_Series, ...] = (
@@ -75,10 +60,23 @@ _SERVER_VALUES: dict[str, Callable[[HistoryPoint], float | int | None]] = {
     "kv": lambda p: p.kv_cache_percent,
     "ttft": lambda p: p.ttft_p95_s,
 }
-_CONTAINER_VALUES: dict[str, Callable[[_Figures], float | int | None]] = {
-    "cpu": lambda f: f.cpu_percent,
-    "mem": lambda f: f.mem_bytes,
-    "gpu_mem": lambda f: f.gpu_mem_bytes,
+
+
+def _gpu_mem_series(history: ContainerHistory) -> tuple[float | None, ...]:
+    """GPU memory over all the container's GPUs, per reading (None where none was known)."""
+    if not history.gpus:
+        return (None,) * len(history.times)
+    sums = []
+    for values in zip(*(gpu.mem_bytes for gpu in history.gpus), strict=True):
+        known = [v for v in values if v is not None]
+        sums.append(sum(known) if known else None)
+    return tuple(sums)
+
+
+_CONTAINER_VALUES: dict[str, Callable[[ContainerHistory], Sequence[float | None]]] = {
+    "cpu": lambda h: h.cpu_percent,
+    "mem": lambda h: h.mem_bytes,
+    "gpu_mem": _gpu_mem_series,
 }
 
 
@@ -158,9 +156,7 @@ class ServingView(Widget):
         disabled: bool = False,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
-        self._container_id: str | None = None
-        self._figures: deque[_Figures] = deque(maxlen=CONTAINER_POINTS)
-        self._last_seen: ContainerSnapshot | None = None
+        self._history: ContainerHistory = EMPTY_HISTORY
         self._text = ""
 
     def compose(self) -> ComposeResult:
@@ -183,27 +179,31 @@ class ServingView(Widget):
         `gpu_mem`); none until there are two."""
         return list(self.query_one(f"#spark-{key}", Sparkline).data or [])
 
-    def show(self, container: ContainerSnapshot | None, *, name: str, now: float) -> None:
+    def show(
+        self,
+        container: ContainerSnapshot | None,
+        *,
+        name: str,
+        now: float,
+        history: ContainerHistory = EMPTY_HISTORY,
+    ) -> None:
         """Show `container` (None: it is no longer in the fleet) as of `now` (the snapshot's
-        time, seconds since the epoch)."""
+        time, seconds since the epoch), with the container's own recent figures."""
         heading = self.query_one("#serving-heading", Static)
         body = self.query_one("#serving-reading", Static)
-        history = self.query_one("#serving-history")
+        panel = self.query_one("#serving-history")
         if container is None:
             title = Text(f"Model server · {name}")
             said = Text(f"{name} is no longer in the fleet")
-            history.add_class("-empty")
+            panel.add_class("-empty")
             self._set(heading, body, title, said)
             return
-        if container.info.id != self._container_id:
-            self._container_id = container.info.id
-            self._figures.clear()
-        self._remember(container, now)
+        self._history = history
         reading = container.serving
         if reading is None:
             title = Text(f"Model server · {name}")
             self._set(heading, body, title, Text(no_server_text(name)))
-            history.add_class("-empty")
+            panel.add_class("-empty")
             return
         title = Text.assemble(
             (f"Model server · {name} · ", ""),
@@ -219,7 +219,7 @@ class ServingView(Widget):
         set_text(heading, title)
         body.update(table)
         self._text = "\n".join([title.plain, *(f"{key}: {value.plain}" for key, value in rows)])
-        history.remove_class("-empty")
+        panel.remove_class("-empty")
         self._show_series(container, reading)
 
     # --- drawing -----------------------------------------------------------------------
@@ -298,13 +298,6 @@ class ServingView(Widget):
         add("container GPU memory", format_bytes(gpu_mem(container), na=NOT_SAID))
         return rows
 
-    def _remember(self, container: ContainerSnapshot, now: float) -> None:
-        if container is self._last_seen:
-            return  # the same snapshot again (the view opened on it, then it arrived)
-        self._last_seen = container
-        stats = container.stats
-        self._figures.append(_Figures(now, stats.cpu_percent, stats.mem_bytes, gpu_mem(container)))
-
     def _show_series(self, container: ContainerSnapshot, reading: ServingReading) -> None:
         history = container.serving_history
         # Beside each line, the figure now: the reading's own (the history's newest point is
@@ -321,9 +314,9 @@ class ServingView(Widget):
                 data = _known([pick(p) for p in history])
                 now_value = server_now[series.key]
             else:
-                own = _CONTAINER_VALUES[series.key]
-                data = _known([own(f) for f in self._figures])
-                now_value = own(self._figures[-1]) if self._figures else None
+                values = _CONTAINER_VALUES[series.key](self._history)
+                data = _known(values)
+                now_value = values[-1] if values else None
             # One point draws as a full bar: a line needs two.
             self.query_one(f"#spark-{series.key}", Sparkline).data = data if len(data) > 1 else []
             set_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -10,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer
 
+from tui.fleet.history import EMPTY_HISTORY, ContainerHistory
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from widgets.serving_view import ServingView
 
@@ -48,12 +50,14 @@ class ServingScreen(ModalScreen[None]):
         self,
         container: ContainerSnapshot,
         taken_at: float,
+        history_of: Callable[[str], ContainerHistory] = lambda _cid: EMPTY_HISTORY,
         *,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
-        """`container`: the container as the latest snapshot has it (`taken_at`)."""
+        """`container`: the container as the latest snapshot has it (`taken_at`);
+        `history_of`: a container's recent figures by id (the app keeps them)."""
         super().__init__(name=name, id=id, classes=classes)
         self.container_id = container.info.id
         """The container shown (its full id)."""
@@ -61,6 +65,7 @@ class ServingScreen(ModalScreen[None]):
         """Its name (kept for when it leaves the fleet)."""
         self._latest: ContainerSnapshot | None = container
         self._taken_at = taken_at
+        self._history_of = history_of
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="body"):
@@ -83,7 +88,12 @@ class ServingScreen(ModalScreen[None]):
     def _show(self) -> None:
         views = self.query(ServingView)
         if views:  # a screen pushed as the app quits is never composed
-            views.first().show(self._latest, name=self.container_name, now=self._taken_at)
+            views.first().show(
+                self._latest,
+                name=self.container_name,
+                now=self._taken_at,
+                history=self._history_of(self.container_id),
+            )
 
     def action_close(self) -> None:
         """Back to the fleet."""
