@@ -547,3 +547,14 @@ def test_a_file_aitop_cannot_edit_safely_is_left_alone(tmp_path, text):
         save_table_columns(path, ("name", "cpu"))
     assert path.read_text() == text
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_linked_configuration_file_is_changed_where_it_lives(tmp_path):
+    real = tmp_path / "dotfiles" / "aitop.toml"
+    real.parent.mkdir()
+    real.write_text('theme = "nord"\n')
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    save_table_columns(link, ("name", "gpu_mem"))
+    assert link.is_symlink()
+    assert real.read_text() == 'theme = "nord"\n\n[table]\ncolumns = ["name", "gpu_mem"]\n'

@@ -838,6 +838,8 @@ def save_table_columns(path: Path, columns: Sequence[str]) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise CannotWrite(f"it cannot be read ({exc})") from None
     new = with_table_columns(text, columns)
+    # A linked file (dotfiles kept elsewhere) is changed where it lives, the link kept.
+    path = path.resolve()
     part = path.with_name(f".{path.name}.aitop-new")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
