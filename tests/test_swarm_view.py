@@ -257,3 +257,21 @@ async def test_where_one_more_gpu_task_would_go(swarm: SwarmRig, manager: Engine
                 "node3: 0 of 1 gpu free (2 advertised, 2 reserved)"
             )
             await pilot_wait_for(pilot, lambda: service_rows(screen, name)[0][2] == "3/3", 60)
+
+
+async def test_an_engine_that_does_not_answer_is_said_and_read_again(tmp_path) -> None:
+    gone = Engine(f"unix://{tmp_path}/docker.sock", timeout=2)
+    app = SwarmApp()
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = app.swarm_view.open(gone)
+        await pilot_wait_for(pilot, lambda: "read failed" in screen.heading_line, 10)
+        assert screen.heading_line == (
+            f"Swarm of {gone.url}: reading · read failed: no Docker engine at {gone.url}: the "
+            "socket does not exist. Is dockerd running (sudo systemctl start docker)? Point "
+            "aitop elsewhere with --host or DOCKER_HOST"
+        )
+        # It keeps trying, one read at a time, while the view is open; closed, it stops.
+        assert app.swarm_view.polling
+        await pilot.press("escape")
+        await pilot_wait_for(pilot, lambda: app.swarm_view.screen is None)
+        await pilot_wait_for(pilot, lambda: not app.swarm_view.polling, 5)

@@ -63,6 +63,11 @@ class SwarmController:
         """The open swarm view, if any."""
         return self._screen
 
+    @property
+    def polling(self) -> bool:
+        """True while a read runs or the next one is armed (only while the view is open)."""
+        return self._reading or self._timer is not None
+
     def open(self, engine: Engine) -> SwarmScreen:
         """Push the swarm view of `engine` and start reading it."""
         if self._engine is not engine:
@@ -113,6 +118,8 @@ class SwarmController:
     ) -> None:
         self._reading = False
         if engine is not self._engine:
+            # The view was opened on another engine meanwhile: its first read starts now.
+            self.refresh()
             return
         if error is not None:
             # Keep the last snapshot on screen and say the read failed.
