@@ -38,6 +38,10 @@ async def test_enter_opens_the_container_up_close_with_its_past(engine, run_cont
         assert isinstance(screen, ContainerScreen)
         await pilot_wait_for(pilot, lambda: len(screen.processes) == 3, timeout=15)
         assert len(screen.history.times) >= 2
+        # The fleet's keys do not reach the table behind the view: no Stop question.
+        await pilot.press("s", "D")
+        await pilot.pause()
+        assert app.screen is screen
         before = len(screen.history.times)
         # It follows the fleet while open.
         await pilot_wait_for(pilot, lambda: len(screen.history.times) > before, timeout=15)

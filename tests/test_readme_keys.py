@@ -28,6 +28,7 @@ SCOPE_ORDER = (
     "Inspect view",
     "Serving view",
     "Disk view",
+    "Swarm view",
     "Container view",
     "Events view",
     "Help",

@@ -45,6 +45,7 @@ from tui.commands import (
 from tui.config import Config, ConfigProblem, config_notice, find_config
 from tui.container_view import ContainerController
 from tui.disk_view import DiskController
+from tui.fleet.engine.client import Engine
 from tui.fleet.engine.ssh import SshTunnel
 from tui.fleet.events import FleetEvent
 from tui.fleet.gpu.types import pressure_warnings
@@ -62,6 +63,8 @@ from tui.screens.disk import DiskScreen
 from tui.screens.events import EventsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.serving import ServingScreen
+from tui.screens.swarm import SwarmScreen
+from tui.swarm_view import SwarmController
 from widgets.action_progress import ActionProgress
 from widgets.container_table import ContainerTable, Selection, TableView, host_label
 from widgets.gpu_panel import GpuPanel
@@ -162,6 +165,8 @@ class AitopApp(FleetActions):
         )
         """The up-close view (Enter), and the history it opens on, kept for every container."""
         self.disk_view = DiskController(self, read_only=self.read_only)
+        self.swarm_view = SwarmController(self, read_only=self.read_only)
+        """The swarm view (W): a manager's nodes and every task, read every 2 s while open."""
 
     def compose(self) -> ComposeResult:
         yield HostGauges(id="host")
@@ -351,9 +356,7 @@ class AitopApp(FleetActions):
 
     def action_show_disk(self) -> None:
         """Open the disk view of the selected container's engine (else the first engine)."""
-        selected = self.query_one(ContainerTable).selection.container_id
-        engine = self.fleets.engine_for(selected) if selected else None
-        engine = engine or next((e for e in self.fleets.engines if e is not None), None)
+        engine = self._selected_engine()
         if engine is None:
             self.notify("no engine (a recorded fleet)", severity="warning", markup=False)
             return
@@ -364,6 +367,28 @@ class AitopApp(FleetActions):
 
     def on_disk_screen_remove_requested(self, message: DiskScreen.RemoveRequested) -> None:
         self.disk_view.ask_remove(message)
+
+    def action_show_swarm(self) -> None:
+        """Open the swarm view of the selected container's engine (else the first engine)."""
+        engine = self._selected_engine()
+        if engine is None:
+            self.notify("no engine (a recorded fleet)", severity="warning", markup=False)
+            return
+        self.swarm_view.open(engine)
+
+    def on_swarm_screen_refresh_requested(self, message: SwarmScreen.RefreshRequested) -> None:
+        self.swarm_view.refresh()
+
+    def on_swarm_screen_availability_requested(
+        self, message: SwarmScreen.AvailabilityRequested
+    ) -> None:
+        self.swarm_view.ask_availability(message)
+
+    def _selected_engine(self) -> Engine | None:
+        """The selected container's engine, else the first engine (None: a recorded fleet)."""
+        selected = self.query_one(ContainerTable).selection.container_id
+        engine = self.fleets.engine_for(selected) if selected else None
+        return engine or next((e for e in self.fleets.engines if e is not None), None)
 
     def recent_events(self) -> tuple[FleetEvent, ...]:
         """Every engine's recent container events, newest first."""

@@ -290,6 +290,7 @@ def _replay_command(args: argparse.Namespace, loaded: LoadedConfig, config: Conf
         [RecordedFleet(recorded_fleet())],
         config=config,
         config_problems=problems,
+        config_path=loaded.path,
         show_all=getattr(args, "all", False),
     ).run()
     return 0
@@ -345,6 +346,7 @@ def _tui_command(
             monitors,
             config=config,
             config_problems=problems,
+            config_path=loaded.path,
             show_all=args.all,
         ).run()
     finally:

@@ -147,6 +147,14 @@ APP_COMMANDS: tuple[Command, ...] = (
         key="d",
     ),
     Command(
+        "swarm",
+        "show_swarm",
+        "Show the swarm",
+        "A swarm manager's nodes and every service's tasks on every node; drain or activate a "
+        "node (asks)",
+        key="W",
+    ),
+    Command(
         "command-palette",
         "command_palette",
         "Command palette",
@@ -319,6 +327,7 @@ SCOPE_TITLES: dict[str, str] = {
     "InspectScreen": "Inspect view",
     "ServingScreen": "Serving view",
     "DiskScreen": "Disk view",
+    "SwarmScreen": "Swarm view",
     "ContainerScreen": "Container view",
     "EventsScreen": "Events view",
     "ReplicaScreen": "Replica count",

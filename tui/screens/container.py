@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from tui.fleet.actions.inspect import InspectSection
@@ -66,7 +66,7 @@ def _elapsed(seconds: int | None) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-class ContainerScreen(Screen[None]):
+class ContainerScreen(ModalScreen[None]):
     """A container's recent past and present: charts, processes, details.
 
     Escape (or `q`) goes back to the fleet; `k` sends a signal to the selected process
@@ -77,6 +77,7 @@ class ContainerScreen(Screen[None]):
 
     DEFAULT_CSS = """
     ContainerScreen {
+        background: $background;
         layout: vertical;
         overflow: hidden;
     }

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from tui.fleet.events import FleetEvent
@@ -40,7 +40,7 @@ def matches(event: FleetEvent, words: Sequence[str]) -> bool:
     return all(word in text for word in words)
 
 
-class EventsScreen(Screen[None]):
+class EventsScreen(ModalScreen[None]):
     """The fleet's recent container events, newest first.
 
     `/` filters by container, kind or detail (`die`, `oom`, `unhealthy`, a name); Enter goes
@@ -50,6 +50,9 @@ class EventsScreen(Screen[None]):
     AUTO_FOCUS = "#events-table"
 
     DEFAULT_CSS = """
+    EventsScreen {
+        background: $background;
+    }
     EventsScreen #events-heading {
         height: 1;
         text-style: bold;
