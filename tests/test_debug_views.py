@@ -41,7 +41,7 @@ async def test_enter_opens_the_container_up_close_with_its_past(engine, run_cont
         # The fleet's keys do not reach the table behind the view: no Stop question.
         await pilot.press("s", "D")
         await pilot.pause()
-        assert app.screen is screen
+        assert isinstance(app.screen, ContainerScreen)
         before = len(screen.history.times)
         # It follows the fleet while open.
         await pilot_wait_for(pilot, lambda: len(screen.history.times) > before, timeout=15)
