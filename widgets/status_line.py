@@ -104,7 +104,9 @@ class StatusLine(Static):
                 ),
                 drop=1,
             ),
-            Part(Text(f" @ {engine.url}"), drop=4),
+            # The URL goes before the view mode: which containers are shown matters more at
+            # 80 columns than where the engine is (the host rows and `?` say it).
+            Part(Text(f" @ {engine.url}"), drop=6),
         ]
         if engine.product != "Docker":
             parts.append(Part(Text(" (Docker-compatible API)"), drop=7))
@@ -137,7 +139,7 @@ def _view_drop(index: int, piece: str) -> int:
         return 3
     if piece.endswith(": toggle"):
         return 9
-    return 6
+    return 4
 
 
 def shorten(text: Text, width: int) -> Text:
