@@ -6,11 +6,12 @@ Every picture is the app rendering itself into SVG (`App.save_screenshot`):
 - from the recorded demo fleet: tests/fixtures/demo_fleet.json was recorded from a real engine
   running `aitop demo up` (re-record with `python -m tests.record_fleet
   tests/fixtures/demo_fleet.json`), with GPU readings replayed from the recorded NVML fixtures
-  (tests/fixtures/nvml): the fleet table, the GPU pane, the help screen, the app at 80x24, and
-  three engines at once (the recorded fleet replayed as a local, an `ssh://` and an
-  unreachable engine);
+  (tests/fixtures/nvml): the fleet table, the GPU pane, the help screen, the app at 80x24, the
+  serving view, and three engines at once (the recorded fleet replayed as a local, an
+  `ssh://` and an unreachable engine);
 - from a live demo fleet on the local engine (started here when it is not up, and removed
-  again afterwards): the log pane with a search and a scale-down confirmation. Only the demo
+  again afterwards): the log pane with a search, a scale-down confirmation, a container up
+  close (after a minute of its history) and the events view. Only the demo
   fleet's containers are shown, whatever else runs on the engine; the confirmation is
   answered "no", so nothing changes.
 """
@@ -111,13 +112,15 @@ async def render_recorded() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gpus = demo_fleet_with_gpus(Path(tmp))
     await recorded("fleet-table", gpus, (200, 40))
-    # The GPU pane, with the cursor on the tensor-parallel replica that holds both GPUs.
-    # Scrolled sideways so that the containers' GPU columns show whole.
-    await recorded("gpu-pane", gpus, (150, 23), ("right",) * 40, select_name="aitop-demo-llama-1")
+    # The GPU pane, with the cursor on the tensor-parallel replica that holds both GPUs (its
+    # GPU columns come right after CPU and memory).
+    await recorded("gpu-pane", gpus, (150, 23), select_name="aitop-demo-llama-1")
     await recorded("all-containers-filtered", demo_fleet(), (200, 30), ("a", "slash", *"llama"))
     await recorded("help", gpus, (120, 50), ("question_mark",))
-    # Scrolled sideways to the figures: the name column stays put.
-    await recorded("80x24", gpus, (80, 24), ("right",) * 60)
+    # The first screen at 80x24: name, state, CPU, memory and GPU memory fit.
+    await recorded("80x24", gpus, (80, 24))
+    # The serving view of the busiest vLLM replica.
+    await recorded("serving-view", gpus, (120, 40), ("v",), select_name="aitop-demo-llama-1")
     await render_several_engines()
 
 
@@ -204,6 +207,30 @@ async def scale_down(app: AitopApp, pilot: Pilot[Any]) -> None:
     await pilot.pause(0.3)
 
 
+async def up_close(app: AitopApp, pilot: Pilot[Any]) -> None:
+    snapshot = app.last_snapshot
+    assert snapshot is not None
+    cid = row_of(snapshot, "aitop-demo-llama-1")
+    # A minute of history first: the view opens on the past.
+    await until(
+        pilot,
+        "a minute of history",
+        lambda: len(app.container_view.history.series(cid).times) >= 40,
+        limit=120,
+    )
+    await select(app, pilot, cid)
+    await pilot.press("enter")
+    screen = app.container_view
+    await until(pilot, "its processes", lambda: bool(screen.screen and screen.screen.processes))
+    await pilot.pause(0.3)
+
+
+async def events_view(app: AitopApp, pilot: Pilot[Any]) -> None:
+    await pilot.press("h")
+    await until(pilot, "the events", lambda: bool(app.recent_events()))
+    await pilot.pause(0.3)
+
+
 async def render_live() -> None:
     engine = Engine()
     try:
@@ -223,6 +250,8 @@ async def render_live() -> None:
     try:
         await live(engine, "log-search", (140, 40), log_search)
         await live(engine, "scale-down-confirm", (140, 34), scale_down)
+        await live(engine, "container-up-close", (120, 36), up_close)
+        await live(engine, "events", (140, 30), events_view)
     finally:
         if started:
             demo_down(engine, say=lambda _msg: None)

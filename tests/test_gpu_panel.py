@@ -107,6 +107,18 @@ async def test_no_driver_is_a_labelled_state_line(tmp_path):
         assert list(panel.query(".gpu-block")) == []
 
 
+async def test_a_problem_takes_one_line_on_a_small_screen_and_its_tooltip_has_it_all(tmp_path):
+    report = report_from("states.json#no_driver", tmp_path)
+    async with PanelApp().run_test(size=(60, 15)) as pilot:
+        panel = pilot.app.query_one(GpuPanel)
+        panel.update_report(report)
+        await pilot.pause()
+        state = panel.query_one("#gpu-state", Static)
+        assert len(text(state)) > 60  # longer than the screen is wide
+        assert state.region.height == 1
+        assert state.tooltip == text(state)
+
+
 async def test_before_any_report_it_says_it_waits():
     async with PanelApp().run_test() as pilot:
         panel = pilot.app.query_one(GpuPanel)

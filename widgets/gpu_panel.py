@@ -80,6 +80,10 @@ class GpuPanel(Widget):
     }
     GpuPanel #gpu-state.-problem {
         color: $warning;
+        /* One line on any screen ("no NVML library ..." took three at 60 columns); the whole
+           text is the line's tooltip and in aitop snapshot --json's gpu_status. */
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     GpuPanel #gpu-devices {
         height: auto;
@@ -208,8 +212,11 @@ class GpuPanel(Widget):
 
     def _show(self, report: GpuReport | None) -> None:
         state = self.query_one("#gpu-state", Static)
-        set_text(state, self._state_line(report))
-        state.set_class(report is not None and _problem(report), "-problem")
+        line = self._state_line(report)
+        set_text(state, line)
+        problem = report is not None and _problem(report)
+        state.set_class(problem, "-problem")
+        state.tooltip = line if problem else None
         machines = (report, *report.others) if report is not None else ()
         layout: list[tuple[str, int | None]] = []
         for position, machine in enumerate(machines):
