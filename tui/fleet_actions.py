@@ -197,6 +197,8 @@ class FleetActions(App[None]):
         return active is not None and active.binding.action in FOCUS_ACTIONS
 
     async def _release_keys(self) -> None:
+        if not self.screen_stack:
+            return  # aitop is ending (the key that closed the last screen was `q`): drop them
         held = self._held_keys.release((self.screen, self.focused))
         if held is None:
             self.set_timer(0.01, self._release_keys)
