@@ -21,7 +21,8 @@ from tests.fleet_fixtures import (
 )
 from tui.app import AitopApp
 from tui.config import Config
-from tui.fleet.models import FleetSnapshot
+from tui.fleet.events import FleetEvent
+from tui.fleet.models import ContainerInfo, FleetSnapshot
 from tui.fleet.serving.types import HistoryPoint, ServingReading, ServingState
 
 
@@ -222,3 +223,47 @@ def test_serving_view(snap_compare):
     app = replay_app(serving_fleet())
     keys = ["down", "down", "v"]
     assert snap_compare(app, terminal_size=(160, 48), press=keys)
+
+
+class EventfulMonitor(ReplayMonitor):
+    """The recorded fleet with a few engine events of a day long gone (2023-11-14, so that
+    they read as month-day on any day the test runs)."""
+
+    def recent_events(self) -> tuple[FleetEvent, ...]:
+        snap = self.snapshot()
+        by_name = {c.info.name: c.info for c in snap.containers}
+        unhealthy = by_name["aitop-demo-unhealthy"]
+        llama = by_name["aitop-demo-llama-2"]
+        at = 1_700_000_000.0
+
+        def event(after: float, who: ContainerInfo, action: str, detail: str = "") -> FleetEvent:
+            return FleetEvent(at + after, who.id, who.name, action, detail, who.image)
+
+        return (
+            event(50, unhealthy, "health_status", "unhealthy"),
+            event(40, llama, "start"),
+            event(39, llama, "die", "exit 137"),
+            event(38, llama, "oom"),
+            event(10, unhealthy, "start"),
+            event(0, unhealthy, "create"),
+        )
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_events_view(snap_compare, size):
+    """`h`: the events view over the fleet, newest first: the unhealthy server's failed health
+    check on top (in the warning colour), llama-2's OOM kill and its exit 137 (warning colour)
+    and its start again, then the unhealthy server's start and create; times as 11-14 22:13
+    (another day than today); the filter box above, the heading counting 6 events and 3
+    deaths or failed checks."""
+    app = AitopApp([EventfulMonitor(demo_fleet())], config=Config())
+    assert snap_compare(app, terminal_size=size, press=["h"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_container_up_close(snap_compare, size):
+    """Enter on the burner: its name, image and state in the heading with "history starts
+    now" (a recorded fleet has one reading), the CPU chart's label near 100 %, memory against
+    its 256M limit, network and disk rates, "processes: a recorded fleet has no processes to
+    list" above an empty process table, and no details (no engine to inspect)."""
+    assert snap_compare(replay_app(demo_fleet()), terminal_size=size, press=["enter"])

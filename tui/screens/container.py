@@ -101,6 +101,11 @@ class ContainerScreen(ModalScreen[None]):
     ContainerScreen .chart Static, ContainerScreen .chart Sparkline {
         height: 1;
     }
+    ContainerScreen #processes-note {
+        height: 1;
+        padding: 0 1;
+        color: $text-muted;
+    }
     ContainerScreen #processes {
         height: 1fr;
         min-height: 4;
@@ -162,6 +167,7 @@ class ContainerScreen(ModalScreen[None]):
                 with Vertical(classes="chart", id=f"chart-{chart}"):
                     yield Static(classes="label")
                     yield Sparkline([], summary_function=max)
+        yield Static(id="processes-note")
         yield DataTable(id="processes", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="details"):
             yield Static(id="details-text")
@@ -286,10 +292,12 @@ class ContainerScreen(ModalScreen[None]):
         table = self.query_one("#processes", DataTable)
         selected = self.selected_process
         table.clear()
-        if self.processes_error:
-            table.border_title = f"processes: {self.processes_error}"
-        else:
-            table.border_title = f"{len(self.processes)} processes"
+        note = (
+            f"processes: {self.processes_error}"
+            if self.processes_error
+            else f"{len(self.processes)} processes (k: signal one)"
+        )
+        self.query_one("#processes-note", Static).update(Text(note))
         for proc in self.processes:
             gpu = "—"
             if proc.gpu_mem_bytes is not None:
