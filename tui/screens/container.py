@@ -357,4 +357,6 @@ class ContainerScreen(ModalScreen[None]):
 def _fmt(value: float | None) -> str:
     if value is None:
         return "—"
-    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2f}"
+    if value == int(value) or abs(value) >= 10:
+        return f"{value:.0f}"  # a count (queued requests), or a figure past ten
+    return f"{value:.2f}"
