@@ -113,3 +113,38 @@ async def test_a_recorded_fleet_says_it_has_no_disk_and_no_processes():
         await pilot_wait_for(pilot, lambda: isinstance(app.screen, EventsScreen))
         events = app.screen
         assert isinstance(events, EventsScreen) and events.events == ()
+
+
+def test_the_three_views_in_the_real_command_at_80x24(tmux, run_container):
+    """The real `aitop` in a terminal of 80x24: Enter, `h` and `d` open the three views and
+    Escape comes back from each, with nothing but the views on screen."""
+    import sys
+    import uuid
+
+    name = f"views-{uuid.uuid4().hex[:6]}"
+    run_container("sleep 600", labels={"aitop.model": name}, name=name)
+    term = tmux(f"{sys.executable} -m tui", width=80, height=24)
+    term.wait_for(" shown")
+    term.keys("/")
+    term.wait_for("filter by name")
+    term.keys(*name)
+    term.keys("Enter")
+    term.wait_for(f"filter: '{name}'")
+    term.keys("Enter")  # the filtered row is selected: up close
+    screen = term.wait_for(f"{name} · ")
+    assert "CPU " in screen and "Memory " in screen
+    term.wait_for("processes (k: signal one)")
+    term.keys("Escape")
+    term.wait_gone("processes (k: signal one)", timeout=10)
+    term.keys("h")
+    screen = term.wait_for("Events: ")
+    assert name in screen  # its create and start, seeded from the engine's history
+    term.keys("Escape")
+    term.wait_gone("Events: ", timeout=10)
+    term.keys("d")
+    screen = term.wait_for("Disk of ", timeout=30)
+    term.wait_for("data root ", timeout=60)
+    term.keys("Escape")
+    term.wait_gone("Disk of ", timeout=10)
+    term.keys("q")
+    assert "Traceback" not in term.wait_for("EXIT=0")
