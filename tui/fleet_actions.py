@@ -21,6 +21,7 @@ import time
 from textual import events, work
 from textual.app import App, SuspendNotSupported
 from textual.css.query import NoMatches
+from textual.keys import _character_to_key
 from textual.notifications import SeverityLevel
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
@@ -82,6 +83,9 @@ FOCUS_ACTIONS = frozenset(
 """Actions whose key opens or closes something: the keys typed right behind it wait until
 it did (`input_fix.HeldKeys`), so that they go where the user saw them go."""
 
+PRINTABLE_KEYS = frozenset(_character_to_key(chr(code)) for code in range(32, 127))
+"""Textual's names of the keys that type a character ("a", "plus", "slash", "space", ...)."""
+
 _SEVERITIES: dict[str, SeverityLevel] = {
     "information": "information",
     "warning": "warning",
@@ -131,6 +135,7 @@ class FleetActions(App[None]):
         # Keys typed in one burst stay in their order (Textual issue 6605, tui/input_fix.py).
         input_fix.install()
         self._held_keys = input_fix.HeldKeys()
+        self._typed: frozenset[str] | None = None
         self.fleets = fleets
         """The engines watched and what they hold (read by the action workers too)."""
         self.marked: set[str] = set()
@@ -156,10 +161,32 @@ class FleetActions(App[None]):
         return self.fleets.engine_for(container_id, host=host)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide every changing action in read-only mode."""
+        """Hide every changing action in read-only mode, and while a text box has the focus
+        the app's keys that type into it (the footer showed `+ +1` in the filter box)."""
         if action in MUTATING_ACTIONS and self.read_only:
             return False
+        focused = self.focused
+        # The fleet's own text boxes only (the filter): the palette's box looks up commands
+        # by what check_action allows.
+        on_fleet = len(self.screen_stack) == 1
+        if isinstance(focused, Input) and on_fleet and action in self._typed_actions():
+            return False
         return super().check_action(action, parameters)
+
+    def _typed_actions(self) -> frozenset[str]:
+        """The app's actions whose every key is a printable character (the keymap applied)."""
+        if self._typed is None:
+            bindings = self._bindings.copy()
+            if self._keymap:
+                bindings.apply_keymap(self._keymap)
+            keys: dict[str, list[str]] = {}
+            for key, found in bindings.key_to_bindings.items():
+                for binding in found:
+                    keys.setdefault(binding.action, []).append(key)
+            self._typed = frozenset(
+                action for action, ks in keys.items() if all(k in PRINTABLE_KEYS for k in ks)
+            )
+        return self._typed
 
     async def on_event(self, event: events.Event) -> None:
         """Keys in one burst, as typed (tui/input_fix.py): an Esc read together with the next

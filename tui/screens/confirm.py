@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
 
+from widgets.key_footer import KeyFooter
+
 
 @dataclass(frozen=True)
 class ConfirmAnswer:
@@ -75,8 +77,8 @@ class ConfirmScreen(ModalScreen[ConfirmAnswer]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="confirm-cancel"),
-        Binding("n", "cancel", "No", id="confirm-no", show=False),
-        Binding("y", "confirm", "Yes", id="confirm-yes", show=False),
+        Binding("y", "confirm", "Yes", id="confirm-yes"),
+        Binding("n", "cancel", "No", id="confirm-no"),
     ]
 
     def __init__(
@@ -110,6 +112,8 @@ class ConfirmScreen(ModalScreen[ConfirmAnswer]):
             with Horizontal(id="buttons"):
                 yield Button(Text(self.yes_label), variant="error", id="yes")
                 yield Button("Cancel", variant="primary", id="no")
+        # The dialog's own keys (y, n, Esc), not the fleet's underneath it.
+        yield KeyFooter()
 
     def _option(self) -> bool:
         if not self.option_label:

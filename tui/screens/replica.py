@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from widgets.key_footer import KeyFooter
+
 
 def count_error(text: str, maximum: int) -> str:
     """Why `text` is not a replica count from 0 to `maximum`; "" when it is one."""
@@ -97,6 +99,7 @@ class ReplicaScreen(ModalScreen[int | None]):
             yield Input(value=str(self.current), placeholder="number of replicas", id="count")
             yield Static("", id="error")
             yield Static("Enter: scale · Esc: cancel", id="hint")
+        yield KeyFooter()  # the dialog's own keys, not the fleet's underneath it
 
     def _show_error(self, message: str) -> None:
         self._error = message

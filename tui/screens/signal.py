@@ -15,6 +15,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from tui.fleet.actions.lifecycle import BadSignal, parse_signal
+from widgets.key_footer import KeyFooter
 
 
 class SignalScreen(ModalScreen[str | None]):
@@ -93,6 +94,7 @@ class SignalScreen(ModalScreen[str | None]):
             )
             yield Input(placeholder="or type any signal: USR2, SIGRTMIN+3, 10", id="signal-typed")
             yield Label(Text(""), id="signal-error")
+        yield KeyFooter()  # the dialog's own keys, not the fleet's underneath it
 
     def on_mount(self) -> None:
         # query, not query_one: a screen pushed as the app quits is never composed.
