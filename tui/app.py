@@ -66,7 +66,13 @@ from tui.screens.serving import ServingScreen
 from tui.screens.swarm import SwarmScreen
 from tui.swarm_view import SwarmController
 from widgets.action_progress import ActionProgress
-from widgets.container_table import ContainerTable, Selection, TableView, host_label
+from widgets.container_table import (
+    ContainerTable,
+    Selection,
+    TableView,
+    group_key,
+    host_label,
+)
 from widgets.gpu_panel import GpuPanel
 from widgets.host_gauges import HostGauges
 from widgets.key_footer import KeyFooter
@@ -338,9 +344,15 @@ class AitopApp(FleetActions):
         )
 
     def action_show_container(self) -> None:
-        """Open the selected container up close: its recent past, processes and details."""
+        """Open the selected container up close: its recent past, processes and details; on a
+        group row, fold or unfold the group."""
         snapshot = self.fleets.snapshot
-        selected = self.query_one(ContainerTable).selection.container_id
+        table = self.query_one(ContainerTable)
+        selection = table.selection
+        if selection.kind == "group" and selection.group is not None:
+            table.toggle_fold(group_key(selection.group, selection.host or ""))
+            return
+        selected = selection.container_id
         container = None
         if snapshot is not None and selected is not None:
             container = next((c for c in snapshot.containers if c.info.id == selected), None)

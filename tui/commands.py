@@ -129,7 +129,7 @@ APP_COMMANDS: tuple[Command, ...] = (
         "container",
         "show_container",
         "Show the container up close",
-        "The selected container's recent past, processes and details",
+        "The selected container's recent past, processes and details (a group row: fold it)",
         key="enter",
     ),
     Command(

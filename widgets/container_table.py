@@ -729,8 +729,22 @@ class ContainerTable(ScrollView, can_focus=True):
         self._base_style: Style | None = None
         self._frame_palette: dict[str, Style] | None = None
         self._drawn: dict[int, object] = {}
+        self.folded: set[str] = set()
+        """Keys of the group rows folded (their members hidden under them)."""
 
     # --- public ------------------------------------------------------------------------------
+
+    def toggle_fold(self, key: str) -> bool:
+        """Fold the group row `key` (its members hidden under it), or unfold it; False for a
+        key that is no group row."""
+        if not key.startswith(GROUP_PREFIX) or key not in self._index:
+            return False
+        if key in self.folded:
+            self.folded.discard(key)
+        else:
+            self.folded.add(key)
+        self._rebuild()
+        return True
 
     def update_snapshot(self, snapshot: FleetSnapshot) -> None:
         """Show this snapshot (one engine)."""
@@ -918,7 +932,11 @@ class ContainerTable(ScrollView, can_focus=True):
             if column is not None and self._shown[column] != _HOST:
                 self.sort_by(_ALL[self._shown[column]].key)
         else:
-            self.move_cursor(row=int(self.scroll_offset.y) + offset.y - 1)
+            row = int(self.scroll_offset.y) + offset.y - 1
+            self.move_cursor(row=row)
+            # A click on a group row's ▾ / ▸ folds or unfolds it.
+            if offset.x < 2 and 0 <= row < len(self._rows):
+                self.toggle_fold(self._rows[row].key)
 
     def watch_sort_column(self) -> None:
         self._rebuild()
@@ -1173,6 +1191,7 @@ class ContainerTable(ScrollView, can_focus=True):
         members: Sequence[ContainerSnapshot],
         everyone: Sequence[ContainerSnapshot],
         host: str = "",
+        folded: bool = False,
     ) -> _Row:
         running = sum(1 for c in everyone if c.info.state == "running")
         unhealthy = sum(1 for c in everyone if c.info.health == "unhealthy")
@@ -1183,7 +1202,7 @@ class ContainerTable(ScrollView, can_focus=True):
         serving, serving_cells = _group_serving(members)
         group_events = _group_events(members)
         plain = (
-            "▾ " + _clip(label, 30),
+            ("▸ " if folded else "▾ ") + _clip(label, 30),
             _clip(", ".join(sorted({c.info.model for c in members})), 36),
             _clip(", ".join(sorted({c.info.image for c in members})), 30),
             state + health,
@@ -1331,7 +1350,12 @@ class ContainerTable(ScrollView, can_focus=True):
         rows: list[_Row] = []
         for _, block_group, members in blocks:
             if block_group is not None:
-                rows.append(self._group_row(block_group, members, everyone[block_group], host))
+                folded = group_key(block_group, host) in self.folded
+                rows.append(
+                    self._group_row(block_group, members, everyone[block_group], host, folded)
+                )
+                if folded:
+                    continue
             indent = block_group is not None
             rows.extend(self._container_row(c, now, indent, host, gpu) for c in members)
         return rows
