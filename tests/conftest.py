@@ -309,3 +309,11 @@ def run_server(
     yield run
     for cid in made:
         engine.remove(cid)
+
+
+@pytest.fixture(scope="session")
+def manager(swarm: SwarmRig) -> Iterator[Engine]:
+    """The swarm manager's engine, as aitop would hold it."""
+    eng = Engine(swarm.manager.url, timeout=10)
+    yield eng
+    eng.close()

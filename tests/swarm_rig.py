@@ -30,16 +30,19 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from tests.helpers import TEST_IMAGE, dockerd_argv, poll, start_daemon, stop_daemon
+from tests.helpers import TEST_IMAGE, TEST_LABEL, dockerd_argv, poll, start_daemon, stop_daemon
 from tui.fleet.demo import build_busybox_image
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
+from tui.fleet.swarm import SwarmService, SwarmSnapshot, read_swarm
 
 TOOLS = ("ip", "iptables", "dockerd", "docker", "nsenter", "unshare")
 """What the rig runs (besides root)."""
@@ -382,3 +385,46 @@ def _remove_root(root: Path) -> None:
             _run(["umount", "-l", mount], check=False)
         time.sleep(0.1)  # lazy unmounts finish in the background
     shutil.rmtree(root, ignore_errors=True)
+
+
+# --- what the swarm tests share ------------------------------------------------------------
+
+HOSTS = ("node1", "node2", "node3")
+"""The rig's nodes' hostnames."""
+
+
+def read(engine: Engine) -> SwarmSnapshot:
+    """The swarm as its manager knows it now (a test fails when it is no manager)."""
+    snap = read_swarm(engine)
+    assert snap is not None, "the manager said it is no swarm manager"
+    return snap
+
+
+@contextmanager
+def service(
+    rig: SwarmRig, replicas: int, *extra: str, command: str = "sleep 3600"
+) -> Iterator[str]:
+    """A replicated service of the test image, removed afterwards (its tasks with it)."""
+    name = f"aitop-test-{uuid.uuid4().hex[:6]}"
+    rig.manager.docker(
+        "service", "create", "--detach", "--name", name, "--label", f"{TEST_LABEL}=swarm",
+        "--replicas", str(replicas), "--no-resolve-image", "--stop-grace-period", "1s",
+        *extra, TEST_IMAGE, "sh", "-c", command,
+    )  # fmt: skip
+    try:
+        yield name
+    finally:
+        rig.manager.docker("service", "rm", name, check=False)
+
+
+def converged(engine: Engine, name: str, count: int) -> Callable[[], SwarmService | None]:
+    """A predicate: the service, once `count` tasks meant to run all run (and no others)."""
+
+    def check() -> SwarmService | None:
+        svc = read(engine).service(name)
+        if svc is None or svc.desired != count or svc.running != count:
+            return None
+        meant = [t for t in svc.tasks if t.desired_state == "running"]
+        return svc if len(meant) == count else None
+
+    return check

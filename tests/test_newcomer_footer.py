@@ -1,6 +1,6 @@
 """The footer shows the keys that work where the focus is (issue 16, item 14): a dialog shows
-its own (y Yes, Esc Cancel, which n is too), not the fleet's (q Quit, s Stop) underneath; the filter box does not
-show `+ +1` or `a All/models`, which type into it."""
+its own (y Yes, Esc Cancel, which n is too), not the fleet's (q Quit, s Stop) underneath;
+the filter box does not show `+ +1` or `a All/models`, which type into it."""
 
 from __future__ import annotations
 

@@ -5,30 +5,19 @@ that is no manager said so plainly, and where one more GPU task would go."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import ClassVar
 
-import pytest
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from tests.helpers import pilot_wait_for, wait_for
-from tests.swarm_rig import SwarmRig
-from tests.test_swarm import HOSTS, converged, read, service
+from tests.swarm_rig import HOSTS, SwarmRig, converged, read, service
 from tui.fleet.engine.client import Engine
 from tui.fleet.swarm import set_availability
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.swarm import SwarmScreen
 from tui.swarm_view import SwarmController
-
-
-@pytest.fixture(scope="module")
-def manager(swarm: SwarmRig) -> Iterator[Engine]:
-    """The swarm manager's engine, as aitop would hold it."""
-    eng = Engine(swarm.manager.url, timeout=10)
-    yield eng
-    eng.close()
 
 
 class SwarmApp(App[None]):

@@ -37,6 +37,7 @@ from tui.fleet.actions.scaling.plan import ScalePlan, plan_scale, step_plan
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.errors import EngineError
 from tui.fleet.models import ContainerInfo, FleetSnapshot
+from tui.fleet.swarm import placement_before_scaling
 from tui.fleets import Fleets
 from tui.messages import (
     ActionCompleted,
@@ -689,14 +690,13 @@ class FleetActions(App[None]):
             else:
                 self.notify("Scale: nothing was created", timeout=4, markup=False)
 
-        self.push_screen(
-            ConfirmScreen(
-                message.reason,
-                [f"{plan.add} new replica(s) of {plan.group.label} on the source's GPUs"],
-                yes="Place anyway",
-            ),
-            answered,
+        item = (
+            f"{plan.add} more task(s) of {plan.group.label}: the swarm keeps them pending "
+            "until a node can take them"
+            if plan.group.kind == KIND_SWARM
+            else f"{plan.add} new replica(s) of {plan.group.label} on the source's GPUs"
         )
+        self.push_screen(ConfirmScreen(message.reason, [item], yes="Place anyway"), answered)
 
     @work(thread=True, exit_on_error=False, group=ACTIONS_GROUP, description="scale")
     def _scale_worker(self, plan: ScalePlan, force: bool, volumes: bool, engine: Engine) -> None:
@@ -711,6 +711,16 @@ class FleetActions(App[None]):
         # The GPUs known here are this machine's: they say nothing of a remote engine's.
         if engine.is_local:
             free, need = gpu_inputs(self.fleets.snapshot, plan.group.source_id)
+        where = ""
+        if plan.group.kind == KIND_SWARM and plan.add and not force:
+            # Where the swarm can put one more task (its GPUs, constraints, memory), before
+            # asking it to: a task no node can take would only stay pending.
+            placement = placement_before_scaling(engine, plan.group.service)
+            if placement is not None and not placement.fits:
+                self.post_message(PlacementBlocked(plan, placement.reason, engine))
+                return
+            if placement is not None:
+                where = f" ({placement.reason})"
         try:
             result = execute_plan(
                 engine,
@@ -728,7 +738,7 @@ class FleetActions(App[None]):
         except EngineError as exc:
             self.post_message(ActionCompleted(f"Scale {plan.group.label}: {exc}", "error"))
             return
-        self.post_message(ActionCompleted(result.summary, notice_level(result.severity)))
+        self.post_message(ActionCompleted(result.summary + where, notice_level(result.severity)))
 
     # --- reporting ---------------------------------------------------------------------------
 

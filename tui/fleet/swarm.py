@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from tui.fleet.engine.client import Engine
+from tui.fleet.engine.errors import EngineError
 from tui.fleet.sanitize import safe_text
 
 AVAILABILITIES = ("active", "pause", "drain")
@@ -661,3 +662,14 @@ def placement_for_one_more(swarm: SwarmSnapshot, service: SwarmService | str) ->
     else:
         why = f"{best.hostname} is ready and runs the fewest of {found.name}'s tasks"
     return Placement(found.name, best, why, tuple(refused))
+
+
+def placement_before_scaling(engine: Engine, service: str) -> Placement | None:
+    """Where one more task of `service` (name or id) can go, read from `engine` now, before
+    `+` asks the swarm for it; None when the engine is no swarm manager or does not answer
+    (the scaling itself then says what is wrong)."""
+    try:
+        swarm = read_swarm(engine)
+    except EngineError:
+        return None
+    return placement_for_one_more(swarm, service) if swarm is not None else None
