@@ -72,10 +72,12 @@ def docker(url: str, *args: str) -> str:
 
 
 def run_container(url: str, name: str, command: str, *extra: str) -> None:
-    """Start one labelled soak container (a model container: aitop shows it by default)."""
+    """Start one labelled soak container (a model container: aitop shows it by default);
+    the engine's restart midway brings it back (unless-stopped), as a real fleet's would."""
+    policy = () if any(e.startswith("--restart") for e in extra) else ("--restart=unless-stopped",)
     docker(
         url, "run", "-d", "--name", name, "--label", f"{LABEL}=1",
-        "--label", f"aitop.model=soak/{name}", *extra, IMAGE, "sh", "-c", command,
+        "--label", f"aitop.model=soak/{name}", *policy, *extra, IMAGE, "sh", "-c", command,
     )  # fmt: skip
 
 
