@@ -498,11 +498,13 @@ class LogPane(Widget):
         .log-pane--stderr { color: $text; }
         .log-pane--match { background: $warning 60%; color: $text; }
         .log-pane--cursor { text-style: reverse; }
-        .log-pane--source-0 { color: $primary; text-style: bold; }
-        .log-pane--source-1 { color: $secondary; text-style: bold; }
-        .log-pane--source-2 { color: $accent; text-style: bold; }
-        .log-pane--source-3 { color: $success; text-style: bold; }
-        .log-pane--source-4 { color: $warning; text-style: bold; }
+        /* The themes' text colours: readable on the background ($secondary was dark blue on
+           near-black, 1.9:1), and six hues a replica's name is told by. */
+        .log-pane--source-0 { color: $text-primary; text-style: bold; }
+        .log-pane--source-1 { color: $text-success; text-style: bold; }
+        .log-pane--source-2 { color: $text-accent; text-style: bold; }
+        .log-pane--source-3 { color: $text-secondary; text-style: bold; }
+        .log-pane--source-4 { color: $text-error; text-style: bold; }
         .log-pane--source-5 { color: $foreground; text-style: bold; }
         .log-pane--cuda-oom { color: $error; text-style: bold; }
         .log-pane--nccl { color: $error; text-style: bold; }
