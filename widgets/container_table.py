@@ -638,6 +638,9 @@ class ContainerTable(ScrollView, can_focus=True):
         Binding("end", "last_row", "Last", show=False, id="table.last"),
         Binding("left", "scroll_left", "Left", show=False, id="table.left"),
         Binding("right", "scroll_right", "Right", show=False, id="table.right"),
+        # Textual's own, given ids so that the keymap, the README and `?` name them alike.
+        Binding("ctrl+pageup", "page_left", "Page left", show=False, id="table.page_left"),
+        Binding("ctrl+pagedown", "page_right", "Page right", show=False, id="table.page_right"),
         # Out of the footer (it has room for few keys); `?` lists them, a header click sorts.
         Binding(
             ">",
