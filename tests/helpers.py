@@ -8,8 +8,10 @@ the passing of time itself (a rate measured over an interval, a key held down) a
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -269,3 +271,21 @@ class Latest:
         """The container in the latest snapshot (None: not there, or no snapshot yet)."""
         snap = self.snapshot
         return next((c for c in snap.containers if c.info.id == cid), None) if snap else None
+
+
+AITOP = [sys.executable, "-m", "tui"]
+"""The `aitop` command, from this checkout."""
+
+
+def aitop(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `aitop ARGS` and capture its output (text), with `env` over the environment."""
+    return subprocess.run(
+        [*AITOP, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )

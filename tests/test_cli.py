@@ -11,21 +11,8 @@ import sys
 
 import pytest
 
-from tests.helpers import TEST_LABEL, require_tools, unavailable
+from tests.helpers import AITOP, TEST_LABEL, aitop, require_tools, unavailable
 from tui.cli import main
-
-AITOP = [sys.executable, "-m", "tui"]
-
-
-def aitop(*args: str, env: dict | None = None, timeout: float = 60, **kw):
-    return subprocess.run(
-        [*AITOP, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        **kw,
-    )
 
 
 def test_version_and_help():

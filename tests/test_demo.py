@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import aitop, wait_for
 from tui.fleet.demo import (
     DEMO_LABEL,
     LLAMA,
@@ -138,7 +138,6 @@ def test_the_demo_fleet_serves_and_aitop_reads_it_as_any_server(demo: Engine):
 
 
 def test_a_second_demo_up_leaves_the_fleet_and_says_so(demo: Engine):
-    from tests.test_cli import aitop
 
     before = sorted(demo.ids_with_label(DEMO_LABEL))
     again = aitop("demo", "up", timeout=120)
@@ -188,7 +187,6 @@ def test_the_recorded_fleet_publishes_once_and_has_no_engine():
 
 
 def test_demo_replay_needs_a_terminal():
-    from tests.test_cli import aitop
 
     out = aitop("demo", "replay", "--host", "unix:///nonexistent/docker.sock")
     assert out.returncode == 2 and "needs a terminal" in out.stderr
@@ -221,7 +219,6 @@ def test_no_engine_names_the_replay_in_its_one_line(tmux):
 
 
 def test_demo_up_without_an_engine_names_the_replay():
-    from tests.test_cli import aitop
 
     out = aitop("demo", "up", "--host", "unix:///nonexistent/docker.sock")
     assert out.returncode == 2
@@ -230,7 +227,6 @@ def test_demo_up_without_an_engine_names_the_replay():
 
 
 def test_the_help_names_replay():
-    from tests.test_cli import aitop
 
     out = aitop("demo", "--help")
     assert out.returncode == 0 and "replay" in out.stdout and "no engine" in out.stdout
