@@ -225,9 +225,9 @@ def _snapshot_command(
             if "error" in host:
                 continue  # it did not answer: nothing to survey
             try:
-                host["disk"] = disk_json(survey(engine))  # type: ignore[typeddict-unknown-key]
+                host["disk"] = disk_json(survey(engine))
             except EngineError as exc:
-                host["disk_error"] = str(exc)  # type: ignore[typeddict-unknown-key]
+                host["disk_error"] = str(exc)
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

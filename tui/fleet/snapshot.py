@@ -129,6 +129,10 @@ class HostJson(_HostJsonBase, total=False):
     """What that engine's API lacks that aitop would otherwise show, one line each."""
     swarm: SwarmJson
     """A swarm manager's nodes, services and tasks; absent on any other engine."""
+    disk: dict[str, object]
+    """With `--disk`: the disk view's data (`tui.fleet.disk.types.disk_json`)."""
+    disk_error: str
+    """With `--disk`, when the engine could not say: why."""
 
 
 class UnreachableHostJson(TypedDict):
