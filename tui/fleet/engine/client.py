@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import tarfile
 import threading
@@ -21,16 +22,19 @@ from tui.fleet.engine.errors import ContainerGone, EngineError, LogsUnavailable,
 from tui.fleet.engine.ssh import SshTunnel
 from tui.fleet.engine.streams import (
     PODMAN_FILTER_EVENTS,
+    Address,
     Closable,
     ClosableIterable,
     EventStream,
     Json,
     LogStream,
     Mapped,
+    StatsMux,
     api_time,
     decoded_stream,
     docker_event,
     open_stream,
+    plain_address,
 )
 from tui.fleet.engine.translate import PODMAN_URLS, Translate
 from tui.fleet.engine.urls import DEFAULT_TIMEOUT, PODMAN_COMPONENT, check_url, resolve_url
@@ -181,6 +185,43 @@ class Engine:
         with self._lock:
             self._streams.add(stream)
         return stream
+
+    def stats_mux(self) -> StatsMux | None:
+        """A reader of many containers' stats streams on one thread (`StatsMux`), for an
+        engine reached over plain HTTP (unix socket, TCP, an ssh forward); None over TLS,
+        whose streams `stats_stream` reads one thread each."""
+        with Translate(self.url):
+            address = plain_address(self._base_url())
+            if address is None:
+                return None
+            version = self._api().api_version
+        return StatsMux(url=self.url, api_prefix=f"/v{version}")
+
+    def stats_one_shot(self) -> bool:
+        """True when the engine answers a one-shot stats reading at once (Docker's API 1.41,
+        engine 20.10, and later); elsewhere a single reading waits for two collector rounds,
+        so only streams are worth it."""
+        with Translate(self.url):
+            version = str(self._api().api_version)
+        if self.is_podman:
+            return False
+        try:
+            major, minor = (int(p) for p in version.split(".")[:2])
+        except ValueError:
+            return False
+        return (major, minor) >= (1, 41)
+
+    def stats_address(self) -> Address | None:
+        """Where `stats_mux` connects now (an ssh forward moves when it restarts)."""
+        with Translate(self.url):
+            return plain_address(self._base_url())
+
+    def decode_stats(self, line: bytes) -> Json:
+        """One stats reading from a `StatsMux`, decoded as `stats_stream` hands them out."""
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise ValueError("a stats reading is a JSON object")
+        return self._stats_answer(answer)
 
     def _stats_answer(self, answer: Json) -> Json:
         if self._swaps_net_stats() and isinstance(answer, dict):  # the engine's JSON: check
