@@ -413,6 +413,190 @@ class TreeSampler(threading.Thread):
         return max(sum(self.hwm.values()), self.peak_rss_sum)
 
 
+# --- the remote mode: the local engine behind a loopback TCP port ----------------------------
+
+ENGINE_SOCKET = "/var/run/docker.sock"
+REQUEST_LINE = re.compile(rb"(GET|POST|HEAD|PUT|DELETE) (/[^ \r\n]*) HTTP/1\.[01]\r\n")
+CONTAINER_ID = re.compile(r"/containers/[0-9a-f]{12,64}(?=/|$)")
+VERSION_PREFIX = re.compile(r"^/v\d+\.\d+")
+RELAY_BUFFER = 256 * 1024
+
+
+def request_kind(method: str, path: str) -> str:
+    """A request line as its kind: `GET /containers/{id}/stats`, without version or query."""
+    path = VERSION_PREFIX.sub("", path.split("?", 1)[0])
+    return f"{method} {CONTAINER_ID.sub('/containers/{id}', path)}"
+
+
+def relay(port: int, counts_file: Path, target: str = ENGINE_SOCKET) -> None:
+    """Serve the engine's unix socket on 127.0.0.1:`port`, counting requests by kind.
+
+    One thread, one selector, raw bytes both ways: what the engine sends is passed on
+    unread. Request lines are found in what clients send (their bodies, container specs,
+    are small and hold no request lines). Every second the counts so far, and the
+    connections opened and open, are written to `counts_file` as JSON.
+    """
+    import selectors
+    import socket
+
+    sel = selectors.DefaultSelector()
+    server = socket.create_server(("127.0.0.1", port), backlog=1024)
+    server.setblocking(False)
+    sel.register(server, selectors.EVENT_READ, None)
+    peers: dict[socket.socket, socket.socket] = {}
+    tails: dict[socket.socket, bytes] = {}
+    counts: dict[str, int] = {}
+    opened = 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def drop(sock: socket.socket) -> None:
+        for s in (sock, peers.pop(sock, None)):
+            if s is None:
+                continue
+            peers.pop(s, None)
+            tails.pop(s, None)
+            with contextlib.suppress(Exception):
+                sel.unregister(s)
+            s.close()
+
+    written = time.monotonic()
+    while not stop.is_set():
+        for key, _ in sel.select(timeout=0.5):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    client, _addr = sock.accept()
+                    engine_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        engine_sock.connect(target)
+                    except OSError:
+                        client.close()
+                        continue
+                    opened += 1
+                    for s in (client, engine_sock):
+                        s.setblocking(False)
+                    peers[client], peers[engine_sock] = engine_sock, client
+                    sel.register(client, selectors.EVENT_READ, "client")
+                    sel.register(engine_sock, selectors.EVENT_READ, "engine")
+                    tails[client] = b""
+                continue
+            try:
+                data = sock.recv(RELAY_BUFFER)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                drop(sock)
+                continue
+            if key.data == "client":
+                seen = tails.get(sock, b"") + data
+                for m in REQUEST_LINE.finditer(seen):
+                    kind = request_kind(m.group(1).decode(), m.group(2).decode("latin-1"))
+                    counts[kind] = counts.get(kind, 0) + 1
+                tails[sock] = seen[-300:] if not REQUEST_LINE.search(seen[-300:]) else b""
+            other = peers.get(sock)
+            if other is None:
+                continue
+            try:
+                # Small writes to a local socket; a full one is waited out (rare: the
+                # clients read as fast as the engine writes).
+                other.setblocking(True)
+                other.sendall(data)
+                other.setblocking(False)
+            except OSError:
+                drop(sock)
+        now = time.monotonic()
+        if now - written >= 1.0:
+            written = now
+            doc = {"counts": counts, "opened": opened, "open": len(peers) // 2}
+            tmp = counts_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(counts_file)
+    server.close()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Relay:
+    """The relay process (`bench/run.py --relay PORT FILE`) and what it counted."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    counts_file: Path
+
+    @classmethod
+    def start(cls, workdir: Path) -> Relay:
+        """Start it and wait until it answers."""
+        port = free_port()
+        counts_file = workdir / "relay-counts.json"
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--relay", str(port), str(counts_file)]
+        )
+        probe = Engine(f"tcp://127.0.0.1:{port}", timeout=5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                probe.version()
+                break
+            except EngineError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise SystemExit("bench: the tcp relay did not start") from None
+                time.sleep(0.1)
+        probe.close()
+        return cls(proc, port, counts_file)
+
+    @property
+    def url(self) -> str:
+        """The engine's address through the relay."""
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def counts(self) -> dict[str, Any]:
+        """What it counted so far (written once a second)."""
+        with contextlib.suppress(OSError, ValueError):
+            doc: dict[str, Any] = json.loads(self.counts_file.read_text())
+            return doc
+        return {"counts": {}, "opened": 0, "open": 0}
+
+    def cpu(self) -> float | None:
+        """Its CPU seconds so far."""
+        with contextlib.suppress(psutil.Error):
+            return cpu_seconds(psutil.Process(self.proc.pid))
+        return None
+
+    def stop(self) -> None:
+        """End it."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def per_minute(before: dict[str, Any], after: dict[str, Any], seconds: float) -> dict[str, float]:
+    """Requests per minute by kind between two relay counts, plus connections opened."""
+    out: dict[str, float] = {}
+    b, a = before.get("counts", {}), after.get("counts", {})
+    for kind, n in a.items():
+        d = n - b.get(kind, 0)
+        if d > 0:
+            out[kind] = round(d * 60.0 / seconds, 1)
+    opened = after.get("opened", 0) - before.get("opened", 0)
+    out["connections opened"] = round(opened * 60.0 / seconds, 1)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 # --- the tools and their terminal -----------------------------------------------------------
 
 
@@ -425,14 +609,27 @@ class Tool:
     note: str = ""
     reports_first_frame: bool = False
     """The tool writes its own first-frame time to AITOP_FIRST_FRAME_FILE (aitop)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment (`--aitop-before`: PYTHONPATH to another checkout)."""
 
 
-def available_tools() -> tuple[list[Tool], dict[str, str]]:
-    """The tools that can run here, and why each missing one cannot."""
+def available_tools(before: str | None = None) -> tuple[list[Tool], dict[str, str]]:
+    """The tools that can run here, and why each missing one cannot (`before`: another
+    checkout of aitop, measured too as "aitop-before")."""
     tools: list[Tool] = []
     missing: dict[str, str] = {}
     aitop = ROOT / ".venv" / "bin" / "aitop"
     aitop_cmd = str(aitop) if aitop.exists() else shutil.which("aitop")
+    if aitop_cmd and before:
+        tools.append(
+            Tool(
+                "aitop-before",
+                (aitop_cmd,),
+                f"the checkout at {before}",
+                reports_first_frame=True,
+                env=(("PYTHONPATH", before),),
+            )
+        )
     if aitop_cmd:
         tools.append(Tool("aitop", (aitop_cmd,), "no arguments", reports_first_frame=True))
     else:
@@ -629,6 +826,10 @@ class Measurement:
     """engine+ from plain means (no slice dropped), for comparison."""
     engine_slices_baseline: list[float] = field(default_factory=list)
     engine_slices_with_tool: list[float] = field(default_factory=list)
+    requests_per_min: dict[str, float] = field(default_factory=dict)
+    """Remote mode: what the tool asked of the engine in its window, per minute, by kind."""
+    relay_cpu: float = math.nan
+    """Remote mode: the relay's CPU in the window (shown, not counted)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -650,6 +851,8 @@ def measure(
     warmup: float,
     frame_timeout: float,
     workdir: Path,
+    remote: str | None = None,
+    relay: Relay | None = None,
 ) -> tuple[Measurement, EngineReading | None]:
     """Start the tool, wait for its first frame, warm up, measure one window, stop it.
 
@@ -666,7 +869,16 @@ def measure(
     frame_file.unlink(missing_ok=True)
     exec_file = workdir / f"exec-{slug}-{size}"
     exec_file.unlink(missing_ok=True)
-    env = {"TERM": "tmux-256color", "COLUMNS": str(COLS), "LINES": str(ROWS)}
+    env = {"TERM": "tmux-256color", "COLUMNS": str(COLS), "LINES": str(ROWS), **dict(tool.env)}
+    argv = list(tool.argv)
+    if remote is not None:
+        # Every tool to the same endpoint: aitop and the docker CLI by flag, the others by
+        # DOCKER_HOST (the relay's counts show whether a tool went there).
+        env["DOCKER_HOST"] = remote
+        if tool.name.startswith("aitop"):
+            argv += ["--host", remote]
+        elif tool.name == "docker stats":
+            argv = [argv[0], "-H", remote, *argv[1:]]
     if tool.reports_first_frame:
         env[FIRST_FRAME_ENV] = str(frame_file)
     term = Terminal(workdir)
@@ -674,7 +886,7 @@ def measure(
     sampler: TreeSampler | None = None
     try:
         say(f"  {tool.name}: starting ...")
-        root = term.start([*launcher(exec_file), *tool.argv], env)
+        root = term.start([*launcher(exec_file), *argv], env)
         sampler = TreeSampler(root)
         sampler.start()
         launched = read_stamp(exec_file, term, timeout=20)
@@ -712,10 +924,21 @@ def measure(
         result.startup_cpu_s = sum(tree0.values())
         tmux0 = read_cpu([tmux]) if tmux else {}
         psutil.cpu_percent(interval=None)
+        asked0 = relay.counts() if relay is not None else {}
+        relay0 = relay.cpu() if relay is not None else None
         t0 = time.monotonic()
         with_tool = engine_window(fleet_ids, seconds)
         tree1 = read_cpu(process_tree(root))
         elapsed = time.monotonic() - t0
+        if relay is not None:
+            time.sleep(1.1)  # the relay writes its counts once a second
+            result.requests_per_min = per_minute(asked0, relay.counts(), elapsed + 1.1)
+            relay1 = relay.cpu()
+            if relay0 is not None and relay1 is not None:
+                result.relay_cpu = 100.0 * (relay1 - relay0) / (elapsed + 1.1)
+            result.requests_per_min["connections open"] = float(relay.counts().get("open", 0))
+            if not result.requests_per_min["connections open"]:
+                result.notes.append("no connection to the remote endpoint: not measured remotely")
         tmux1 = read_cpu([tmux]) if tmux else {}
         result.host_cpu = psutil.cpu_percent(interval=None)
         result.window_s = elapsed
@@ -762,7 +985,7 @@ def host_load(seconds: float = 2.0) -> float:
     return psutil.cpu_percent(interval=seconds)
 
 
-def aitop_snapshot_check(size: int, timeout: float) -> str:
+def aitop_snapshot_check(size: int, timeout: float, host: str | None = None) -> str:
     """Run `aitop snapshot --json --all` once: does aitop see the fleet, with CPU values?"""
     aitop = ROOT / ".venv" / "bin" / "aitop"
     cmd = str(aitop) if aitop.exists() else shutil.which("aitop")
@@ -771,7 +994,7 @@ def aitop_snapshot_check(size: int, timeout: float) -> str:
     t0 = time.monotonic()
     try:
         out = subprocess.run(
-            [cmd, "snapshot", "--json", "--all"],
+            [cmd, *(("--host", host) if host else ()), "snapshot", "--json", "--all"],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -901,6 +1124,13 @@ def report_size(size: int, results: list[Measurement], seconds: float) -> str:
             out.append(f"  note, {m.tool}: {note}")
         if not m.ok:
             out.append(f"  {m.tool}: N/A, {m.error}")
+    for m in results:
+        if m.requests_per_min:
+            asked = ", ".join(f"{k} {v:g}" for k, v in m.requests_per_min.items())
+            out.append(
+                f"  asked of the engine, {m.tool} (per minute): {asked}; "
+                f"relay CPU {fmt(m.relay_cpu, ' %')} (not counted)"
+            )
     aitop = next((m for m in results if m.tool == "aitop" and m.ok), None)
     peers = [m for m in results if m.tool != "aitop" and m.ok]
     if aitop and peers:
@@ -1051,6 +1281,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--setup-peers", action="store_true", help="install the peers (glances, dtop, lazydocker)"
     )
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers and exit")
+    parser.add_argument(
+        "--remote",
+        choices=("tcp",),
+        help="point every tool at the local engine through tcp://127.0.0.1:PORT (a counting "
+        "relay to its unix socket) instead of the socket itself",
+    )
+    parser.add_argument(
+        "--aitop-before",
+        metavar="CHECKOUT",
+        help="also measure the aitop of another checkout (a git worktree), as aitop-before",
+    )
+    parser.add_argument("--relay", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.seconds, args.warmup, args.settle = "5", 4.0, 2.0, 1.0
@@ -1076,6 +1318,9 @@ def interrupts_as_keyboard() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     args = parse_args(argv)
+    if args.relay:
+        relay(int(args.relay[0]), Path(args.relay[1]))
+        return 0
     if args.setup_peers:
         setup_peers()
         return 0
@@ -1095,7 +1340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     wanted = [TOOL_KEYS.get(t.strip(), t.strip()) for t in args.tools.split(",") if t.strip()]
-    tools, missing = available_tools()
+    tools, missing = available_tools(args.aitop_before)
+    if args.aitop_before:
+        wanted.insert(0, "aitop-before")
     tools = [t for t in tools if t.name in wanted]
     missing = {k: v for k, v in missing.items() if k in wanted}
 
@@ -1121,7 +1368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = False
     with interrupts_as_keyboard(), tempfile.TemporaryDirectory(prefix="aitop-bench-") as tmp:
         workdir = Path(tmp)
+        remote: Relay | None = None
         try:
+            if args.remote == "tcp":
+                remote = Relay.start(workdir)
+                meta["remote"] = remote.url
+                say(f"remote: every tool through {remote.url} (a counting relay)")
             leftovers = engine.ids_with_label(f"{BENCH_LABEL}=1")
             if leftovers:
                 say(f"{len(leftovers)} containers a previous benchmark left behind:")
@@ -1136,7 +1388,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"fleet: {size} containers running ({took:.1f} s to start them)")
                 time.sleep(args.settle)
                 if any(t.name == "aitop" for t in tools):
-                    say("  " + aitop_snapshot_check(size, timeout=max(30.0, size / 5)))
+                    say(
+                        "  "
+                        + aitop_snapshot_check(
+                            size,
+                            timeout=max(30.0, size / 5),
+                            host=remote.url if remote is not None else None,
+                        )
+                    )
                 say(f"  host CPU before measuring: {host_load():.0f} % of all cores")
                 results: list[Measurement] = []
                 ids = set(fleet.ids)
@@ -1150,6 +1409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         warmup=args.warmup,
                         frame_timeout=args.frame_timeout,
                         workdir=workdir,
+                        remote=remote.url if remote is not None else None,
+                        relay=remote,
                     )
                     time.sleep(args.settle)
                     say(f"  baseline ({args.seconds:g} s, no tool) ...")
@@ -1176,6 +1437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_results(path, meta, all_results, printed, interrupted=interrupted)
                 say(f"\nresults: {path.relative_to(ROOT)}")
             fleet.remove()
+            if remote is not None:
+                remote.stop()
     return 130 if interrupted else 0
 
 
