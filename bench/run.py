@@ -428,8 +428,9 @@ def request_kind(method: str, path: str) -> str:
     return f"{method} {CONTAINER_ID.sub('/containers/{id}', path)}"
 
 
-def relay(port: int, counts_file: Path, target: str = ENGINE_SOCKET) -> None:
-    """Serve the engine's unix socket on 127.0.0.1:`port`, counting requests by kind.
+def relay(listen: str, counts_file: Path, target: str = ENGINE_SOCKET) -> None:
+    """Serve the engine's unix socket on 127.0.0.1:`listen` (a port) or at the unix socket
+    `listen` (a path: the ssh mode's far end), counting requests by kind.
 
     One thread, one selector, raw bytes both ways: what the engine sends is passed on
     unread. Request lines are found in what clients send (their bodies, container specs,
@@ -440,7 +441,12 @@ def relay(port: int, counts_file: Path, target: str = ENGINE_SOCKET) -> None:
     import socket
 
     sel = selectors.DefaultSelector()
-    server = socket.create_server(("127.0.0.1", port), backlog=1024)
+    if listen.isdigit():
+        server = socket.create_server(("127.0.0.1", int(listen)), backlog=1024)
+    else:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(listen)
+        server.listen(1024)
     server.setblocking(False)
     sel.register(server, selectors.EVENT_READ, None)
     peers: dict[socket.socket, socket.socket] = {}
@@ -529,21 +535,23 @@ def free_port() -> int:
 
 @dataclass
 class Relay:
-    """The relay process (`bench/run.py --relay PORT FILE`) and what it counted."""
+    """The relay process (`bench/run.py --relay LISTEN FILE`) and what it counted."""
 
     proc: subprocess.Popen[bytes]
-    port: int
+    listen: str
+    """A loopback port, or a unix socket's path."""
     counts_file: Path
 
     @classmethod
-    def start(cls, workdir: Path) -> Relay:
-        """Start it and wait until it answers."""
-        port = free_port()
+    def start(cls, workdir: Path, *, unix: bool = False) -> Relay:
+        """Start it (on a loopback port, or a unix socket in `workdir`) and wait until it
+        answers."""
+        listen = str(workdir / "relay.sock") if unix else str(free_port())
         counts_file = workdir / "relay-counts.json"
         proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--relay", str(port), str(counts_file)]
+            [sys.executable, str(Path(__file__).resolve()), "--relay", listen, str(counts_file)]
         )
-        probe = Engine(f"tcp://127.0.0.1:{port}", timeout=5)
+        probe = Engine(f"unix://{listen}" if unix else f"tcp://127.0.0.1:{listen}", timeout=5)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -552,15 +560,17 @@ class Relay:
             except EngineError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     proc.kill()
-                    raise SystemExit("bench: the tcp relay did not start") from None
+                    raise SystemExit("bench: the relay did not start") from None
                 time.sleep(0.1)
         probe.close()
-        return cls(proc, port, counts_file)
+        return cls(proc, listen, counts_file)
 
     @property
     def url(self) -> str:
-        """The engine's address through the relay."""
-        return f"tcp://127.0.0.1:{self.port}"
+        """The engine's address through the relay (on this machine)."""
+        if self.listen.isdigit():
+            return f"tcp://127.0.0.1:{self.listen}"
+        return f"unix://{self.listen}"
 
     def counts(self) -> dict[str, Any]:
         """What it counted so far (written once a second)."""
@@ -582,6 +592,86 @@ class Relay:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+@dataclass
+class SshRig:
+    """A private sshd on a loopback port (as tests/test_multi_engine.py's `sshd` fixture):
+    root with a key made here; `ssh` on `path` adds the client's config. The far end's
+    engine is the relay's unix socket, named in the URL (aitop) and set as DOCKER_HOST for
+    the sessions (the docker CLI runs `docker system dial-stdio` there)."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    path: str
+
+    @classmethod
+    def start(cls, workdir: Path, engine_socket: str) -> SshRig:
+        """Start it and wait until it listens."""
+        import socket
+
+        binary = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not os.path.exists(binary) or shutil.which("ssh") is None:
+            raise SystemExit("bench: --remote ssh needs sshd and ssh (openssh-server/-client)")
+        rig = workdir / "ssh"
+        rig.mkdir()
+        port = free_port()
+        for name in ("hostkey", "clientkey"):
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(rig / name)],
+                check=True,
+            )
+        key = (rig / "clientkey.pub").read_text().strip()
+        (rig / "authorized_keys").write_text(
+            f'environment="DOCKER_HOST=unix://{engine_socket}" {key}\n'
+        )
+        (rig / "sshd_config").write_text(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {rig}/hostkey\n"
+            f"AuthorizedKeysFile {rig}/authorized_keys\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+            "PermitUserEnvironment yes\nMaxStartups 200:30:1000\n"
+            f"StrictModes no\nPidFile {rig}/sshd.pid\n"
+        )
+        (rig / "ssh_config").write_text(
+            f"Host 127.0.0.1\n  IdentityFile {rig}/clientkey\n"
+            f"  UserKnownHostsFile {rig}/known_hosts\n  StrictHostKeyChecking accept-new\n"
+        )
+        bindir = rig / "bin"
+        bindir.mkdir()
+        wrapper = bindir / "ssh"
+        wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {rig}/ssh_config "$@"\n')
+        wrapper.chmod(0o755)
+        os.makedirs("/run/sshd", exist_ok=True)
+        proc = subprocess.Popen(
+            [binary, "-D", "-e", "-f", str(rig / "sshd_config")],
+            stdout=subprocess.DEVNULL,
+            stderr=(rig / "sshd.log").open("wb"),
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit("bench: the private sshd did not start")
+            time.sleep(0.1)
+        path = f"{bindir}:{os.environ.get('PATH', '')}"
+        return cls(proc, f"ssh://root@127.0.0.1:{port}{engine_socket}", path)
+
+    def stop(self) -> None:
+        """End it (and the sessions it started)."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+SSH_DOCKER_STATS_MAX = 100
+"""Above this many containers `docker stats` is not run over ssh: the CLI opens one
+connection per stream, each an `ssh` process here and an sshd and a `docker system
+dial-stdio` there (500 of each would not fit this machine)."""
 
 
 def per_minute(before: dict[str, Any], after: dict[str, Any], seconds: float) -> dict[str, float]:
@@ -853,6 +943,7 @@ def measure(
     workdir: Path,
     remote: str | None = None,
     relay: Relay | None = None,
+    path: str | None = None,
 ) -> tuple[Measurement, EngineReading | None]:
     """Start the tool, wait for its first frame, warm up, measure one window, stop it.
 
@@ -875,6 +966,8 @@ def measure(
         # Every tool to the same endpoint: aitop and the docker CLI by flag, the others by
         # DOCKER_HOST (the relay's counts show whether a tool went there).
         env["DOCKER_HOST"] = remote
+        if path is not None:
+            env["PATH"] = path  # the ssh mode's client config
         if tool.name.startswith("aitop"):
             argv += ["--host", remote]
         elif tool.name == "docker stats":
@@ -985,7 +1078,9 @@ def host_load(seconds: float = 2.0) -> float:
     return psutil.cpu_percent(interval=seconds)
 
 
-def aitop_snapshot_check(size: int, timeout: float, host: str | None = None) -> str:
+def aitop_snapshot_check(
+    size: int, timeout: float, host: str | None = None, path: str | None = None
+) -> str:
     """Run `aitop snapshot --json --all` once: does aitop see the fleet, with CPU values?"""
     aitop = ROOT / ".venv" / "bin" / "aitop"
     cmd = str(aitop) if aitop.exists() else shutil.which("aitop")
@@ -999,6 +1094,7 @@ def aitop_snapshot_check(size: int, timeout: float, host: str | None = None) -> 
             text=True,
             timeout=timeout,
             check=True,
+            env={**os.environ, "PATH": path} if path else None,
         ).stdout
         doc = json.loads(out)
     except (subprocess.SubprocessError, ValueError, OSError) as exc:
@@ -1283,9 +1379,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers and exit")
     parser.add_argument(
         "--remote",
-        choices=("tcp",),
+        choices=("tcp", "ssh"),
         help="point every tool at the local engine through tcp://127.0.0.1:PORT (a counting "
-        "relay to its unix socket) instead of the socket itself",
+        "relay to its unix socket), or through ssh:// to a private sshd on loopback (whose "
+        "far end is the relay on a unix socket), instead of the socket itself",
     )
     parser.add_argument(
         "--aitop-before",
@@ -1319,7 +1416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     args = parse_args(argv)
     if args.relay:
-        relay(int(args.relay[0]), Path(args.relay[1]))
+        relay(args.relay[0], Path(args.relay[1]))
         return 0
     if args.setup_peers:
         setup_peers()
@@ -1369,11 +1466,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     with interrupts_as_keyboard(), tempfile.TemporaryDirectory(prefix="aitop-bench-") as tmp:
         workdir = Path(tmp)
         remote: Relay | None = None
+        rig: SshRig | None = None
+        endpoint: str | None = None
         try:
             if args.remote == "tcp":
                 remote = Relay.start(workdir)
-                meta["remote"] = remote.url
-                say(f"remote: every tool through {remote.url} (a counting relay)")
+                endpoint = remote.url
+                say(f"remote: every tool through {endpoint} (a counting relay)")
+            elif args.remote == "ssh":
+                remote = Relay.start(workdir, unix=True)
+                rig = SshRig.start(workdir, remote.listen)
+                endpoint = rig.url
+                say(f"remote: every tool through {endpoint} (to a counting relay there)")
+            meta["remote"] = endpoint
             leftovers = engine.ids_with_label(f"{BENCH_LABEL}=1")
             if leftovers:
                 say(f"{len(leftovers)} containers a previous benchmark left behind:")
@@ -1393,7 +1498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         + aitop_snapshot_check(
                             size,
                             timeout=max(30.0, size / 5),
-                            host=remote.url if remote is not None else None,
+                            host=endpoint,
+                            path=rig.path if rig is not None else None,
                         )
                     )
                 say(f"  host CPU before measuring: {host_load():.0f} % of all cores")
@@ -1402,6 +1508,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"  baseline ({args.seconds:g} s, no tool) ...")
                 before = engine_window(ids, args.seconds)
                 for tool in tools:
+                    too_many = size > SSH_DOCKER_STATS_MAX
+                    if rig is not None and tool.name == "docker stats" and too_many:
+                        say(
+                            f"  docker stats: N/A over ssh above {SSH_DOCKER_STATS_MAX} "
+                            "containers (one ssh connection per stream)"
+                        )
+                        continue
                     result, with_tool = measure(
                         tool,
                         fleet,
@@ -1409,8 +1522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         warmup=args.warmup,
                         frame_timeout=args.frame_timeout,
                         workdir=workdir,
-                        remote=remote.url if remote is not None else None,
+                        remote=endpoint,
                         relay=remote,
+                        path=rig.path if rig is not None else None,
                     )
                     time.sleep(args.settle)
                     say(f"  baseline ({args.seconds:g} s, no tool) ...")
@@ -1437,6 +1551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_results(path, meta, all_results, printed, interrupted=interrupted)
                 say(f"\nresults: {path.relative_to(ROOT)}")
             fleet.remove()
+            if rig is not None:
+                rig.stop()
             if remote is not None:
                 remote.stop()
     return 130 if interrupted else 0
