@@ -430,6 +430,37 @@ def _label(labels: Mapping[str, Any], names: Iterable[str]) -> str | None:
     return None
 
 
+def discovery_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a container's inspect data that `discover` reads, and only those.
+
+    The pool keeps this for every running container, to discover again later: the whole
+    inspect document (mounts, the full host config, graph driver data) is about 20 KB of
+    Python objects a container, 10 MB at 500 containers; these parts are a few hundred bytes
+    (its environment and labels aside).
+    """
+    config = attrs.get("Config") or {}
+    settings = attrs.get("NetworkSettings") or {}
+    networks = settings.get("Networks") or {}
+    return {
+        "Id": attrs.get("Id"),
+        "Image": attrs.get("Image"),
+        "Config": {
+            key: config.get(key)
+            for key in ("Entrypoint", "Cmd", "Image", "Labels", "Env", "ExposedPorts")
+        },
+        "State": {"StartedAt": (attrs.get("State") or {}).get("StartedAt")},
+        "NetworkSettings": {
+            "Ports": settings.get("Ports"),
+            "IPAddress": settings.get("IPAddress"),
+            "Networks": {
+                name: {"IPAddress": (network or {}).get("IPAddress")}
+                for name, network in networks.items()
+            },
+        },
+        "HostConfig": {"NetworkMode": (attrs.get("HostConfig") or {}).get("NetworkMode")},
+    }
+
+
 def discover(
     attrs: Mapping[str, Any],
     *,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from tui.fleet.inventory import parse_time
 from tui.fleet.sanitize import safe_text
-from tui.fleet.serving.discover import Route, Target, discover
+from tui.fleet.serving.discover import Route, Target, discover, discovery_attrs
 from tui.fleet.serving.parse import MAX_PAGE_CHARS, ParseCache, parse
 from tui.fleet.serving.reading import (
     Contact,
@@ -638,6 +638,8 @@ class ServingPool:
         if pid <= 0:
             self.forget(container_id)
             return
+        # Only what discovery reads is kept: the whole inspect document is ~20 KB a container.
+        attrs = discovery_attrs(attrs)
         with self._lock:
             current = self._watched.get(container_id)
             if current is not None and current.pid == pid:
