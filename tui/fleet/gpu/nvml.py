@@ -5,6 +5,9 @@ N/A and serialised as null, never as 0. The errors are noted, for per-device err
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -60,6 +63,32 @@ _CALL_LABELS: Mapping[str, str] = {
 }
 
 # --- the NVML boundary -------------------------------------------------------------------------
+
+NVML_LIBRARY = "libnvidia-ml.so.1"
+"""The NVML library, by the name the bindings load it on Linux."""
+
+
+def nvml_library_found() -> bool:
+    """Whether the NVML library loads, as the bindings would load it (on Linux).
+
+    Asked before the bindings are imported: on a machine without NVIDIA's driver they would
+    be about 1 MB of Python kept for nothing (issue 14, item 4). Elsewhere the bindings look
+    in places of their own: True, and they say.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    try:
+        ctypes.CDLL(NVML_LIBRARY)  # the bindings' own load of it then finds it loaded
+    except OSError:
+        return False
+    return True
+
+
+def pynvml_installed() -> bool:
+    """Whether `import pynvml` would find the bindings, without importing them."""
+    if "pynvml" in sys.modules:
+        return sys.modules["pynvml"] is not None  # None: an import that is made to fail
+    return importlib.util.find_spec("pynvml") is not None
 
 
 def load_pynvml() -> ModuleType | None:

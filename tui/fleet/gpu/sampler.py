@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from tui.fleet.gpu.attribution import Attributor
-from tui.fleet.gpu.nvml import Nvml, device_error, error_text, load_pynvml, nvml_int, nvml_percent
+from tui.fleet.gpu.nvml import (
+    Nvml,
+    device_error,
+    error_text,
+    load_pynvml,
+    nvml_int,
+    nvml_library_found,
+    nvml_percent,
+    pynvml_installed,
+)
 from tui.fleet.gpu.types import (
     STATE_ERROR,
     STATE_NO_DRIVER,
@@ -92,6 +101,7 @@ class GpuSampler:
         self._initialised = False
         self._failure: tuple[str, str] | None = None
         self._failed_at = 0.0
+        self._no_library = False
         self._driver_version: str | None = None
         self._static: dict[str, _Static] = {}
         self._known: dict[int, tuple[str | None, str | None]] = {}
@@ -219,10 +229,19 @@ class GpuSampler:
         if self._initialised:
             return None
         if self._failure is not None:
-            bindings_missing = self._nvml is None
+            # No bindings: that will not change. No library: a driver may be installed later.
+            bindings_missing = self._nvml is None and not self._no_library
             if bindings_missing or now - self._failed_at < INIT_RETRY:
                 return self._failure
         if self._nvml is None:
+            # Without the library the bindings are not imported at all (see nvml_library_found).
+            self._no_library = (
+                self._module is None and pynvml_installed() and not nvml_library_found()
+            )
+            if self._no_library:
+                self._failure = _init_failure(("nvmlInit", "NVML_ERROR_LIBRARY_NOT_FOUND", ""))
+                self._failed_at = now
+                return self._failure
             module = self._module if self._module is not None else load_pynvml()
             if module is None:
                 self._failure = (
