@@ -22,9 +22,9 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -44,12 +44,9 @@ from tui.commands import (
 )
 from tui.config import Config, ConfigProblem, config_notice, find_config
 from tui.container_view import ContainerController
-from tui.disk_view import DiskController
 from tui.fleet.engine.client import Engine
 from tui.fleet.engine.ssh import SshTunnel
-from tui.fleet.events import FleetEvent
 from tui.fleet.gpu.types import pressure_warnings
-from tui.fleet.logs.export import export_lines, export_path
 from tui.fleet.logs.follower import LogFollower, ReplicaSetFollower
 from tui.fleet.logs.types import PRESETS, LogTarget
 from tui.fleet.models import FleetSnapshot
@@ -57,14 +54,6 @@ from tui.fleet.source import FleetSource
 from tui.fleet_actions import FleetActions
 from tui.fleets import Fleets, is_local_url, unreachable_notes
 from tui.messages import FleetUpdated
-from tui.screens.columns import pick_columns
-from tui.screens.container import ContainerScreen
-from tui.screens.disk import DiskScreen
-from tui.screens.events import EventsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.serving import ServingScreen
-from tui.screens.swarm import SwarmScreen
-from tui.swarm_view import SwarmController
 from widgets.action_progress import ActionProgress
 from widgets.container_table import (
     ContainerTable,
@@ -78,6 +67,17 @@ from widgets.host_gauges import HostGauges
 from widgets.key_footer import KeyFooter
 from widgets.log_pane import LogPane
 from widgets.status_line import StatusLine
+
+# What only a key opens (a view, a dialog, an export) is imported when it is opened: the first
+# frame does not need it, and each costs memory for as long as aitop runs (issue 14, item 4).
+if TYPE_CHECKING:
+    from tui.disk_view import DiskController
+    from tui.fleet.events import FleetEvent
+    from tui.screens.container import ContainerScreen
+    from tui.screens.disk import DiskScreen
+    from tui.screens.events import EventsScreen
+    from tui.screens.swarm import SwarmScreen
+    from tui.swarm_view import SwarmController
 
 SHUTDOWN_GRACE = 3.0
 """Seconds a SIGTERM leaves Textual to restore the terminal before the process just ends."""
@@ -170,9 +170,20 @@ class AitopApp(FleetActions):
             self, lambda cid: self.fleets.engine_for(cid), read_only=self.read_only
         )
         """The up-close view (Enter), and the history it opens on, kept for every container."""
-        self.disk_view = DiskController(self, read_only=self.read_only)
-        self.swarm_view = SwarmController(self, read_only=self.read_only)
+
+    @cached_property
+    def disk_view(self) -> DiskController:
+        """The disk view (d): each engine's disk use, and removals asked about first."""
+        from tui.disk_view import DiskController
+
+        return DiskController(self, read_only=self.read_only)
+
+    @cached_property
+    def swarm_view(self) -> SwarmController:
         """The swarm view (W): a manager's nodes and every task, read every 2 s while open."""
+        from tui.swarm_view import SwarmController
+
+        return SwarmController(self, read_only=self.read_only)
 
     def compose(self) -> ComposeResult:
         yield HostGauges(id="host")
@@ -263,11 +274,8 @@ class AitopApp(FleetActions):
             if snapshot.gpu is not None:
                 gpus.update_report(snapshot.gpu, names)
             self._update_status(status, snapshot)
-            for screen in self.screen_stack:
-                if isinstance(screen, ServingScreen):
-                    screen.update_fleet(snapshot)
-                elif isinstance(screen, EventsScreen):
-                    screen.show(self.recent_events())
+            if len(self.screen_stack) > 1:
+                self._update_views(snapshot)
             self.container_view.update(snapshot)
         if snapshot.sampled and not self._gc_frozen:
             # What exists now (Textual's DOM and styles, the fleet) lives as long as the app:
@@ -287,6 +295,18 @@ class AitopApp(FleetActions):
         ):
             path, self._first_frame_file = self._first_frame_file, None
             self.call_after_refresh(self._record_first_frame, path)
+
+    def _update_views(self, snapshot: FleetSnapshot) -> None:
+        """Hand the snapshot to the open serving and events views."""
+        # Imported here: these modules are loaded once a key has opened one of the views.
+        from tui.screens.events import EventsScreen
+        from tui.screens.serving import ServingScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, ServingScreen):
+                screen.update_fleet(snapshot)
+            elif isinstance(screen, EventsScreen):
+                screen.show(self.recent_events())
 
     def _record_first_frame(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
@@ -325,6 +345,8 @@ class AitopApp(FleetActions):
 
     def action_show_help(self) -> None:
         """Show every key of the focused pane and the global ones."""
+        from tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(help_sections(self, self.screen)))
 
     def action_show_serving(self) -> None:
@@ -339,6 +361,8 @@ class AitopApp(FleetActions):
                 "Select one container to see its model server", severity="warning", markup=False
             )
             return
+        from tui.screens.serving import ServingScreen
+
         self.push_screen(
             ServingScreen(container, snapshot.taken_at, self.container_view.history.series)
         )
@@ -410,11 +434,15 @@ class AitopApp(FleetActions):
 
     def action_pick_columns(self) -> None:
         """Pick and order the table's columns; kept in the configuration file."""
+        from tui.screens.columns import pick_columns
+
         path = self.config_path or find_config()[0]
         pick_columns(self, self.query_one(ContainerTable), path)
 
     def action_show_events(self) -> None:
         """Open the events view: what happened to the fleet lately, newest first."""
+        from tui.screens.events import EventsScreen
+
         self.push_screen(EventsScreen(self.recent_events()))
 
     def on_events_screen_jump_requested(self, message: EventsScreen.JumpRequested) -> None:
@@ -517,6 +545,8 @@ class AitopApp(FleetActions):
 
     @work(thread=True, exit_on_error=False, group="logs", description="export logs")
     def _export_logs(self, message: LogPane.ExportRequested) -> None:
+        from tui.fleet.logs.export import export_lines, export_path
+
         path = export_path(Path.cwd(), message.name)
         try:
             export_lines(message.lines, path, timestamps=message.timestamps, source=message.source)

@@ -396,7 +396,9 @@ def check_settings(loaded: LoadedConfig) -> tuple[Config, list[ConfigProblem]]:
     """
     config = loaded.config
     problems: list[ConfigProblem] = []
-    known = {b.id for _, b in binding_catalog()}
+    # The catalog imports every screen and widget module: with no keymap there is nothing to
+    # check, and the views that only a key opens stay unloaded (issue 14, item 4).
+    known = {b.id for _, b in binding_catalog()} if config.keymap else set()
     keymap: dict[str, str] = {}
     for binding_id, keys in config.keymap.items():
         if binding_id in known:
@@ -431,6 +433,8 @@ def _key_conflicts(loaded: LoadedConfig, keymap: dict[str, str]) -> list[ConfigP
     """Keymap entries that give a key to two bindings of one scope (`quit = "s"` took Stop's
     key and Quit vanished): each is reported with both binding ids and dropped from `keymap`,
     so the other binding keeps its key."""
+    if not keymap:
+        return []  # nothing remapped: no conflict, and no need of the catalog's imports
     scope_of: dict[str, str] = {}
     defaults: dict[str, list[str]] = {}
     for scope, binding in binding_catalog():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.timer import Timer
@@ -23,8 +23,11 @@ from tui.fleet.gpu.types import GpuReport
 from tui.fleet.history import FleetHistory
 from tui.fleet.models import ContainerSnapshot, FleetSnapshot
 from tui.fleet.processes import container_processes, signal_process
-from tui.screens.container import ContainerScreen
-from tui.screens.signal import SignalScreen
+
+# The screens are imported when the view opens: the history is kept from the first frame, the
+# view (a data table, charts) only when Enter asks for it (issue 14, item 4).
+if TYPE_CHECKING:
+    from tui.screens.container import ContainerScreen
 
 PROCESS_INTERVAL = 2.0
 """Seconds between two reads of the open view's processes (one `docker top` each)."""
@@ -72,6 +75,8 @@ class ContainerController:
 
     def open(self, container: ContainerSnapshot) -> ContainerScreen:
         """Push the view of one container and start reading its processes."""
+        from tui.screens.container import ContainerScreen
+
         cid = container.info.id
         screen = ContainerScreen(container, self.history.series(cid), read_only=self.read_only)
         self._screen = screen
@@ -141,6 +146,8 @@ class ContainerController:
                     lambda: self._signal(engine, message.container_id, process.pid, signal),
                     thread=True,
                 )
+
+        from tui.screens.signal import SignalScreen
 
         self.app.push_screen(SignalScreen(target, act.SIGNALS), picked)
 
