@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import pickle
+import platform
 import subprocess
 import sys
 
@@ -110,3 +111,28 @@ def test_the_serving_pool_keeps_what_discovery_reads_and_finds_the_same(engine, 
         assert discover(slim, pid=pid, remote_host=remote) == whole
     # Far smaller than the whole document (mounts, host config, graph driver data, ...).
     assert len(pickle.dumps(slim)) * 3 < len(pickle.dumps(dict(attrs)))
+
+
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's allocator only")
+def test_the_heap_is_trimmed_of_what_was_freed_and_arenas_are_limited():
+    # In a fresh interpreter: 60 MB of malloc'd blocks (each above pymalloc's 512 bytes) freed
+    # but for one block after them, which keeps glibc from giving back the top of its heap:
+    # only a trim returns the pages under it.
+    code = (
+        "from tui import heap\n"
+        "assert heap.limit_arenas()\n"
+        "def rss():\n"
+        "    with open('/proc/self/statm') as f:\n"
+        "        return int(f.read().split()[1]) * 4096\n"
+        "blocks = [bytes(1200) for _ in range(50_000)]\n"
+        "pin = bytes(1200)\n"
+        "del blocks\n"
+        "before = rss()\n"
+        "heap.trim()\n"
+        "print(before - rss())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) > 40_000_000

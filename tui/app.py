@@ -34,6 +34,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input
 
+from tui import heap
 from tui.commands import (
     ACTION_COMMANDS,
     APP_COMMANDS,
@@ -288,6 +289,9 @@ class AitopApp(FleetActions):
             # run (they would slow this first frame down: FleetMonitor.start).
             for each in self.monitors:
                 self.call_after_refresh(each.release_details)
+            # The start's garbage (import-time objects, the first listing) is freed by now:
+            # its pages go back to the system instead of staying in the peak.
+            self.call_after_refresh(heap.trim)
         if (
             self._first_frame_file
             and snapshot.sampled

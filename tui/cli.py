@@ -323,8 +323,10 @@ def _tui_command(
             engines[0].version()
         except EngineError as exc:
             raise EngineError(f"{exc}{NO_ENGINE_HINT}") from exc
+    from tui import heap
     from tui.watch import monitors_for
 
+    heap.limit_arenas()  # before the monitors' threads: each would get an arena of its own
     # Start watching now: the engines are listed and sampled while Textual loads.
     monitors = monitors_for(engines, config)
     for monitor in monitors:
