@@ -63,7 +63,9 @@ def test_each_event_once_newest_first_and_bounded():
 def test_the_history_seeds_what_happened_before_aitop_connected(engine, run_container):
     cid = run_container("sleep 1; exit 3", restart_policy={"Name": "always"})
     # Two restarts happen before any monitor exists.
-    wait_for(lambda: engine.inspect(cid)["RestartCount"] >= 2, timeout=40, what="two restarts")
+    # RestartCount counts a restart before its start event is out: at 3, the second
+    # restart's start is at least a run (1 s) old.
+    wait_for(lambda: engine.inspect(cid)["RestartCount"] >= 3, timeout=60, what="three restarts")
     monitor = FleetMonitor(Engine(engine.url))
     try:
         monitor.connect()
@@ -87,7 +89,7 @@ def test_the_history_seeds_what_happened_before_aitop_connected(engine, run_cont
 
 def test_snapshot_json_knows_restarts_from_before_it_ran(engine, run_container):
     cid = run_container("sleep 1; exit 3", restart_policy={"Name": "always"})
-    wait_for(lambda: engine.inspect(cid)["RestartCount"] >= 2, timeout=40, what="two restarts")
+    wait_for(lambda: engine.inspect(cid)["RestartCount"] >= 3, timeout=60, what="three restarts")
     began = time.monotonic()
     doc = json.loads(json.dumps(snapshot_json(Engine(engine.url), include_all=True)))
     assert time.monotonic() - began < 30
