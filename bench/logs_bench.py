@@ -22,8 +22,10 @@ once its reader is attached, so both readers follow live:
    (counted, first and last sequence number checked), lines dropped by backpressure, lines the
    buffer's cap evicted, lines never drawn ("skipped in rendering"), how long after the flood's
    last line was written it reached the pane, the process's CPU (all threads, % of one core from
-   the signal until the last line), its peak RSS, and the event loop's lag (a 50 ms timer's
-   lateness: how responsive the UI stayed).
+   the signal until the last line), its peak RSS, the event loop's lag (a 50 ms timer's
+   lateness) and, the figure the issue sets aims for, key to screen: `t` (toggle timestamps)
+   typed 12.5 times a second over the flood's middle, each timed from when it was due to the
+   first screen refresh that shows it (p50, p99, max).
 2. Flood 2 is followed by `docker logs -f -t --since <end of flood 1>` on the same container,
    its output read in big chunks and counted: lines, when the last one came, CLI CPU.
 
@@ -88,6 +90,8 @@ from tui.fleet.logs.splitter import MAX_LINE_BYTES, LineSplitter  # noqa: E402
 from tui.fleet.logs.types import LogBatch, LogTarget, parse_timestamp, preset_by_key  # noqa: E402
 
 IMAGE = "aitop-bench-flood:2"
+KEYS_PER_S = 12.5
+"""Keys typed a second during a followed flood (`t`, toggling timestamps), each timed."""
 LABEL = "aitop.bench"
 
 FLOOD_C = r"""
@@ -197,17 +201,67 @@ def _rss_mb() -> float:
     return 0.0
 
 
+def _keyed_pane() -> Any:
+    """A LogPane class that calls `answered` after the screen shows a timestamps toggle."""
+    from widgets.log_pane import LogPane
+
+    class KeyedPane(LogPane):
+        answered: Any = None
+
+        def watch_show_timestamps(self) -> None:
+            super().watch_show_timestamps()
+            if self.answered is not None:
+                self.call_after_refresh(self.answered)
+
+    return KeyedPane
+
+
+def _type_keys(app: Any, pane: Any, start: float, seconds: float, keys: int) -> list[float]:
+    """Type `t` `keys` times spread over `seconds` from `start` (perf_counter), as a
+    terminal's input thread does (a `Key` event posted to the app); each key's milliseconds
+    from when it was due to the first screen refresh after the pane toggled.
+
+    Each key is due at a set time and timed from then: a thread that wakes late (the GIL
+    held elsewhere) is as late as a terminal's input thread would be.
+    """
+    from textual import events
+
+    latencies: list[float] = []
+    for n in range(keys):
+        due = start + n * seconds / keys
+        time.sleep(max(0.0, due - time.perf_counter()))
+        answered = threading.Event()
+        pane.answered = answered.set
+        app.post_message(events.Key("t", "t"))
+        if answered.wait(600):
+            latencies.append(1000 * (time.perf_counter() - due))
+    return latencies
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": ordered[len(ordered) // 2],
+        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "max": ordered[-1],
+    }
+
+
 def child(
-    container_id: str, rate: int, seconds: float, sample_every: float = 0.0
+    container_id: str, rate: int, seconds: float, sample_every: float = 0.0, keys: int = 0
 ) -> dict[str, Any]:
     """Follow flood 1 with a LogFollower into a LogPane in a headless app; return figures.
 
     With `sample_every` (the soak run), RSS and the buffer's retained lines and bytes are
-    sampled that often, and the run ends at the flood's end even if aitop is behind.
+    sampled that often, and the run ends at the flood's end even if aitop is behind. With
+    `keys`, `t` is typed that many times over the flood's middle (from 1 s in to 1 s before
+    its end), each timed from when it was due to the screen showing it.
     """
     from textual.app import App, ComposeResult
 
-    from widgets.log_pane import LogPane
+    LogPane = _keyed_pane()
 
     expected = int(rate * seconds)
     engine = Engine()
@@ -220,6 +274,7 @@ def child(
 
         def on_mount(self) -> None:
             self.pane = self.query_one(LogPane)
+            self.pane.focus()
             self.lags: list[float] = []
             self._tick_at = time.monotonic()
             self.set_interval(0.05, self._tick)
@@ -258,6 +313,15 @@ def child(
                 time.sleep(0.01)
             cpu0, wall0 = _cpu_seconds(), time.monotonic()
             trigger(container_id)
+            key_ms: list[float] = []
+            typist = threading.Thread(
+                target=lambda: key_ms.extend(
+                    _type_keys(self, pane, time.perf_counter() + 1.0, seconds - 2.0, keys)
+                ),
+                daemon=True,
+            )
+            if keys:
+                typist.start()
             deadline = wall0 + (seconds * 1.2 + 30 if sample_every else seconds * 10 + 60)
             done_at = None
             next_sample = wall0
@@ -287,6 +351,8 @@ def child(
                 samples.append(self.call_from_thread(sample))
             cpu1, wall1 = _cpu_seconds(), time.monotonic()
             follower.close()
+            if keys:
+                typist.join(60)
 
             def collect() -> None:
                 result.update(
@@ -318,6 +384,9 @@ def child(
                 max_loop_lag_ms=1000 * max(lags, default=0.0),
                 p99_loop_lag_ms=1000 * lags[int(len(lags) * 0.99)] if lags else 0.0,
                 p50_loop_lag_ms=1000 * lags[len(lags) // 2] if lags else 0.0,
+                keys=keys,
+                key_ms=key_ms,
+                key=_percentiles(key_ms),
             )
             self.call_from_thread(self.exit)
 
@@ -470,11 +539,11 @@ def hostile_keys(
     thread does (a `Key` event posted to the app), `keys` times spread over `seconds`, and
     times each from when it was due to the first screen refresh after the pane took it.
     """
-    from textual import events
     from textual.app import App, ComposeResult
 
     from tests.hostile_lines import all_lines, drawing_payloads
-    from widgets.log_pane import LogPane
+
+    KeyedPane = _keyed_pane()
 
     payloads = [line.text.encode() for line in all_lines(length)]
     drawing = drawing_payloads(length)
@@ -486,16 +555,6 @@ def hostile_keys(
         payloads = [per_line] * len(payloads)
         batch = batch * length // len(per_line)
     result: dict[str, Any] = {}
-
-    class KeyedPane(LogPane):
-        """The pane, telling the bench when the screen shows a timestamps toggle."""
-
-        answered: Any = None
-
-        def watch_show_timestamps(self) -> None:
-            super().watch_show_timestamps()
-            if self.answered is not None:
-                self.call_after_refresh(self.answered)
 
     class Bench(App):
         def compose(self) -> ComposeResult:
@@ -555,18 +614,8 @@ def hostile_keys(
             threads = [threading.Thread(target=f, daemon=True) for f in (read, deliver)]
             for thread in threads:
                 thread.start()
-            latencies: list[float] = []
-            # Each key is due at a set time and timed from then: a thread that wakes late
-            # (the GIL held elsewhere) is as late as a terminal's input thread would be.
-            start = time.perf_counter() + 1.0  # the reader busy, the pane holding lines
-            for n in range(keys):
-                due = start + n * seconds / keys
-                time.sleep(max(0.0, due - time.perf_counter()))
-                answered = threading.Event()
-                pane.answered = answered.set
-                self.post_message(events.Key("t", "t"))
-                if answered.wait(600):
-                    latencies.append(1000 * (time.perf_counter() - due))
+            # From 1 s in: the reader busy, the pane holding lines.
+            latencies = _type_keys(self, pane, time.perf_counter() + 1.0, seconds, keys)
             stop.set()
             for thread in threads:
                 thread.join(10)
@@ -698,7 +747,10 @@ def bench_rate(engine: Engine, rate: int, seconds: float) -> dict[str, Any]:
         name=f"aitop-bench-logs-{rate}-{uuid.uuid4().hex[:6]}",
     )
     try:
-        aitop = _child(["--child", cid, str(rate), str(seconds)], seconds * 10 + 120)
+        keys = max(1, int((seconds - 2.0) * KEYS_PER_S))
+        aitop = _child(
+            ["--child", cid, str(rate), str(seconds), "--keys", str(keys)], seconds * 10 + 120
+        )
         if not aitop.get("done_ts"):
             raise RuntimeError(f"aitop never saw the end of flood 1: {aitop}")
         docker = docker_logs_follow(cid, aitop["done_ts"] + 1, int(rate * seconds))
@@ -819,6 +871,12 @@ def report(results: list[dict[str, Any]]) -> None:
             f"  aitop  event loop lag    p50 {a['p50_loop_lag_ms']:.0f} ms,"
             f" p99 {a['p99_loop_lag_ms']:.0f} ms, max {a['max_loop_lag_ms']:.0f} ms"
         )
+        k = a["key"]
+        print(
+            f"  aitop  key to screen     p50 {_fmt(k['p50'], '.0f')} ms,"
+            f" p99 {_fmt(k['p99'], '.0f')} ms, max {_fmt(k['max'], '.0f')} ms"
+            f" ({len(a['key_ms'])} of {a['keys']} keys answered)"
+        )
         print(
             f"  docker logs -f           {d['lines']:,} / {d['expected']:,} lines;"
             f" last line after {_fmt(d['tail_latency_s'], '.2f')} s;"
@@ -909,11 +967,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--sample-every", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--keys", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--open-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         cid, rate, seconds = args.child
-        print(json.dumps(child(cid, int(rate), float(seconds), args.sample_every)))
+        print(json.dumps(child(cid, int(rate), float(seconds), args.sample_every, args.keys)))
         return
     if args.open_child:
         cid, name, opens, tail = args.open_child
